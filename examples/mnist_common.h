@@ -1,0 +1,52 @@
+#pragma once
+// Shared by the example drivers: the flags every tool takes, the runtime start-up and main()'s error handling.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include <c10/util/Exception.h>
+
+#include "vlm/core/flags.h"
+#include "vlm/core/runtime.h"
+
+namespace vlm::examples {
+
+struct CommonOptions {
+  std::string data_dir = "data/mnist";  ///< holds the four IDX files, raw or .gz
+  int threads = 0;                      ///< 0 = all cores (LibTorch and OpenBLAS together)
+  uint64_t seed = 1337;
+  std::string device = "cpu";  ///< cpu, cuda, cuda:N, auto
+};
+
+inline void add_common_flags(Flags& flags, CommonOptions& o, bool with_data_dir = true) {
+  if (with_data_dir) flags.add("data_dir", &o.data_dir, "directory with the four MNIST-format IDX files (raw or .gz)");
+  flags.add("threads", &o.threads, "threads for LibTorch and OpenBLAS (0 = all cores)");
+  flags.add("seed", &o.seed, "random seed");
+  flags.add("device", &o.device, "cpu, cuda, cuda:N or auto");
+}
+
+/// Applies the runtime options and prints the resolved configuration.
+inline RuntimeInfo start(const Flags& flags, const CommonOptions& o) {
+  RuntimeOptions ro;
+  ro.threads = o.threads;
+  ro.seed = o.seed;
+  RuntimeInfo info = init_runtime(ro);
+  std::cout << flags.resolved() << "runtime: " << info.summary() << "\n" << std::flush;
+  return info;
+}
+
+/// Runs a driver body; any exception becomes one clear line on stderr and exit status 1.
+template <class F>
+int run_main(const char* program, F&& body) {
+  try {
+    return body();
+  } catch (const c10::Error& e) {
+    std::cerr << program << ": error: " << e.what_without_backtrace() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace vlm::examples

@@ -1,0 +1,46 @@
+#pragma once
+// MNIST-shaped data sets: a directory with the four standard IDX files, each raw or `.gz`:
+//   train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
+// Any image size works; the seed's splits are fractions so that other data sets split the same way.
+#include <cstdint>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+namespace vlm {
+
+/// Images `[N, 1, H, W]` float in [0, 1] and labels `[N]` int64, on the CPU.
+struct LabeledImages {
+  at::Tensor images;
+  at::Tensor labels;
+  int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  int64_t height() const { return images.size(2); }
+  int64_t width() const { return images.size(3); }
+  /// Rows [begin, end) as views; end is clamped to size(). Throws on begin > end or begin out of range.
+  LabeledImages slice(int64_t begin, int64_t end) const;
+  /// The first min(n, size()) rows; n <= 0 means all.
+  LabeledImages head(int64_t n) const;
+};
+
+struct Mnist {
+  LabeledImages train;  ///< the 60k training file (both the VQ-VAE and the language model split it)
+  LabeledImages test;   ///< t10k, held out for all final numbers
+};
+
+/// The seed's split of the training file: the first 5/6 to train, the last 1/6 to validate
+/// (train[0:50000] and train[50000:60000] on MNIST). Used by the VQ-VAE and the language model alike.
+struct TrainValidation {
+  LabeledImages train, validation;
+};
+TrainValidation split_train_validation(const LabeledImages& all, double validation_fraction = 1.0 / 6.0);
+
+/// `dir/stem` or `dir/stem.gz`, whichever exists; throws naming both and the --data_dir fix if neither does.
+std::string find_idx_file(const std::string& dir, const std::string& stem);
+
+/// Reads an image file and a label file and checks that they agree in count.
+LabeledImages load_labeled_images(const std::string& images_path, const std::string& labels_path);
+
+/// Loads the four standard files from `data_dir`. `limit_train`/`limit_test` > 0 keep only the first rows.
+Mnist load_mnist(const std::string& data_dir, int64_t limit_train = 0, int64_t limit_test = 0);
+
+}  // namespace vlm

@@ -1,0 +1,200 @@
+#include "vlm/core/flags.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "vlm/core/check.h"
+
+namespace vlm {
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+template <class T>
+T parse_integer(const std::string& key, const std::string& text, const char* type) {
+  std::string v = trim(text);
+  VLM_CHECK(!v.empty(), "--", key, ": expected ", type, ", got an empty value");
+  errno = 0;
+  char* end = nullptr;
+  T out{};
+  if constexpr (std::is_signed_v<T>) {
+    long long x = std::strtoll(v.c_str(), &end, 10);
+    VLM_CHECK(end && *end == '\0' && errno == 0, "--", key, ": expected ", type, ", got '", text, "'");
+    VLM_CHECK(x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max(), "--", key, ": ", text,
+              " is out of range for ", type);
+    out = static_cast<T>(x);
+  } else {
+    VLM_CHECK(v[0] != '-', "--", key, ": expected a non-negative integer, got '", text, "'");
+    unsigned long long x = std::strtoull(v.c_str(), &end, 10);
+    VLM_CHECK(end && *end == '\0' && errno == 0, "--", key, ": expected ", type, ", got '", text, "'");
+    out = static_cast<T>(x);
+  }
+  return out;
+}
+
+double parse_real(const std::string& key, const std::string& text) {
+  std::string v = trim(text);
+  errno = 0;
+  char* end = nullptr;
+  double x = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+  VLM_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && std::isfinite(x), "--", key,
+            ": expected a finite number, got '", text, "'");
+  return x;
+}
+
+std::string format_real(double x) { return fmt::format("{:g}", x); }
+
+}  // namespace
+
+Flags::Flags(std::string program, std::string description)
+    : program_(std::move(program)), description_(std::move(description)) {}
+
+Flags& Flags::add_entry(Entry e) {
+  VLM_CHECK(!index_.count(e.key), "flag --", e.key, " registered twice");
+  index_[e.key] = entries_.size();
+  entries_.push_back(std::move(e));
+  return *this;
+}
+
+Flags& Flags::add(const std::string& key, bool* f, std::string help) {
+  return add_entry({key, "bool", std::move(help),
+                    [key, f](const std::string& t) {
+                      std::string v = trim(t);
+                      if (v == "" || v == "1" || v == "true" || v == "yes" || v == "on") *f = true;
+                      else if (v == "0" || v == "false" || v == "no" || v == "off") *f = false;
+                      else VLM_FAIL("--", key, ": expected true/false, got '", t, "'");
+                    },
+                    [f] { return std::string(*f ? "true" : "false"); }, [f] { return nlohmann::json(*f); }});
+}
+Flags& Flags::add(const std::string& key, int* f, std::string help) {
+  return add_entry({key, "int", std::move(help),
+                    [key, f](const std::string& t) { *f = parse_integer<int>(key, t, "an integer"); },
+                    [f] { return std::to_string(*f); }, [f] { return nlohmann::json(*f); }});
+}
+Flags& Flags::add(const std::string& key, int64_t* f, std::string help) {
+  return add_entry({key, "int", std::move(help),
+                    [key, f](const std::string& t) { *f = parse_integer<int64_t>(key, t, "an integer"); },
+                    [f] { return std::to_string(*f); }, [f] { return nlohmann::json(*f); }});
+}
+Flags& Flags::add(const std::string& key, uint64_t* f, std::string help) {
+  return add_entry({key, "uint", std::move(help),
+                    [key, f](const std::string& t) { *f = parse_integer<uint64_t>(key, t, "a non-negative integer"); },
+                    [f] { return std::to_string(*f); }, [f] { return nlohmann::json(*f); }});
+}
+Flags& Flags::add(const std::string& key, float* f, std::string help) {
+  return add_entry({key, "float", std::move(help),
+                    [key, f](const std::string& t) { *f = static_cast<float>(parse_real(key, t)); },
+                    [f] { return format_real(*f); }, [f] { return nlohmann::json(*f); }});
+}
+Flags& Flags::add(const std::string& key, double* f, std::string help) {
+  return add_entry({key, "float", std::move(help), [key, f](const std::string& t) { *f = parse_real(key, t); },
+                    [f] { return format_real(*f); }, [f] { return nlohmann::json(*f); }});
+}
+Flags& Flags::add(const std::string& key, std::string* f, std::string help) {
+  return add_entry({key, "string", std::move(help), [f](const std::string& t) { *f = t; }, [f] { return *f; },
+                    [f] { return nlohmann::json(*f); }});
+}
+
+Flags& Flags::add_preset(const std::string& name, std::function<void()> apply, std::string help) {
+  presets_[name] = {std::move(apply), std::move(help)};
+  return *this;
+}
+
+void Flags::set(const std::string& key, const std::string& value) {
+  auto it = index_.find(key);
+  if (it == index_.end()) {
+    std::string known;
+    for (const auto& e : entries_) known += (known.empty() ? "" : ", ") + e.key;
+    VLM_FAIL(program_, ": unknown flag --", key, " (known: ", known, (presets_.empty() ? "" : ", preset"),
+             "; see --help)");
+  }
+  entries_[it->second].set(value);
+}
+
+bool Flags::parse(int argc, const char* const* argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+  return parse(args);
+}
+
+bool Flags::parse(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << usage();
+      return false;
+    }
+    if (a.rfind("--", 0) != 0) {
+      VLM_CHECK(allow_positional_, program_, ": unexpected argument '", a, "': flags are written --key=value");
+      positional_.push_back(a);
+      continue;
+    }
+    auto eq = a.find('=');
+    std::string key = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    std::string value = eq == std::string::npos ? "" : a.substr(eq + 1);
+    VLM_CHECK(!key.empty(), program_, ": malformed argument '", a, "': expected --key=value");
+    // Bare --key is only meaningful for booleans.
+    if (eq == std::string::npos && key != "preset") {
+      auto it = index_.find(key);
+      VLM_CHECK(it == index_.end() || entries_[it->second].type == "bool", program_, ": --", key,
+                " needs a value: --", key, "=VALUE");
+    }
+    pairs.emplace_back(key, value);
+  }
+  // Presets first, so that explicit flags override them whatever their order.
+  for (const auto& [key, value] : pairs) {
+    if (key != "preset" || index_.count("preset")) continue;
+    auto it = presets_.find(value);
+    if (it == presets_.end()) {
+      std::string known;
+      for (const auto& [name, p] : presets_) known += (known.empty() ? "" : ", ") + name;
+      VLM_FAIL(program_, ": unknown preset '", value, "' (known: ", known.empty() ? "none" : known, ")");
+    }
+    it->second.first();
+    preset_ = value;
+  }
+  for (const auto& [key, value] : pairs) {
+    if (key == "preset" && !index_.count("preset")) continue;
+    set(key, value);
+    given_[key] = true;
+  }
+  return true;
+}
+
+std::string Flags::usage() const {
+  std::ostringstream os;
+  os << "usage: " << program_ << " [--key=value ...]\n" << description_ << "\n";
+  if (!presets_.empty()) {
+    os << "\npresets (--preset=NAME, applied before other flags):\n";
+    for (const auto& [name, p] : presets_) os << fmt::format("  {:<22} {}\n", name, p.second);
+  }
+  os << "\nflags (current value in brackets):\n";
+  for (const auto& e : entries_)
+    os << fmt::format("  --{:<20} {} [{}] ({})\n", e.key, e.help, e.get(), e.type);
+  return os.str();
+}
+
+std::string Flags::resolved() const {
+  std::ostringstream os;
+  os << program_ << " configuration" << (preset_.empty() ? "" : " (preset " + preset_ + ")") << ":\n";
+  for (const auto& e : entries_) os << fmt::format("  {:<22} = {}\n", e.key, e.get());
+  return os.str();
+}
+
+nlohmann::json Flags::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  if (!preset_.empty() && !index_.count("preset")) j["preset"] = preset_;
+  for (const auto& e : entries_) j[e.key] = e.json();
+  return j;
+}
+
+}  // namespace vlm

@@ -1,0 +1,71 @@
+#include "vlm/data/mnist.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include <ATen/ATen.h>
+
+#include "vlm/core/check.h"
+#include "vlm/data/idx.h"
+
+namespace vlm {
+
+LabeledImages LabeledImages::slice(int64_t begin, int64_t end) const {
+  const int64_t n = size();
+  end = std::min(end, n);
+  VLM_CHECK(begin >= 0 && begin <= end, "LabeledImages::slice: bad range [", begin, ", ", end, ") of ", n, " rows");
+  return {images.slice(0, begin, end), labels.slice(0, begin, end)};
+}
+
+LabeledImages LabeledImages::head(int64_t n) const { return n <= 0 ? *this : slice(0, std::min(n, size())); }
+
+TrainValidation split_train_validation(const LabeledImages& all, double validation_fraction) {
+  VLM_CHECK(validation_fraction > 0 && validation_fraction < 1, "validation fraction must be in (0, 1), got ",
+            validation_fraction);
+  const int64_t n = all.size();
+  const int64_t v = static_cast<int64_t>(std::llround(n * validation_fraction));
+  VLM_CHECK(v >= 1 && n - v >= 1, "cannot split ", n, " images into train and validation (fraction ",
+            validation_fraction, ")");
+  return {all.slice(0, n - v), all.slice(n - v, n)};
+}
+
+std::string find_idx_file(const std::string& dir, const std::string& stem) {
+  namespace fs = std::filesystem;
+  VLM_CHECK(fs::is_directory(dir), "--data_dir='", dir,
+            "' is not a directory: it must hold the MNIST IDX files (scripts/setup.sh fetches them into data/mnist)");
+  fs::path raw = fs::path(dir) / stem, gz = fs::path(dir) / (stem + ".gz");
+  if (fs::exists(raw)) return raw.string();
+  if (fs::exists(gz)) return gz.string();
+  VLM_FAIL("--data_dir='", dir, "' has no '", stem, "' (nor '", stem,
+           ".gz'); expected the four standard IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,"
+           " t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (raw or .gz)");
+}
+
+LabeledImages load_labeled_images(const std::string& images_path, const std::string& labels_path) {
+  IdxReadOptions image_opts;
+  image_opts.min_rank = 3;
+  IdxReadOptions label_opts;
+  label_opts.max_rank = 1;
+  IdxArray images = read_idx(images_path, image_opts);
+  IdxArray labels = read_idx(labels_path, label_opts);
+  VLM_CHECK(images.count() == labels.count(), "'", images_path, "' holds ", images.count(), " images but '",
+            labels_path, "' holds ", labels.count(), " labels: they must agree");
+  LabeledImages out{idx_to_image_tensor(images, images_path), idx_to_label_tensor(labels, labels_path)};
+  return out;
+}
+
+Mnist load_mnist(const std::string& data_dir, int64_t limit_train, int64_t limit_test) {
+  Mnist m;
+  m.train = load_labeled_images(find_idx_file(data_dir, "train-images-idx3-ubyte"),
+                                find_idx_file(data_dir, "train-labels-idx1-ubyte"))
+                .head(limit_train);
+  m.test = load_labeled_images(find_idx_file(data_dir, "t10k-images-idx3-ubyte"),
+                               find_idx_file(data_dir, "t10k-labels-idx1-ubyte"))
+               .head(limit_test);
+  VLM_CHECK(m.train.height() == m.test.height() && m.train.width() == m.test.width(), "--data_dir='", data_dir,
+            "': train images are ", m.train.height(), "x", m.train.width(), " but test images are ",
+            m.test.height(), "x", m.test.width());
+  return m;
+}
+
+}  // namespace vlm

@@ -1,0 +1,77 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "test_helpers.h"
+#include "vlm/core/atomic_file.h"
+#include "vlm/core/check.h"
+#include "vlm/core/progress.h"
+#include "vlm/core/runtime.h"
+
+TEST_CASE("set_threads sets LibTorch's pool and 0 means all cores", "[runtime]") {
+  CHECK(vlm::set_threads(1) == 1);
+  CHECK(at::get_num_threads() == 1);
+  CHECK(vlm::set_threads(0) == vlm::hardware_threads());
+  CHECK(at::get_num_threads() == vlm::hardware_threads());
+  vlm::set_threads(1);
+}
+
+TEST_CASE("The BLAS check names the backend LibTorch resolved", "[runtime]") {
+  at::mm(at::ones({4, 4}), at::ones({4, 4}));  // make sure BLAS is loaded
+  auto info = vlm::blas_info();
+  CHECK_FALSE(info.name.empty());
+  if (info.name == "OpenBLAS") {
+    vlm::set_threads(2);
+    CHECK(vlm::blas_info().threads == 2);  // the OpenBLAS pool follows our thread option
+    vlm::set_threads(1);
+    CHECK(vlm::blas_info().threads == 1);
+  }
+}
+
+TEST_CASE("Seeding makes LibTorch's random draws reproducible", "[runtime]") {
+  vlm::seed_everything(42);
+  auto a = at::randn({16});
+  vlm::seed_everything(42);
+  auto b = at::randn({16});
+  vlm::seed_everything(43);
+  auto c = at::randn({16});
+  CHECK(at::equal(a, b));
+  CHECK_FALSE(at::equal(a, c));
+}
+
+TEST_CASE("resolve_device accepts cpu and rejects nonsense naming the flag", "[runtime]") {
+  CHECK(vlm::resolve_device("cpu").is_cpu());
+  CHECK_THROWS_WITH(vlm::resolve_device("tpu"), Catch::Contains("--device"));
+  if (!at::hasCUDA()) CHECK_THROWS_WITH(vlm::resolve_device("cuda"), Catch::Contains("--device=cpu"));
+}
+
+TEST_CASE("An atomic write that fails leaves the old file intact and no temporary behind", "[atomic]") {
+  vlm::testing::TempDir dir;
+  auto path = dir.file("sub/out.txt");
+  vlm::write_text_atomically(path, "first");
+  CHECK(vlm::read_text_file(path) == "first");
+  CHECK_THROWS_WITH(vlm::write_atomically(path,
+                                          [](const std::string& tmp) {
+                                            std::ofstream(tmp) << "half";
+                                            throw vlm::Error("disk full");
+                                          }),
+                    "disk full");
+  CHECK(vlm::read_text_file(path) == "first");
+  int files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.file("sub"))) files += e.is_regular_file();
+  CHECK(files == 1);
+  vlm::write_text_atomically(path, "second");
+  CHECK(vlm::read_text_file(path) == "second");
+  CHECK_THROWS_WITH(vlm::read_text_file(dir.file("none")), Catch::Contains("none"));
+}
+
+TEST_CASE("Progress formats durations for humans", "[progress]") {
+  CHECK(vlm::Progress::format_duration(12.34) == "12.3s");
+  CHECK(vlm::Progress::format_duration(187) == "3m07s");
+  CHECK(vlm::Progress::format_duration(3720) == "1h02m");
+  CHECK(vlm::Progress::format_duration(-1) == "?");
+}
