@@ -7,3 +7,4 @@
 #include "vlm/core/runtime.h"
 #include "vlm/data/idx.h"
 #include "vlm/data/mnist.h"
+#include "vlm/io/checkpoint.h"
