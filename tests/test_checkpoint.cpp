@@ -53,3 +53,20 @@ TEST_CASE("Loading a checkpoint checks kind, version, shapes and the file itself
   CHECK_THROWS_WITH(r.load_module("model", *wrong), Catch::Contains("shape"));
   CHECK_THROWS_WITH(r.load_module("absent", *wrong), Catch::Contains("no module 'absent'"));
 }
+
+TEST_CASE("Nested modules load, and a mis-shaped nested weight is reported by its full name", "[checkpoint][errors]") {
+  struct Net : torch::nn::Module {
+    explicit Net(int h) {
+      a = register_module("a", torch::nn::Linear(2, h));
+      b = register_module("b", torch::nn::Linear(h, 1));
+    }
+    torch::nn::Linear a{nullptr}, b{nullptr};
+  };
+  vlm::testing::TempDir dir;
+  Net n1(3), n2(3), n3(4);
+  vlm::CheckpointWriter("toy", 1).add_module("model", n1).save(dir.file("n.pt"));
+  vlm::CheckpointReader r(dir.file("n.pt"), "toy", 1);
+  r.load_module("model", n2);
+  CHECK(at::equal(n1.b->weight, n2.b->weight));
+  CHECK_THROWS_WITH(r.load_module("model", n3), Catch::Contains("model.a.weight") && Catch::Contains("shape"));
+}

@@ -88,17 +88,34 @@ bool CheckpointReader::has(const std::string& name) {
   return archive_.try_read(name, t);
 }
 
+namespace {
+// Module::save nests one archive per child module; walk it the same way to report a missing or mis-shaped tensor by
+// its full name before Module::load would fail with a less helpful message.
+void check_tensors(torch::serialize::InputArchive& archive, torch::nn::Module& module, const std::string& prefix,
+                   const std::string& path) {
+  auto check = [&](const std::string& key, const at::Tensor& expected, bool is_buffer) {
+    at::Tensor t;
+    VLM_CHECK(archive.try_read(key, t, is_buffer), "'", path, "': module '", prefix, "' lacks ",
+              is_buffer ? "buffer" : "parameter", " '", prefix, ".", key, "'");
+    VLM_CHECK(t.sizes() == expected.sizes(), "'", path, "': '", prefix, ".", key, "' has shape ", t.sizes(),
+              ", the model built from the stored options expects ", expected.sizes());
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) check(p.key(), p.value(), false);
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) check(b.key(), b.value(), true);
+  for (const auto& c : module.named_children()) {
+    torch::serialize::InputArchive sub;
+    VLM_CHECK(archive.try_read(c.key(), sub), "'", path, "': module '", prefix, "' lacks submodule '", prefix, ".",
+              c.key(), "'");
+    check_tensors(sub, *c.value(), prefix + "." + c.key(), path);
+  }
+}
+}  // namespace
+
 void CheckpointReader::load_module(const std::string& name, torch::nn::Module& module) {
   torch::serialize::InputArchive sub;
   VLM_CHECK(archive_.try_read(name, sub), "'", path_, "' has no module '", name, "'");
+  check_tensors(sub, module, name, path_);
   try {
-    // Module::load copies into existing parameters and checks that each one is present.
-    for (auto& p : module.named_parameters(/*recurse=*/true)) {
-      at::Tensor t;
-      VLM_CHECK(sub.try_read(p.key(), t), "'", path_, "': module '", name, "' lacks parameter '", p.key(), "'");
-      VLM_CHECK(t.sizes() == p.value().sizes(), "'", path_, "': parameter '", name, ".", p.key(), "' has shape ",
-                t.sizes(), ", the model built from the stored options expects ", p.value().sizes());
-    }
     module.load(sub);
   } catch (const c10::Error& e) {
     VLM_FAIL("'", path_, "': cannot load module '", name, "': ", e.what_without_backtrace());

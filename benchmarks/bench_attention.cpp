@@ -1,0 +1,195 @@
+// Causal self-attention for short sequences: the naive LibTorch composition (matmul + mask + softmax + matmul),
+// LibTorch's at::_scaled_dot_product_attention (is_causal; on the CPU in 1.13 it is that same composition) and the
+// fused kernel of every instruction-set build this CPU runs; forward alone and forward + backward, at the GPT's shape
+// (B = 256, T = 32, 8 heads of 48) and larger ones. Every variant is checked against the naive composition evaluated
+// in double (relative error < 1e-5 on y and on the q, k, v gradients) before it is timed. The physical bound is the
+// GEMM rate measured in the same process (at::mm, n = 1024, same threads): `of_gemm` = attained / GEMM GFLOP/s, with
+// the attention counted as the naive composition's dense FLOPs: 4 B nh T^2 hs forward, 3x that forward + backward.
+//
+//   build-kern/benchmarks/bench_attention [--benchmark_filter=...]
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+
+#include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "vlm/core/check.h"
+#include "vlm/core/runtime.h"
+#include "vlm/kernels/causal_attention.h"
+#include "vlm/kernels/kernel_isa.h"
+
+namespace {
+
+namespace vk = vlm::kernels;
+using AttentionFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
+
+/// GFLOP/s of at::mm at n = 1024 with the current thread count, best of 5 after a warm-up.
+double gemm_gflops() {
+  static std::map<int, double> cache;
+  const int threads = at::get_num_threads();
+  if (auto it = cache.find(threads); it != cache.end()) return it->second;
+  const int64_t n = 1024;
+  at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
+  VLM_CHECK(at::allclose(at::mm(a.narrow(0, 0, 4), b), at::mm(a, b).narrow(0, 0, 4), 1e-4, 1e-4),
+            "at::mm is inconsistent");
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(at::mm(a, b).data_ptr());
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return cache[threads] = 2.0 * n * n * n / best / 1e9;
+}
+
+void BM_Gemm_Bound(benchmark::State& state) {
+  at::NoGradGuard no_grad;
+  vlm::set_threads(static_cast<int>(state.range(0)));
+  const int64_t n = 1024;
+  at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
+  for (auto _ : state) benchmark::DoNotOptimize(at::mm(a, b).data_ptr());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * n * n * n / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+struct Inputs {
+  at::Tensor q, k, v, g;  // (B, nh, T, hs) each; g = dL/dy
+  at::Tensor y, dq, dk, dv;  // the double-precision reference
+};
+
+const Inputs& inputs(int64_t b, int64_t nh, int64_t t, int64_t hs) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Inputs> cache;
+  auto key = std::make_tuple(b, nh, t, hs);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  at::manual_seed(42);
+  Inputs in{at::randn({b, nh, t, hs}), at::randn({b, nh, t, hs}), at::randn({b, nh, t, hs}),
+            at::randn({b, nh, t, hs})};
+  at::Tensor q = in.q.to(at::kDouble).requires_grad_(), k = in.k.to(at::kDouble).requires_grad_(),
+             v = in.v.to(at::kDouble).requires_grad_();
+  at::Tensor y = vk::causal_attention_naive(q, k, v);
+  y.backward(in.g.to(at::kDouble));
+  in.y = y.detach();
+  in.dq = q.grad();
+  in.dk = k.grad();
+  in.dv = v.grad();
+  return cache[key] = in;
+}
+
+double relative_error(const at::Tensor& a, const at::Tensor& ref) {
+  return (a.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
+}
+
+void check(const char* variant, const char* what, const at::Tensor& got, const at::Tensor& ref) {
+  const double err = relative_error(got, ref);
+  VLM_CHECK(err < 1e-5, variant, ": ", what, " has relative error ", err, " against the double reference");
+}
+
+void report(benchmark::State& state, double seconds, double flops, int64_t tokens) {
+  const double per_call = seconds / double(state.iterations());
+  state.SetItemsProcessed(int64_t(state.iterations()) * tokens);  // tokens (B * T) per second
+  state.counters["GFLOP/s"] = flops / per_call / 1e9;
+  state.counters["of_gemm"] = flops / per_call / 1e9 / gemm_gflops();
+}
+
+void run_forward(benchmark::State& state, const char* variant, const AttentionFn& attention) {
+  at::NoGradGuard no_grad;
+  const int64_t b = state.range(0), nh = state.range(1), t = state.range(2), hs = state.range(3);
+  vlm::set_threads(static_cast<int>(state.range(4)));
+  const Inputs& in = inputs(b, nh, t, hs);
+  gemm_gflops();
+  check(variant, "y", attention(in.q, in.k, in.v), in.y);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(attention(in.q, in.k, in.v).data_ptr());
+  report(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+         4.0 * b * nh * t * t * hs, b * t);
+}
+
+void run_forward_backward(benchmark::State& state, const char* variant, const AttentionFn& attention) {
+  const int64_t b = state.range(0), nh = state.range(1), t = state.range(2), hs = state.range(3);
+  vlm::set_threads(static_cast<int>(state.range(4)));
+  const Inputs& in = inputs(b, nh, t, hs);
+  gemm_gflops();
+  at::Tensor q = in.q.clone().requires_grad_(), k = in.k.clone().requires_grad_(), v = in.v.clone().requires_grad_();
+  auto step = [&] {
+    at::Tensor y = attention(q, k, v);
+    auto grads = torch::autograd::grad({y}, {q, k, v}, {in.g});  // no accumulation into .grad: just the kernels
+    return std::make_pair(y, grads);
+  };
+  {
+    auto [y, grads] = step();
+    check(variant, "y", y, in.y);
+    check(variant, "dq", grads[0], in.dq);
+    check(variant, "dk", grads[1], in.dk);
+    check(variant, "dv", grads[2], in.dv);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(step().second[0].data_ptr());
+  report(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+         12.0 * b * nh * t * t * hs, b * t);
+}
+
+at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, {}, 0.0, false, /*is_causal=*/true));
+}
+
+bool skip_unsupported(benchmark::State& state, const std::string& isa) {
+  const auto isas = vk::supported_isas();
+  if (std::find(isas.begin(), isas.end(), isa) != isas.end()) return false;
+  state.SkipWithError(("this CPU cannot run the " + isa + " build").c_str());
+  return true;
+}
+
+void BM_Attention_Naive(benchmark::State& state) { run_forward(state, "naive", vk::causal_attention_naive); }
+void BM_Attention_SDPA(benchmark::State& state) { run_forward(state, "sdpa", sdpa); }
+void BM_Attention_Fused(benchmark::State& state, const std::string& isa) {
+  if (skip_unsupported(state, isa)) return;
+  state.SetLabel(isa);
+  run_forward(state, "fused", [&](auto& q, auto& k, auto& v) { return vk::causal_attention(q, k, v, isa); });
+}
+
+void BM_AttentionFwdBwd_Naive(benchmark::State& state) {
+  run_forward_backward(state, "naive", vk::causal_attention_naive);
+}
+void BM_AttentionFwdBwd_SDPA(benchmark::State& state) { run_forward_backward(state, "sdpa", sdpa); }
+void BM_AttentionFwdBwd_Fused(benchmark::State& state, const std::string& isa) {
+  if (skip_unsupported(state, isa)) return;
+  state.SetLabel(isa);
+  run_forward_backward(state, "fused",
+                       [&](auto& q, auto& k, auto& v) { return vk::causal_attention(q, k, v, isa); });
+}
+
+// {B, nh, T, hs, threads}: the GPT's shape, then longer sequences and wider heads.
+void shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"B", "nh", "T", "hs", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (int threads : {1, 2}) {
+    b->Args({256, 8, 32, 48, threads});
+    b->Args({64, 8, 64, 64, threads});
+    b->Args({256, 12, 32, 64, threads});
+  }
+}
+
+BENCHMARK(BM_Gemm_Bound)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_Naive)->Apply(shapes);
+BENCHMARK(BM_Attention_SDPA)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Attention_Fused, avx512, std::string("avx512"))->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Attention_Fused, avx2, std::string("avx2"))->Apply(shapes);
+BENCHMARK(BM_AttentionFwdBwd_Naive)->Apply(shapes);
+BENCHMARK(BM_AttentionFwdBwd_SDPA)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_AttentionFwdBwd_Fused, avx512, std::string("avx512"))->Apply(shapes);
+BENCHMARK_CAPTURE(BM_AttentionFwdBwd_Fused, avx2, std::string("avx2"))->Apply(shapes);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vlm::tune_malloc();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  fmt::print("kernel builds supported: {}; active: {}; BLAS: {}\n", fmt::join(vk::supported_isas(), ", "),
+             vk::active_isa(), vlm::blas_info().name);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

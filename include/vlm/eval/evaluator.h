@@ -1,0 +1,91 @@
+#pragma once
+// The Evaluator: everything the seed's notebook measured, made a fast, complete, reproducible computation, plus the
+// numbers no anchor gives (graded generation, validity, diversity, memorisation, calibration, speed).
+//
+//   EvaluationInputs in;  in.model = load_gpt_checkpoint("runs/x/gpt/best.pt"); in.test_images = ...; ...
+//   nlohmann::json summary = run_evaluation(in, EvaluatorOptions{});   // writes figures + summary.json to out_dir
+#include <cstdint>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include "vlm/eval/metrics.h"
+#include "vlm/models/digit_classifier.h"
+#include "vlm/models/gpt.h"
+#include "vlm/sample/sampler.h"
+#include "vlm/text/char_tokenizer.h"
+#include "vlm/tokenizer/image_token_codec.h"
+
+namespace vlm {
+
+struct EvaluatorOptions {
+  std::string out_dir = "runs/eval";
+  int64_t batch_size = 1000;           ///< prompts per forward pass
+  uint64_t seed = 1337;
+  // the seed's way of classifying: sample the answer
+  bool sampled = true;
+  double sampled_temperature = 0.8;
+  int64_t sampled_top_k = 200;         ///< clamped to the vocabulary, as nanoGPT's default would need
+  int64_t naive_prompts = 100;         ///< prompts timed one at a time, sampling, no cache (0 = skip)
+  // generation
+  int64_t samples_per_digit = 100;
+  double gen_temperature = 1.0;
+  int64_t gen_top_k = 0;
+  int64_t grid_columns = 12;           ///< samples shown per digit row in the PNG grids
+  int64_t logo_examples = 1000;        ///< test strings in the sequence logo (the seed used 1,000 lines)
+};
+
+/// The GPT's exact classification of token strings: one forward pass per batch, argmax over the ten digits.
+struct ExactClassification {
+  ClassificationMetrics metrics;
+  at::Tensor predicted;  ///< (N) int64
+  at::Tensor probs;      ///< (N, 10) posterior over the digits (renormalised)
+  double seconds = 0;
+};
+ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& images,
+                                   const at::Tensor& labels, int64_t batch_size = 1000);
+
+/// The seed's way: complete "image:XXXXXXXX, number:" by sampling, parse the text before '.', compare.
+struct SampledClassification {
+  ClassificationMetrics metrics;  ///< invalid = answers that are not a single digit
+  double seconds = 0;
+};
+SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer,
+                                       const std::vector<std::string>& images, const at::Tensor& labels,
+                                       const SamplerOptions& options);
+/// Parses a sampled answer "7." -> 7; anything else -> -1.
+int64_t parse_digit_answer(const std::string& completion);
+
+/// Generated image strings for every digit, N each, under a template constraint or not.
+struct Generation {
+  std::vector<std::vector<std::string>> completions;  ///< [digit][sample], the text after "number:d, image:"
+  std::vector<std::vector<std::string>> images;       ///< [digit][sample], letters only; "" when invalid
+  int64_t invalid = 0, total = 0;
+  int64_t tokens = 0;
+  double seconds = 0;
+};
+Generation generate_digits(GPT& model, const CharTokenizer& tokenizer, int64_t image_length, int64_t per_digit,
+                           const SamplerOptions& options, bool constrained);
+
+/// Everything one evaluation needs; optional parts (codec, classifier, images, train strings) may be absent and the
+/// figures that need them are then skipped (and said so in the summary).
+struct EvaluationInputs {
+  GPT model{nullptr};
+  CharTokenizer tokenizer{"#"};
+  std::string model_path;
+  std::vector<std::string> test_strings;  ///< image letters of the held-out examples
+  at::Tensor test_labels;                 ///< (N) int64
+  std::vector<std::string> series;        ///< checkpoints for the accuracy-over-training chart (may be empty)
+  const ImageTokenCodec* codec = nullptr;        ///< decodes generated strings into images
+  DigitClassifier classifier{nullptr};           ///< grades generated images
+  at::Tensor test_images;                        ///< (N,1,H,W) real test images: the tokenizer's ceiling
+  const std::unordered_set<std::string>* train_strings = nullptr;  ///< for memorisation
+};
+
+/// Runs every evaluation, writes figures (PNG/SVG) and summary.json into options.out_dir, returns the summary.
+nlohmann::json run_evaluation(EvaluationInputs& inputs, const EvaluatorOptions& options);
+
+}  // namespace vlm

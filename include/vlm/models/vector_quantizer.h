@@ -1,0 +1,99 @@
+#pragma once
+// Vector quantizer of a VQ-VAE (van den Oord et al. 2017), as the seed builds it and with the usual improvements.
+//
+//   VectorQuantizer vq(VectorQuantizerOptions(26, 4).commitment_cost(0.25));
+//   auto out = vq(z);            // z (B, L, D) -> out.quantized (B, L, D), out.codes (B, L), out.loss ()
+//
+// Every D-vector is replaced by its nearest codebook row (squared L2, ties to the lowest index). Gradients reach
+// the encoder through the straight-through estimator. The loss is
+//   codebook term   mean((q - sg[z])^2)         moves the codebook only
+// + beta * commit   mean((sg[q] - z)^2)         moves the encoder only
+// With `use_ema` the codebook term is dropped and the codebook follows exponential moving averages of the vectors
+// assigned to it instead. Codes used less than `dead_code_threshold` (EMA count per batch) are restarted from
+// vectors of the current batch. On its first training forward the codebook is set by k-means on that batch.
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+#include <torch/arg.h>
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
+
+namespace vlm {
+
+struct VectorQuantizerOptions {
+  VectorQuantizerOptions(int64_t num_embeddings = 26, int64_t embedding_dim = 4)
+      : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
+  TORCH_ARG(int64_t, num_embeddings);      ///< K, codebook size (26: one code per letter A..Z)
+  TORCH_ARG(int64_t, embedding_dim);       ///< D, dimension of one code vector
+  TORCH_ARG(double, commitment_cost) = 0.25;  ///< beta on the encoder-side term
+  TORCH_ARG(bool, kmeans_init) = true;     ///< k-means on the first training batch (the seed's init)
+  TORCH_ARG(int64_t, kmeans_iters) = 30;   ///< Lloyd iterations after k-means++ seeding
+  TORCH_ARG(bool, use_ema) = false;        ///< EMA codebook updates instead of the codebook loss term
+  TORCH_ARG(double, ema_decay) = 0.99;
+  TORCH_ARG(double, ema_epsilon) = 1e-5;   ///< Laplace smoothing of the EMA cluster sizes
+  TORCH_ARG(double, dead_code_threshold) = 0.0;  ///< restart codes whose EMA use per batch falls below; 0 = off
+  TORCH_ARG(double, usage_decay) = 0.99;   ///< decay of the per-code usage average that drives restarts
+};
+
+nlohmann::json to_json(const VectorQuantizerOptions& o);
+/// Fields missing from `j` keep their defaults; unknown fields are errors (a checkpoint from a newer writer).
+VectorQuantizerOptions vector_quantizer_options_from_json(const nlohmann::json& j);
+
+/// Index of the nearest codebook row for every row of x, by squared L2; ties go to the lowest index (like argmin).
+/// x (N, D), codebook (K, D) -> (N) int64. The one place the search lives, so a fused kernel can replace it.
+at::Tensor nearest_code(const at::Tensor& x, const at::Tensor& codebook);
+
+/// Plain k-means (k-means++ seeding, then Lloyd) of the rows of x (N, D) into k centroids (k, D).
+/// Empty clusters are re-seeded from the point farthest from its centroid. Uses the default generator.
+at::Tensor kmeans(const at::Tensor& x, int64_t k, int64_t iters);
+
+/// Mean squared distance of each row of x to its nearest codebook row (the quantisation distortion).
+double distortion(const at::Tensor& x, const at::Tensor& codebook);
+
+/// Counts of every code in `codes` (any shape, values in [0, K)) -> (K) int64.
+at::Tensor code_histogram(const at::Tensor& codes, int64_t num_embeddings);
+/// exp(entropy) of a count histogram: K when all codes are used equally, 1 when one code takes everything.
+double perplexity_of_counts(const at::Tensor& counts);
+
+struct VectorQuantizerOutput {
+  at::Tensor quantized;  ///< (..., D) straight-through: value of the codes, gradient of the input
+  at::Tensor codes;      ///< (...) int64
+  at::Tensor loss;       ///< () codebook term (unless EMA) + beta * commitment term
+};
+
+class VectorQuantizerImpl : public torch::nn::Cloneable<VectorQuantizerImpl> {
+ public:
+  explicit VectorQuantizerImpl(VectorQuantizerOptions options = {});
+  void reset() override;
+
+  /// z (..., D) -> quantized (..., D), codes (...), loss (). In training mode this also initialises the codebook
+  /// on the first call, applies the EMA update and restarts dead codes.
+  VectorQuantizerOutput forward(const at::Tensor& z);
+
+  /// Codes of z (..., D) -> (...) int64, no state change, no graph.
+  at::Tensor quantize(const at::Tensor& z);
+  /// Code vectors of codes (...) -> (..., D).
+  at::Tensor lookup(const at::Tensor& codes);
+
+  /// Sets the codebook by k-means on the rows of x (N, D) and marks the quantizer initialised.
+  void init_from(const at::Tensor& x);
+  bool initialized() const;
+  /// How many codes the restart logic has replaced since construction.
+  int64_t restarts() const { return restarts_; }
+
+  VectorQuantizerOptions options;
+  at::Tensor codebook;          ///< (K, D) parameter (a buffer-like parameter without grad when use_ema)
+  at::Tensor initialized_flag;  ///< () buffer, 1 once the codebook is set, so a loaded model is not re-initialised
+  at::Tensor ema_count;         ///< (K) buffer, EMA of the vectors assigned per batch
+  at::Tensor ema_sum;           ///< (K, D) buffer, EMA of their sum
+  at::Tensor usage;             ///< (K) buffer, EMA of assignments per batch, for dead-code restarts
+
+ private:
+  void update_ema(const at::Tensor& flat, const at::Tensor& codes);
+  void restart_dead_codes(const at::Tensor& flat, const at::Tensor& codes);
+  int64_t restarts_ = 0;
+};
+TORCH_MODULE(VectorQuantizer);
+
+}  // namespace vlm

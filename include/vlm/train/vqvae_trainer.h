@@ -1,0 +1,88 @@
+#pragma once
+// Training loop of the image tokenizer, shared by examples/train_vqvae.cpp and the pipeline.
+//
+//   vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
+//   vlm::VQVAETrainOptions opt;                    // the seed: Adam 2e-4, batch 128, patience 3, at most 50 epochs
+//   opt.checkpoint_path = "runs/vqvae-mlp/vqvae.pt";
+//   auto result = vlm::train_vqvae(model, split.train, split.validation, opt);   // model ends at the best epoch
+//
+// Per epoch: train loss = reconstruction MSE + VQ loss, then the same on validation; the code histogram of the
+// epoch's training batches gives perplexity and codes used. Whenever the monitored value improves, the model is
+// written as a tokenizer checkpoint (kind "vqvae", version 1, atomic) with meta {options, alphabet, codes_per_image,
+// epoch, val_loss, ...}; training stops after `patience` epochs without improvement, and the best weights are
+// restored into `model` at the end.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+
+#include "vlm/data/mnist.h"
+#include "vlm/models/vqvae.h"
+
+namespace vlm {
+
+struct VQVAETrainOptions {
+  double lr = 2e-4;                     ///< Adam learning rate (the seed's)
+  int64_t batch_size = 128;
+  int64_t max_epochs = 50;
+  int64_t patience = 3;                 ///< epochs without a better monitored value before stopping; 0 = never stop
+  /// What "better" means for early stopping and the best checkpoint: "val_loss" (recon MSE + VQ loss, the seed's
+  /// monitor) or "val_recon" (recon MSE alone: the VQ terms grow with the latents' scale and can stop training
+  /// while the reconstructions still improve).
+  std::string monitor = "val_loss";
+  std::string lr_schedule = "constant"; ///< "constant" (the seed) or "cosine" (to min_lr over max_epochs)
+  double min_lr = 0.0;
+  int64_t eval_batch_size = 1000;
+  std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
+  std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
+  std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";  ///< stored in the checkpoint for the codec
+  nlohmann::json extra_meta = nlohmann::json::object();  ///< stored in the checkpoint meta (e.g. the run config)
+  bool progress = true;                 ///< a progress line with ETA per epoch
+  c10::Device device = c10::kCPU;
+};
+
+struct VQVAEEpochLog {
+  int64_t epoch = 0;  ///< 1-based
+  double lr = 0;
+  double train_loss = 0, train_recon = 0, train_vq = 0;
+  double val_loss = 0, val_recon = 0, val_vq = 0;
+  double perplexity = 0;      ///< of the codes of this epoch's training batches
+  int64_t codes_used = 0;     ///< codes used at least once in this epoch's training batches
+  double val_perplexity = 0;
+  int64_t val_codes_used = 0;
+  int64_t restarts = 0;       ///< dead codes restarted so far
+  double seconds = 0;         ///< this epoch, training and validation
+  bool improved = false;      ///< the best monitored value so far (and the checkpoint was written)
+  nlohmann::json to_json() const;
+};
+
+struct VQVAETrainResult {
+  std::vector<VQVAEEpochLog> history;
+  int64_t best_epoch = 0;
+  double best_val_loss = 0;  ///< the monitored value (val_loss or val_recon) at best_epoch
+  double seconds = 0;  ///< wall time of the whole loop
+  bool early_stopped = false;
+};
+
+/// Loss terms and codes of a model on a set of images, in eval mode without gradients.
+struct VQVAEEvaluation {
+  double loss = 0;       ///< recon_mse + vq_loss, the seed's validation loss
+  double recon_mse = 0;  ///< mean squared error per pixel, images in [0, 1]
+  double vq_loss = 0;
+  at::Tensor codes;      ///< (N, L) int64 on the CPU
+  at::Tensor recon;      ///< (N, 1, H, W) on the CPU, only when keep_recon
+  at::Tensor latents;    ///< (N, L, D) encoder outputs on the CPU, only when keep_latents
+};
+VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size = 1000,
+                               c10::Device device = c10::kCPU, bool keep_recon = false, bool keep_latents = false);
+
+/// Trains `model` in place; `on_epoch` (optional) sees every epoch's log as soon as it is complete.
+VQVAETrainResult train_vqvae(VQVAE& model, const LabeledImages& train, const LabeledImages& validation,
+                             const VQVAETrainOptions& options,
+                             const std::function<void(const VQVAEEpochLog&)>& on_epoch = {});
+
+}  // namespace vlm

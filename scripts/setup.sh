@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a Debian 12 machine, as root: packages, the real MNIST, the build.
+#   scripts/setup.sh [--no-data] [--no-build] [--build-dir=DIR]
+# Re-running it installs nothing that is there, re-downloads nothing that verifies, and rebuilds incrementally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_data=1 want_build=1 build_dir=build
+for arg in "$@"; do
+  case "$arg" in
+    --no-data) want_data=0 ;;
+    --no-build) want_build=0 ;;
+    --build-dir=*) build_dir=${arg#--build-dir=} ;;
+    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# --- Debian packages --------------------------------------------------------------------------------------------
+# libopenblas0-pthread is named explicitly: without it Debian's LibTorch falls back to the reference BLAS through
+# libblas.so.3 and runs 10-30x slower. libblas3 (the reference) is only there so bench_gemm can compare the two.
+packages=(
+  build-essential cmake ninja-build git ca-certificates nodejs npm
+  libtorch-dev libopenblas0-pthread libblas3
+  libeigen3-dev libfmt-dev catch2 libstb-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev libbenchmark-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  [ "$(id -u)" = 0 ] || { echo "setup.sh: missing packages (${missing[*]}); run as root or install them" >&2; exit 1; }
+  echo "setup.sh: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup.sh: all ${#packages[@]} Debian packages present"
+fi
+
+# LibTorch links libblas.so.3 through alternatives: make sure it resolves to OpenBLAS.
+alt=libblas.so.3-x86_64-linux-gnu
+current=$(update-alternatives --query "$alt" 2>/dev/null | sed -n 's/^Value: //p')
+if [[ "$current" != *openblas* ]]; then
+  best=$(update-alternatives --list "$alt" | grep openblas | head -n1 || true)
+  [ -n "$best" ] || { echo "setup.sh: OpenBLAS is not registered for $alt" >&2; exit 1; }
+  echo "setup.sh: selecting $best for libblas.so.3 (was: ${current:-none})"
+  update-alternatives --set "$alt" "$best"
+fi
+
+# --- data -------------------------------------------------------------------------------------------------------
+if ((want_data)); then
+  scripts/fetch_mnist.sh data/mnist
+fi
+
+# --- build ------------------------------------------------------------------------------------------------------
+if ((want_build)); then
+  if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+    cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release
+  fi
+  cmake --build "$build_dir" -j"$(nproc)"
+fi
+echo "setup.sh: done"

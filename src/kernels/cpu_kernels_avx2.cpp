@@ -1,0 +1,31 @@
+// The kernels compiled for AVX2 + FMA; used only when the CPU reports them (see cpu_kernels.h).
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi,bmi2,f16c,popcnt")
+namespace vlm::kernels::cpu {
+#include "kernels/simd16.h"
+#include "kernels/nearest_code_kernel.h"
+#include "kernels/causal_attention_kernel.h"
+}  // namespace vlm::kernels::cpu
+#pragma GCC pop_options
+
+namespace vlm::kernels::cpu {
+// Built outside the target region: the dispatcher may call this before it knows the CPU's sets.
+const KernelTable* avx2_table() {
+  static const KernelTable table{"avx2", nearest_code_impl, attention_forward_impl, attention_backward_impl};
+  return &table;
+}
+}  // namespace vlm::kernels::cpu
+
+#else
+namespace vlm::kernels::cpu {
+const KernelTable* avx2_table() { return nullptr; }
+}  // namespace vlm::kernels::cpu
+#endif

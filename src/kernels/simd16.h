@@ -1,0 +1,85 @@
+// 16-lane float/int vectors (GCC vector extensions) for the per-instruction-set kernel translation units.
+// Included AFTER `#pragma GCC target(...)`, so every function here is compiled for that set: one zmm register under
+// AVX-512, two ymm under AVX2, four xmm on the baseline. Everything is static: each translation unit has its own copy,
+// so no function compiled for AVX-512 can be picked by the linker for a baseline caller. Standard headers must be
+// included before the pragma for the same reason (their inline functions would otherwise be compiled for the set).
+// No include guard on purpose: one inclusion per translation unit, after the pragma.
+// Needs <cstdint>, <cstring> and (x86) <immintrin.h>, included by the translation unit before its pragma.
+
+// The 64-byte vectors never cross a non-inlined call boundary, so the ABI note GCC gives for them is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace {
+
+constexpr int kLanes = 16;
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+inline vf splat(float a) { return vf{} + a; }
+inline vi splat_i(int32_t a) { return vi{} + a; }
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+/// First n (< 16) lanes only: the tail of a row that is not a multiple of 16 wide.
+inline void store_first(float* p, vf v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+}
+inline vf select(vi mask, vf a, vf b) { return mask ? a : b; }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+
+/// a * b + c in one rounding where the set has FMA (so results differ from the baseline only in the last bits).
+inline vf vfma(vf a, vf b, vf c) {
+#if defined(__x86_64__) && defined(__AVX512F__)
+  return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__x86_64__) && defined(__FMA__)
+  __m256 a2[2], b2[2], c2[2];
+  std::memcpy(a2, &a, sizeof a);
+  std::memcpy(b2, &b, sizeof b);
+  std::memcpy(c2, &c, sizeof c);
+  c2[0] = _mm256_fmadd_ps(a2[0], b2[0], c2[0]);
+  c2[1] = _mm256_fmadd_ps(a2[1], b2[1], c2[1]);
+  vf r;
+  std::memcpy(&r, c2, sizeof r);
+  return r;
+#else
+  return a * b + c;
+#endif
+}
+
+inline float hsum(vf v) {
+  float s = 0;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+inline float hmax(vf v) {
+  float m = v[0];
+  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+/// exp(x) for x <= 0 (softmax after subtracting the row max), Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-6
+/// polynomial for e^r, then 2^n through the exponent bits. About 1 ulp; inputs below -87 flush to e^-87 (callers mask
+/// those entries to exact zeros anyway).
+inline vf exp_nonpositive(vf x) {
+  x = x < -87.0f ? splat(-87.0f) : x;
+  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer
+  vf n = vfma(x, splat(1.44269504088896341f), magic) - magic;
+  vf r = vfma(n, splat(-0.693359375f), x);
+  r = vfma(n, splat(2.12194440e-4f), r);
+  vf p = splat(1.9875691500e-4f);
+  p = vfma(p, r, splat(1.3981999507e-3f));
+  p = vfma(p, r, splat(8.3334519073e-3f));
+  p = vfma(p, r, splat(4.1665795894e-2f));
+  p = vfma(p, r, splat(1.6666665459e-1f));
+  p = vfma(p, r, splat(5.0000001201e-1f));
+  vf e = vfma(p, r * r, r) + 1.0f;
+  vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return e * scale;
+}
+
+}  // namespace

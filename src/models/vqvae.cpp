@@ -1,0 +1,117 @@
+#include "vlm/models/vqvae.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+
+#include "vlm/core/check.h"
+
+namespace vlm {
+
+namespace nn = torch::nn;
+
+VQVAEOptions VQVAEOptions::preset(const std::string& variant) {
+  VQVAEOptions o;
+  o.variant(variant);
+  if (variant == "mlp") return o;
+  VLM_CHECK(variant == "conv", "unknown VQ-VAE variant '", variant, "'; expected mlp or conv");
+  o.hidden_dim(512).channels(32);
+  o.quantizer().embedding_dim(16).use_ema(true).ema_decay(0.99).dead_code_threshold(1.0);
+  return o;
+}
+
+nlohmann::json to_json(const VQVAEOptions& o) {
+  return {{"variant", o.variant()},       {"image_size", o.image_size()}, {"hidden_dim", o.hidden_dim()},
+          {"channels", o.channels()},     {"n_codes", o.n_codes()},       {"quantizer", to_json(o.quantizer())}};
+}
+
+VQVAEOptions vqvae_options_from_json(const nlohmann::json& j) {
+  VLM_CHECK(j.is_object(), "VQ-VAE options: expected a JSON object, got ", j.dump());
+  VQVAEOptions o;
+  for (const auto& [key, value] : j.items()) {
+    if (key == "variant") o.variant(value.get<std::string>());
+    else if (key == "image_size") o.image_size(value.get<int64_t>());
+    else if (key == "hidden_dim") o.hidden_dim(value.get<int64_t>());
+    else if (key == "channels") o.channels(value.get<int64_t>());
+    else if (key == "n_codes") o.n_codes(value.get<int64_t>());
+    else if (key == "quantizer") o.quantizer(vector_quantizer_options_from_json(value));
+    else VLM_FAIL("VQ-VAE options: unknown field '", key, "' (written by a newer vlm?)");
+  }
+  return o;
+}
+
+VQVAEImpl::VQVAEImpl(VQVAEOptions options_) : options(std::move(options_)) { reset(); }
+
+void VQVAEImpl::reset() {
+  const int64_t S = options.image_size(), H = options.hidden_dim(), L = options.n_codes();
+  const int64_t latent = options.latent_dim();
+  VLM_CHECK(S > 0 && H > 0 && L > 0, "VQ-VAE: image_size, hidden_dim and n_codes must be positive, got ", S, ", ", H,
+            ", ", L);
+  if (options.variant() == "mlp") {
+    encoder = nn::Sequential(nn::Flatten(), nn::Linear(S * S, H), nn::ReLU(), nn::Linear(H, latent), nn::ReLU());
+    decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, S * S), nn::Sigmoid(),
+                             nn::Unflatten(nn::UnflattenOptions(1, {1, S, S})));
+  } else if (options.variant() == "conv") {
+    const int64_t c = options.channels();
+    VLM_CHECK(S % 4 == 0, "VQ-VAE conv: image_size must be a multiple of 4 (two stride-2 convs), got ", S);
+    VLM_CHECK(c > 0, "VQ-VAE conv: channels must be positive, got ", c);
+    const int64_t s4 = S / 4, flat = 2 * c * s4 * s4;
+    auto down = [](int64_t in, int64_t out) { return nn::Conv2d(nn::Conv2dOptions(in, out, 4).stride(2).padding(1)); };
+    auto up = [](int64_t in, int64_t out) {
+      return nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, 4).stride(2).padding(1));
+    };
+    encoder = nn::Sequential(down(1, c), nn::ReLU(),      // (B, c, S/2, S/2)
+                             down(c, 2 * c), nn::ReLU(),  // (B, 2c, S/4, S/4)
+                             nn::Flatten(), nn::Linear(flat, H), nn::ReLU(), nn::Linear(H, latent));
+    decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, flat), nn::ReLU(),
+                             nn::Unflatten(nn::UnflattenOptions(1, {2 * c, s4, s4})),  // (B, 2c, S/4, S/4)
+                             up(2 * c, c), nn::ReLU(),                                 // (B, c, S/2, S/2)
+                             up(c, 1), nn::Sigmoid());                                 // (B, 1, S, S)
+  } else {
+    VLM_FAIL("VQ-VAE: unknown variant '", options.variant(), "'; expected mlp or conv");
+  }
+  register_module("encoder", encoder);
+  quantizer = register_module("quantizer", VectorQuantizer(options.quantizer()));
+  register_module("decoder", decoder);
+}
+
+void VQVAEImpl::check_images(const at::Tensor& images) const {
+  const int64_t S = options.image_size();
+  VLM_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == S && images.size(3) == S,
+            "VQ-VAE: expected images (B, 1, ", S, ", ", S, "), got ", images.sizes());
+}
+
+at::Tensor VQVAEImpl::encode(const at::Tensor& images) {
+  check_images(images);
+  auto z = encoder->forward(images);                                        // (B, L*D)
+  return z.view({images.size(0), options.n_codes(), -1});                   // (B, L, D)
+}
+
+at::Tensor VQVAEImpl::quantize(const at::Tensor& images) {
+  at::NoGradGuard no_grad;
+  return quantizer->quantize(encode(images));  // (B, L)
+}
+
+at::Tensor VQVAEImpl::decode(const at::Tensor& quantized) {
+  VLM_CHECK(quantized.dim() == 3 && quantized.size(1) == options.n_codes() &&
+                quantized.size(2) == options.quantizer().embedding_dim(),
+            "VQ-VAE: expected quantized latents (B, ", options.n_codes(), ", ", options.quantizer().embedding_dim(),
+            "), got ", quantized.sizes());
+  return decoder->forward(quantized.flatten(1));  // (B, 1, S, S)
+}
+
+at::Tensor VQVAEImpl::decode_codes(const at::Tensor& codes) {
+  VLM_CHECK(codes.dim() == 2 && codes.size(1) == options.n_codes() && codes.scalar_type() == at::kLong,
+            "VQ-VAE: expected codes (B, ", options.n_codes(), ") int64, got ", codes.sizes(), " ",
+            codes.scalar_type());
+  return decode(quantizer->lookup(codes));
+}
+
+VQVAEOutput VQVAEImpl::forward(const at::Tensor& images) {
+  auto z = encode(images);         // (B, L, D)
+  auto vq = quantizer->forward(z);  // quantized (B, L, D), codes (B, L)
+  return {decode(vq.quantized), vq.loss, z, vq.codes};
+}
+
+}  // namespace vlm

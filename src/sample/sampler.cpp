@@ -1,0 +1,114 @@
+#include "vlm/sample/sampler.h"
+
+#include <limits>
+#include <map>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "vlm/core/check.h"
+
+namespace vlm {
+
+Sampler::Sampler(GPT model, CharTokenizer tokenizer, SamplerOptions options)
+    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(options),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed())) {
+  VLM_CHECK(model_, "Sampler: no model");
+  VLM_CHECK(model_->options.vocab_size() == tokenizer_.vocab_size(), "Sampler: the model has ",
+            model_->options.vocab_size(), " tokens but the tokenizer ", tokenizer_.vocab_size());
+  VLM_CHECK(options_.greedy() || options_.temperature() > 0, "Sampler: temperature must be > 0, got ",
+            options_.temperature(), " (use greedy for argmax)");
+  VLM_CHECK(options_.top_k() >= 0 && options_.batch_size() > 0 && options_.max_new_tokens() >= 0,
+            "Sampler: top_k, batch_size and max_new_tokens must be non-negative (batch_size positive)");
+  VLM_CHECK(tokenizer_.contains(options_.stop()), "Sampler: the stop character '", options_.stop(),
+            "' is not in the vocabulary");
+}
+
+void Sampler::reseed(uint64_t seed) { generator_ = at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+at::Tensor Sampler::pick(at::Tensor logits) {
+  if (options_.greedy()) return logits.argmax(-1);
+  logits = logits / options_.temperature();
+  const int64_t k = std::min<int64_t>(options_.top_k(), logits.size(-1));
+  if (k > 0 && k < logits.size(-1)) {
+    auto kth = std::get<0>(logits.topk(k, -1)).narrow(-1, k - 1, 1);  // (B, 1) the k-th largest
+    logits = logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
+  }
+  auto probs = at::softmax(logits, -1);
+  return at::multinomial(probs, 1, /*replacement=*/false, generator_).squeeze(-1);
+}
+
+std::vector<std::string> Sampler::complete(const std::vector<std::string>& prompts,
+                                           const TemplateConstraint* constraint) {
+  // Batch prompts of equal length together, keeping the caller's order in the result.
+  std::map<size_t, std::vector<size_t>> by_length;
+  for (size_t i = 0; i < prompts.size(); ++i) by_length[prompts[i].size()].push_back(i);
+  std::vector<std::string> out(prompts.size());
+  for (const auto& [len, rows] : by_length)
+    for (size_t b = 0; b < rows.size(); b += options_.batch_size()) {
+      std::vector<std::string> batch;
+      size_t end = std::min(rows.size(), b + static_cast<size_t>(options_.batch_size()));
+      for (size_t r = b; r < end; ++r) batch.push_back(prompts[rows[r]]);
+      auto done = complete_batch(batch, constraint);
+      for (size_t r = b; r < end; ++r) out[rows[r]] = std::move(done[r - b]);
+    }
+  return out;
+}
+
+std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>& prompts,
+                                                 const TemplateConstraint* constraint) {
+  const int64_t B = static_cast<int64_t>(prompts.size()), T0 = static_cast<int64_t>(prompts[0].size());
+  const int64_t block = model_->options.block_size();
+  VLM_CHECK(T0 >= 1, "Sampler: empty prompt (the model needs at least one character of context)");
+  VLM_CHECK(T0 < block, "Sampler: prompt of ", T0, " characters leaves no room in the block of ", block);
+  if (constraint)
+    for (const auto& p : prompts)
+      for (int64_t i = 0; i < T0; ++i)
+        VLM_CHECK(constraint->allows(i, p[i]), "Sampler: prompt '", p, "' does not follow the template at position ",
+                  i, " ('", p[i], "')");
+  int64_t limit = block;  // absolute position limit (exclusive)
+  if (options_.max_new_tokens() > 0) limit = std::min(limit, T0 + options_.max_new_tokens());
+  if (constraint) limit = std::min(limit, constraint->length());
+
+  const auto device = model_->parameters().front().device();
+  at::NoGradGuard no_grad;
+  const bool was_training = model_->is_training();
+  model_->eval();
+
+  std::vector<int64_t> ids;
+  ids.reserve(B * T0);
+  for (const auto& p : prompts) {
+    auto e = tokenizer_.encode(p);
+    ids.insert(ids.end(), e.begin(), e.end());
+  }
+  auto seq = at::tensor(ids, at::kLong).view({B, T0});  // (B, T) on CPU, grows by one column per step
+  const int64_t stop_id = tokenizer_.id(options_.stop());
+  auto finished = at::zeros({B}, at::kBool);
+  GPTImpl::KVCache cache;
+  at::Tensor logits = options_.use_cache() ? model_->forward(seq.to(device), cache) : model_->forward(seq.to(device));
+
+  for (int64_t pos = T0; pos < limit; ++pos) {
+    auto last = logits.select(1, logits.size(1) - 1).to(at::kCPU, at::kFloat);  // (B, V)
+    if (constraint) last = last + constraint->additive_mask(pos);
+    auto next = pick(last);  // (B)
+    tokens_generated_ += B;
+    seq = at::cat({seq, next.view({B, 1})}, 1);
+    finished |= next.eq(stop_id);
+    if (finished.all().item<bool>() || pos + 1 >= limit) break;
+    logits = options_.use_cache() ? model_->forward(next.view({B, 1}).to(device), cache)
+                                  : model_->forward(seq.to(device));
+  }
+  model_->train(was_training);
+
+  std::vector<std::string> out(B);
+  auto acc = seq.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = T0; t < seq.size(1); ++t) {
+      char c = tokenizer_.character(acc[b][t]);
+      out[b] += c;
+      if (c == options_.stop()) break;
+    }
+  return out;
+}
+
+}  // namespace vlm

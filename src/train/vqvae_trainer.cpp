@@ -1,0 +1,183 @@
+#include "vlm/train/vqvae_trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/optim/adam.h>
+
+#include "vlm/core/atomic_file.h"
+#include "vlm/core/check.h"
+#include "vlm/core/progress.h"
+#include "vlm/tokenizer/image_token_codec.h"
+
+namespace vlm {
+
+nlohmann::json VQVAEEpochLog::to_json() const {
+  return {{"epoch", epoch},           {"lr", lr},
+          {"train_loss", train_loss}, {"train_recon_mse", train_recon},
+          {"train_vq_loss", train_vq}, {"val_loss", val_loss},
+          {"val_recon_mse", val_recon}, {"val_vq_loss", val_vq},
+          {"perplexity", perplexity}, {"codes_used", codes_used},
+          {"val_perplexity", val_perplexity}, {"val_codes_used", val_codes_used},
+          {"restarts", restarts},     {"seconds", seconds},
+          {"improved", improved}};
+}
+
+VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size, c10::Device device,
+                               bool keep_recon, bool keep_latents) {
+  VLM_CHECK(batch_size > 0, "evaluate_vqvae: batch_size must be positive, got ", batch_size);
+  at::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  const int64_t n = images.size(0);
+  double sq_err = 0, vq = 0;
+  std::vector<at::Tensor> codes, recons, latents;
+  for (int64_t i = 0; i < n; i += batch_size) {
+    auto x = images.slice(0, i, i + batch_size).to(device);  // (b, 1, H, W)
+    auto out = model->forward(x);
+    sq_err += (out.recon - x).pow(2).sum().item<double>();
+    vq += out.vq_loss.item<double>() * x.size(0);  // batch means, weighted back to a mean over images
+    codes.push_back(out.codes.cpu());
+    if (keep_recon) recons.push_back(out.recon.cpu());
+    if (keep_latents) latents.push_back(out.latents.cpu());
+  }
+  model->train(was_training);
+  VQVAEEvaluation e;
+  VLM_CHECK(n > 0, "evaluate_vqvae: no images");
+  e.recon_mse = sq_err / static_cast<double>(images.numel());
+  e.vq_loss = vq / n;
+  e.loss = e.recon_mse + e.vq_loss;
+  e.codes = at::cat(codes);
+  if (keep_recon) e.recon = at::cat(recons);
+  if (keep_latents) e.latents = at::cat(latents);
+  return e;
+}
+
+namespace {
+// A copy of every parameter and buffer, to put the best epoch back at the end.
+std::vector<at::Tensor> snapshot(const VQVAE& model) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+  for (const auto& b : model->buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+void restore(VQVAE& model, const std::vector<at::Tensor>& state) {
+  at::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& p : model->parameters()) p.copy_(state[i++]);
+  for (auto& b : model->buffers()) b.copy_(state[i++]);
+}
+}  // namespace
+
+VQVAETrainResult train_vqvae(VQVAE& model, const LabeledImages& train, const LabeledImages& validation,
+                             const VQVAETrainOptions& o, const std::function<void(const VQVAEEpochLog&)>& on_epoch) {
+  VLM_CHECK(o.batch_size > 0, "--batch_size must be positive, got ", o.batch_size);
+  VLM_CHECK(o.max_epochs > 0, "--max_epochs must be positive, got ", o.max_epochs);
+  VLM_CHECK(o.patience >= 0, "--patience must be >= 0, got ", o.patience);
+  VLM_CHECK(o.lr > 0, "--lr must be positive, got ", o.lr);
+  VLM_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine", "--lr_schedule must be constant or cosine, got '",
+            o.lr_schedule, "'");
+  VLM_CHECK(o.monitor == "val_loss" || o.monitor == "val_recon", "--monitor must be val_loss or val_recon, got '",
+            o.monitor, "'");
+  VLM_CHECK(train.size() > 0 && validation.size() > 0, "train_vqvae: empty training (", train.size(),
+            ") or validation (", validation.size(), ") set");
+  check_alphabet(o.alphabet, model->num_embeddings());
+
+  model->to(o.device);
+  model->train();
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr));
+  const int64_t n = train.size(), K = model->num_embeddings();
+  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
+  const int64_t total_steps = steps_per_epoch * o.max_epochs;
+  auto lr_at = [&](int64_t step) {
+    if (o.lr_schedule == "constant") return o.lr;
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * static_cast<double>(step) / total_steps));
+  };
+
+  VQVAETrainResult result;
+  result.best_val_loss = std::numeric_limits<double>::infinity();
+  std::vector<at::Tensor> best_state;
+  std::string jsonl;
+  int64_t since_best = 0, step = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t epoch = 1; epoch <= o.max_epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded by init_runtime
+    auto histogram = at::zeros({K}, at::kLong);
+    double sum_loss = 0, sum_recon = 0, sum_vq = 0;
+    Progress bar(fmt::format("epoch {}/{}", epoch, o.max_epochs), steps_per_epoch, "batch");
+    for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
+      const double lr = lr_at(step);
+      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      auto idx = order.slice(0, b * o.batch_size, (b + 1) * o.batch_size);
+      auto x = train.images.index_select(0, idx).to(o.device);  // (B, 1, H, W)
+      auto out = model->forward(x);
+      auto recon = at::mse_loss(out.recon, x);
+      auto loss = recon + out.vq_loss;
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      const double bsz = static_cast<double>(x.size(0));
+      sum_loss += loss.item<double>() * bsz;
+      sum_recon += recon.item<double>() * bsz;
+      sum_vq += out.vq_loss.item<double>() * bsz;
+      histogram += at::bincount(out.codes.flatten().cpu(), {}, K);
+      if (o.progress) bar.update(b + 1, fmt::format("loss {:.5f}", sum_loss / ((b + 1) * o.batch_size)));
+    }
+    if (o.progress) bar.finish();
+
+    auto val = evaluate_vqvae(model, validation.images, o.eval_batch_size, o.device);
+    VQVAEEpochLog log;
+    log.epoch = epoch;
+    log.lr = lr_at(step - 1);
+    log.train_loss = sum_loss / n;
+    log.train_recon = sum_recon / n;
+    log.train_vq = sum_vq / n;
+    log.val_loss = val.loss;
+    log.val_recon = val.recon_mse;
+    log.val_vq = val.vq_loss;
+    log.perplexity = perplexity_of_counts(histogram);
+    log.codes_used = histogram.gt(0).sum().item<int64_t>();
+    auto val_hist = code_histogram(val.codes, K);
+    log.val_perplexity = perplexity_of_counts(val_hist);
+    log.val_codes_used = val_hist.gt(0).sum().item<int64_t>();
+    log.restarts = model->quantizer->restarts();
+    const double monitored = o.monitor == "val_loss" ? val.loss : val.recon_mse;
+    log.improved = monitored < result.best_val_loss;
+    if (log.improved) {
+      result.best_val_loss = monitored;
+      result.best_epoch = epoch;
+      best_state = snapshot(model);
+      since_best = 0;
+      if (!o.checkpoint_path.empty()) {
+        nlohmann::json meta = o.extra_meta.is_object() ? o.extra_meta : nlohmann::json::object();
+        meta["epoch"] = epoch;
+        meta["val_loss"] = val.loss;
+        meta["val_recon_mse"] = val.recon_mse;
+        ImageTokenCodec(model, o.alphabet, o.device).save(o.checkpoint_path, meta);
+      }
+    } else {
+      ++since_best;
+    }
+    log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    result.history.push_back(log);
+    if (!o.log_path.empty()) {
+      jsonl += log.to_json().dump() + "\n";
+      write_text_atomically(o.log_path, jsonl);
+    }
+    if (on_epoch) on_epoch(log);
+    if (o.patience > 0 && since_best >= o.patience) {
+      result.early_stopped = epoch < o.max_epochs;
+      break;
+    }
+  }
+  if (!best_state.empty()) restore(model, best_state);
+  model->eval();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace vlm

@@ -1,0 +1,144 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <torch/optim/sgd.h>
+
+#include "vlm/core/check.h"
+#include "vlm/models/attention.h"
+#include "vlm/models/gpt.h"
+
+namespace {
+vlm::GPTOptions tiny(double dropout = 0.0, bool bias = false) {
+  return vlm::GPTOptions().vocab_size(50).block_size(32).n_layer(2).n_head(2).n_embd(32).dropout(dropout).bias(bias);
+}
+}  // namespace
+
+TEST_CASE("causal_self_attention matches a loop-by-loop softmax reference, also continuing after cached keys",
+          "[gpt]") {
+  at::manual_seed(3);
+  const int64_t B = 2, nh = 2, Tk = 5, hs = 4;
+  for (int64_t Tq : {5, 2, 1}) {
+    auto q = at::randn({B, nh, Tq, hs}), k = at::randn({B, nh, Tk, hs}), v = at::randn({B, nh, Tk, hs});
+    auto y = vlm::causal_self_attention(q, k, v, 0.0, false);
+    REQUIRE(y.sizes() == at::IntArrayRef({B, nh, Tq, hs}));
+    auto qa = q.accessor<float, 4>(), ka = k.accessor<float, 4>(), va = v.accessor<float, 4>();
+    auto ya = y.accessor<float, 4>();
+    double max_diff = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < nh; ++h)
+        for (int64_t i = 0; i < Tq; ++i) {
+          const int64_t pos = Tk - Tq + i;  // absolute position of query i
+          std::vector<double> w(pos + 1);
+          double mx = -1e30, z = 0;
+          for (int64_t j = 0; j <= pos; ++j) {
+            double dot = 0;
+            for (int64_t d = 0; d < hs; ++d) dot += qa[b][h][i][d] * ka[b][h][j][d];
+            w[j] = dot / std::sqrt(double(hs));
+            mx = std::max(mx, w[j]);
+          }
+          for (auto& x : w) z += (x = std::exp(x - mx));
+          for (int64_t d = 0; d < hs; ++d) {
+            double out = 0;
+            for (int64_t j = 0; j <= pos; ++j) out += w[j] / z * va[b][h][j][d];
+            max_diff = std::max(max_diff, std::abs(out - ya[b][h][i][d]));
+          }
+        }
+    CHECK(max_diff < 1e-5);
+  }
+  CHECK_THROWS_AS(vlm::find_attention("flash"), vlm::Error);
+}
+
+TEST_CASE("Changing a future token never changes an earlier logit", "[gpt]") {
+  at::manual_seed(1);
+  vlm::GPT model(tiny());
+  model->eval();
+  auto idx = at::randint(50, {3, 20}, at::kLong);
+  auto base = model->forward(idx);  // (3, 20, 50)
+  for (int64_t t : {0, 7, 19}) {
+    auto changed = idx.clone();
+    changed.select(1, t).add_(1).remainder_(50);
+    auto out = model->forward(changed);
+    if (t > 0) CHECK(at::equal(out.narrow(1, 0, t), base.narrow(1, 0, t)));
+    CHECK_FALSE(at::allclose(out.narrow(1, t, 20 - t), base.narrow(1, t, 20 - t)));
+  }
+}
+
+TEST_CASE("Continuing from a key/value cache gives the logits of the full forward", "[gpt]") {
+  at::manual_seed(2);
+  vlm::GPT model(tiny(0.0, true));
+  model->eval();
+  auto idx = at::randint(50, {2, 12}, at::kLong);
+  auto full = model->forward(idx);  // (2, 12, 50)
+  vlm::GPTImpl::KVCache cache;
+  auto first = model->forward(idx.narrow(1, 0, 9), cache);  // the prompt
+  CHECK(cache.length == 9);
+  REQUIRE(cache.k.size() == 2);
+  CHECK(cache.k[0].sizes() == at::IntArrayRef({2, 2, 9, 16}));
+  CHECK(at::allclose(first, full.narrow(1, 0, 9), 1e-5, 1e-5));
+  for (int64_t t = 9; t < 12; ++t) {
+    auto step = model->forward(idx.narrow(1, t, 1), cache);  // one token at a time
+    CHECK(at::allclose(step.select(1, 0), full.select(1, t), 1e-5, 1e-5));
+  }
+  CHECK(cache.length == 12);
+  CHECK_THROWS_AS(model->forward(at::zeros({2, 21}, at::kLong), cache), vlm::Error);  // past block_size
+}
+
+TEST_CASE("The output head is wte itself: tied storage, one parameter, shared updates", "[gpt]") {
+  at::manual_seed(4);
+  vlm::GPT model(tiny());
+  CHECK(model->lm_head_weight().data_ptr() == model->wte->weight.data_ptr());
+  int64_t wte_count = 0;
+  for (auto& p : model->named_parameters()) {
+    wte_count += p.value().data_ptr() == model->wte->weight.data_ptr();
+    CHECK(p.key().find("lm_head") == std::string::npos);
+  }
+  CHECK(wte_count == 1);
+  model->eval();
+  auto idx = at::randint(50, {2, 6}, at::kLong);
+  auto check_tied = [&] {
+    auto expected = at::matmul(model->hidden(idx), model->wte->weight.t());  // (2, 6, 50)
+    CHECK(at::allclose(model->forward(idx), expected, 1e-5, 1e-6));
+  };
+  check_tied();
+  // After an update the head still reads the updated embedding: there is no second copy to drift apart.
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.5));
+  auto before = model->wte->weight.clone();
+  model->forward(idx).logsumexp(-1).sum().backward();
+  sgd.step();
+  CHECK_FALSE(at::equal(before, model->wte->weight));
+  check_tied();
+}
+
+TEST_CASE("GPT has nanoGPT's parameter names, count and initialisation", "[gpt]") {
+  at::manual_seed(5);
+  const int64_t V = 50, T = 32, L = 2, C = 64;
+  vlm::GPT model(vlm::GPTOptions().vocab_size(V).block_size(T).n_layer(L).n_head(4).n_embd(C).bias(true));
+  auto params = model->named_parameters();
+  for (const char* name : {"wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.weight",
+                           "h.0.attn.c_attn.bias", "h.0.attn.c_proj.weight", "h.1.ln_2.weight", "h.1.mlp.c_fc.weight",
+                           "h.1.mlp.c_proj.weight", "ln_f.weight", "ln_f.bias"})
+    CHECK(params.contains(name));
+  // Per block: 2 LayerNorms (2C each with bias), c_attn C*3C+3C, c_proj C*C+C, c_fc C*4C+4C, c_proj 4C*C+C.
+  const int64_t per_block = 2 * 2 * C + (3 * C * C + 3 * C) + (C * C + C) + (4 * C * C + 4 * C) + (4 * C * C + C);
+  CHECK(model->num_params(false) == V * C + T * C + L * per_block + 2 * C);
+  CHECK(model->num_params(true) == V * C + L * per_block + 2 * C);
+  CHECK(at::equal(params["h.0.ln_1.weight"], at::ones({C})));
+  CHECK(at::equal(params["h.0.attn.c_attn.bias"], at::zeros({3 * C})));
+  CHECK(params["h.0.mlp.c_fc.weight"].std().item<double>() == Approx(0.02).epsilon(0.03));
+  CHECK(params["h.1.mlp.c_proj.weight"].std().item<double>() == Approx(0.02 / std::sqrt(2.0 * L)).epsilon(0.03));
+  CHECK(params["h.1.attn.c_proj.weight"].std().item<double>() == Approx(0.02 / std::sqrt(2.0 * L)).epsilon(0.05));
+  vlm::GPT nobias(tiny());
+  CHECK_FALSE(nobias->named_parameters().contains("h.0.attn.c_attn.bias"));
+  CHECK_FALSE(nobias->named_parameters().contains("ln_f.bias"));
+}
+
+TEST_CASE("GPT options survive JSON and bad options are errors naming the field", "[gpt]") {
+  auto o = tiny(0.1, true);
+  auto back = vlm::GPTOptions::from_json(nlohmann::json::parse(o.to_json().dump()));
+  CHECK(back.to_json() == o.to_json());
+  CHECK_THROWS_WITH(vlm::GPT(tiny().n_head(3)), Catch::Contains("n_head"));
+  CHECK_THROWS_AS(vlm::GPT(tiny().attention("fused")), vlm::Error);
+  CHECK_THROWS_AS(vlm::GPTOptions::from_json({{"n_layer", 2}}), vlm::Error);
+}

@@ -1,0 +1,234 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <ATen/ATen.h>
+
+#include "test_helpers.h"
+#include "vlm/core/check.h"
+#include "vlm/eval/classify.h"
+#include "vlm/io/checkpoint.h"
+#include "vlm/train/gpt_trainer.h"
+
+namespace {
+
+// Random 8-letter images whose label is a function of the first letter, so that the task is learnable.
+std::vector<vlm::Sequence> synthetic(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<vlm::Sequence> out;
+  for (int64_t i = 0; i < n; ++i) {
+    vlm::Sequence s;
+    for (int k = 0; k < 8; ++k) s.image += static_cast<char>('A' + rng() % 26);
+    s.label = (s.image[0] - 'A') % 10;
+    s.tmpl = rng() % 2 ? vlm::Template::kGenerate : vlm::Template::kClassify;
+    out.push_back(s);
+  }
+  return out;
+}
+
+vlm::GPTOptions tiny_model(double dropout = 0.0) {
+  return vlm::GPTOptions().block_size(32).n_layer(2).n_head(2).n_embd(32).dropout(dropout);
+}
+
+vlm::GPTTrainOptions tiny_train(const std::string& out_dir) {
+  vlm::GPTTrainOptions o;
+  o.out_dir = out_dir;
+  o.batch_size = 8;
+  o.max_iters = 20;
+  o.learning_rate = 3e-3;
+  o.min_lr = 3e-4;
+  o.warmup_iters = 2;
+  o.lr_decay_iters = 40;
+  o.eval_interval = 10;
+  o.eval_iters = 2;
+  o.eval_classify = 16;
+  o.checkpoint_interval = 10;
+  o.log_interval = 5;
+  o.quiet = true;
+  o.measure_gemm = false;
+  return o;
+}
+
+const vlm::CharTokenizer& tokenizer() {
+  static vlm::CharTokenizer tok = vlm::CharTokenizer::for_sequences(vlm::kSeedImageAlphabet);
+  return tok;
+}
+
+}  // namespace
+
+TEST_CASE("The learning rate warms up linearly, then follows the cosine to min_lr", "[gpt_trainer]") {
+  vlm::GPTTrainOptions o;
+  o.learning_rate = 1e-3;
+  o.min_lr = 1e-4;
+  o.warmup_iters = 100;
+  o.lr_decay_iters = 5000;
+  CHECK(vlm::learning_rate_at(o, 0) == Approx(1e-3 / 101));
+  CHECK(vlm::learning_rate_at(o, 99) == Approx(1e-3 * 100 / 101));
+  CHECK(vlm::learning_rate_at(o, 100) == Approx(1e-3));
+  CHECK(vlm::learning_rate_at(o, 2550) == Approx(0.55e-3));  // half way: min + (max - min) / 2
+  CHECK(vlm::learning_rate_at(o, 1325) == Approx(1e-4 + 0.9e-3 * 0.5 * (1 + std::cos(M_PI / 4))));
+  CHECK(vlm::learning_rate_at(o, 5000) == Approx(1e-4));
+  CHECK(vlm::learning_rate_at(o, 9000) == Approx(1e-4));
+  o.decay_lr = false;
+  CHECK(vlm::learning_rate_at(o, 0) == Approx(1e-3));
+}
+
+TEST_CASE("Batches are whole sequences from their first character and never span two", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(40, 1);
+  for (const char* mode : {"once", "fresh", "both"}) {
+    for (bool ignore_padding : {false, true}) {
+      auto o = tiny_train(dir.str());
+      o.template_mode = mode;
+      o.ignore_padding = ignore_padding;
+      o.batch_size = 64;
+      vlm::GPTTrainer trainer(o, tiny_model(), tokenizer(), data, data);
+      const int64_t T = trainer.train_tokens_per_row();
+      CHECK(T == (ignore_padding ? 24 : 31));  // "number:7, image:ABCDEFGH." is 25 characters
+      int64_t templates_seen[2] = {0, 0};
+      for (int rep = 0; rep < 3; ++rep) {
+        auto b = trainer.get_batch();
+        REQUIRE(b.x.sizes() == at::IntArrayRef({64, T}));
+        for (int64_t r = 0; r < 64; ++r) {
+          const auto i = b.index[r].item<int64_t>();
+          const auto t = b.templates[r].item<int64_t>();
+          ++templates_seen[t];
+          if (std::string(mode) == "once") CHECK(t == static_cast<int64_t>(data[i].tmpl));
+          vlm::Sequence s = data[i];
+          s.tmpl = static_cast<vlm::Template>(t);
+          const std::string expected = vlm::format_sequence(s);
+          std::vector<int64_t> xs(b.x[r].data_ptr<int64_t>(), b.x[r].data_ptr<int64_t>() + T);
+          CHECK(tokenizer().decode(xs) == expected.substr(0, T));
+          for (int64_t p = 0; p < T; ++p) {
+            const char target = expected[p + 1];
+            const int64_t y = b.y[r][p].item<int64_t>();
+            if (ignore_padding && target == '#')
+              CHECK(y == -1);
+            else
+              CHECK(y == tokenizer().id(target));
+          }
+        }
+      }
+      if (std::string(mode) != "once") {
+        CHECK(templates_seen[0] > 40);
+        CHECK(templates_seen[1] > 40);
+      }
+    }
+  }
+}
+
+TEST_CASE("A tiny model overfits a few sequences and then classifies them", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(8, 2);
+  auto o = tiny_train(dir.str());
+  o.template_mode = "both";
+  o.max_iters = 150;
+  o.lr_decay_iters = 150;
+  o.learning_rate = 1e-2;
+  o.eval_interval = 0;
+  o.checkpoint_interval = 0;
+  o.eval_iters = 1;
+  o.eval_classify = -1;
+  vlm::GPTTrainer trainer(o, tiny_model(), tokenizer(), data, data);
+  auto first = trainer.evaluate();
+  auto s = trainer.train();
+  CHECK(first.train_loss > 2.5);  // about ln(50) at initialisation
+  CHECK(s.last_eval.train_loss < 0.5 * first.train_loss);
+  CHECK(s.last_eval.val_accuracy == 1.0);
+  // The classifier agrees with the per-position argmax of a plain forward on the prompt.
+  std::vector<std::string> images;
+  for (auto& d : data) images.push_back(d.image);
+  auto c = vlm::classify_images(trainer.model(), tokenizer(), images, 3);
+  for (size_t i = 0; i < data.size(); ++i) CHECK(c.predicted[i] == data[i].label);
+  CHECK(c.log_probs.sizes() == at::IntArrayRef({8, 10}));
+  CHECK((c.log_probs.exp().sum(1) <= 1.0 + 1e-5).all().item<bool>());
+}
+
+TEST_CASE("A checkpoint loads back into a model with identical logits", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(16, 3);
+  auto o = tiny_train(dir.str());
+  o.max_iters = 5;
+  vlm::GPTTrainer trainer(o, tiny_model(0.1).bias(true), tokenizer(), data, data);
+  trainer.train();
+  auto loaded = vlm::load_gpt_checkpoint(trainer.checkpoint_path());
+  CHECK(loaded.tokenizer == tokenizer());
+  CHECK(loaded.meta["iter"] == 5);
+  CHECK(loaded.model->options.to_json() == trainer.model()->options.to_json());
+  trainer.model()->eval();
+  auto idx = at::randint(50, {4, 31}, at::kLong);
+  CHECK(at::equal(trainer.model()->forward(idx), loaded.model->forward(idx)));
+  CHECK(std::filesystem::exists(trainer.best_checkpoint_path()));
+  CHECK_THROWS_AS(vlm::CheckpointReader(trainer.checkpoint_path(), "vqvae", 1), vlm::Error);
+}
+
+TEST_CASE("Resuming after N steps gives the parameters of an uninterrupted run", "[gpt_trainer]") {
+  vlm::testing::TempDir a, b;
+  auto data = synthetic(64, 4);
+  auto o = tiny_train(a.str());
+  o.template_mode = "fresh";  // the data RNG draws templates too
+  vlm::GPTTrainer straight(o, tiny_model(0.2), tokenizer(), data, data);
+  straight.train();
+
+  auto first = tiny_train(b.str());
+  first.template_mode = "fresh";
+  first.max_iters = 10;
+  {
+    vlm::GPTTrainer part(first, tiny_model(0.2), tokenizer(), data, data);
+    part.train();
+    at::rand({100});  // whatever happens between the runs must not matter
+  }
+  auto second = first;
+  second.max_iters = 20;
+  second.init_from = "resume";
+  vlm::GPTTrainer resumed(second, tiny_model(0.2).n_layer(5), tokenizer(), data, data);  // options come from ckpt
+  CHECK(resumed.iter() == 10);
+  CHECK(resumed.model()->options.n_layer() == 2);
+  resumed.train();
+  auto p = straight.model()->named_parameters(), q = resumed.model()->named_parameters();
+  REQUIRE(p.size() == q.size());
+  for (auto& item : p) {
+    INFO(item.key());
+    CHECK(at::equal(item.value(), q[item.key()]));
+  }
+  // The metrics file of the resumed run continues the first one.
+  std::ifstream f(b.file("metrics.jsonl"));
+  std::string line;
+  int64_t last_train_iter = 0;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] == "train") last_train_iter = j["iter"];
+  }
+  CHECK(last_train_iter == 20);
+}
+
+TEST_CASE("A NaN in the loss stops training and leaves the last good checkpoint intact", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(16, 5);
+  auto o = tiny_train(dir.str());
+  vlm::GPTTrainer trainer(o, tiny_model(), tokenizer(), data, data);
+  trainer.set_loss_hook([](int64_t iter, const at::Tensor& loss) {
+    return iter == 15 ? loss * std::numeric_limits<float>::quiet_NaN() : loss;
+  });
+  CHECK_THROWS_WITH(trainer.train(), Catch::Contains("diverged at iter 15") && Catch::Contains("ckpt.pt"));
+  auto loaded = vlm::load_gpt_checkpoint(trainer.checkpoint_path());
+  CHECK(loaded.meta["iter"] == 10);
+  for (auto& p : loaded.model->parameters()) CHECK(at::isfinite(p).all().item<bool>());
+}
+
+TEST_CASE("Trainer options are checked with the flag named", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(4, 6);
+  auto o = tiny_train(dir.str());
+  o.template_mode = "sometimes";
+  CHECK_THROWS_WITH(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), Catch::Contains("--template_mode"));
+  o = tiny_train(dir.str());
+  o.batch_size = 0;
+  CHECK_THROWS_WITH(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), Catch::Contains("--batch_size"));
+  o = tiny_train(dir.str());
+  o.init_from = "resume";  // nothing to resume from
+  CHECK_THROWS_AS(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), vlm::Error);
+}

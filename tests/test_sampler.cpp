@@ -1,0 +1,86 @@
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include <ATen/ATen.h>
+
+#include "vlm/core/check.h"
+#include "vlm/core/runtime.h"
+#include "vlm/models/gpt.h"
+#include "vlm/sample/sampler.h"
+#include "vlm/text/sequences.h"
+
+namespace {
+vlm::CharTokenizer tok() { return vlm::CharTokenizer::for_sequences(vlm::kSeedImageAlphabet); }
+vlm::GPT tiny_gpt(uint64_t seed = 0) {
+  vlm::seed_everything(seed);
+  return vlm::GPT(vlm::GPTOptions().vocab_size(tok().vocab_size()).block_size(32).n_layer(2).n_head(2).n_embd(32));
+}
+}  // namespace
+
+TEST_CASE("Greedy generation with and without the key/value cache gives identical tokens", "[sampler]") {
+  auto model = tiny_gpt(1);
+  std::vector<std::string> prompts = {"number:3, image:", "number:8, image:", "image:ABCD", "image:ZZZZ"};
+  vlm::Sampler cached(model, tok(), vlm::SamplerOptions().greedy(true).use_cache(true));
+  vlm::Sampler uncached(model, tok(), vlm::SamplerOptions().greedy(true).use_cache(false));
+  auto a = cached.complete(prompts), b = uncached.complete(prompts);
+  REQUIRE(a.size() == 4);
+  CHECK(a == b);
+  // Without a stop character an untrained model runs to the block size: 32 - prompt length tokens.
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].find('.') == std::string::npos) CHECK(a[i].size() == 32 - prompts[i].size());
+}
+
+TEST_CASE("Constrained decoding never emits a character the template forbids", "[sampler]") {
+  auto model = tiny_gpt(2);  // untrained: left alone it would emit anything
+  vlm::TemplateConstraint gen(vlm::Template::kGenerate, tok(), 8);
+  vlm::TemplateConstraint cls(vlm::Template::kClassify, tok(), 8);
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    vlm::Sampler s(model, tok(), vlm::SamplerOptions().temperature(2.0).seed(seed));
+    auto out = s.complete(std::vector<std::string>(8, vlm::generation_prompt(seed % 10)), &gen);
+    for (const auto& c : out) CHECK(gen.matches(vlm::generation_prompt(seed % 10) + c));
+    auto answers = s.complete({"image:ABCDEFGH, number:", "image:"}, &cls);
+    CHECK(cls.matches("image:ABCDEFGH, number:" + answers[0]));
+    CHECK(cls.matches("image:" + answers[1]));
+  }
+  vlm::Sampler s(model, tok());
+  CHECK_THROWS_WITH(s.complete({"number:x"}, &gen), Catch::Contains("does not follow the template"));
+}
+
+TEST_CASE("Unconstrained sampling from an untrained model produces invalid images, which the template detects",
+          "[sampler]") {
+  auto model = tiny_gpt(3);
+  vlm::TemplateConstraint gen(vlm::Template::kGenerate, tok(), 8);
+  vlm::Sampler s(model, tok(), vlm::SamplerOptions().seed(5));
+  auto out = s.complete(std::vector<std::string>(32, vlm::generation_prompt(1)));
+  int invalid = 0;
+  for (const auto& c : out) invalid += !gen.matches(vlm::generation_prompt(1) + c);
+  CHECK(invalid > 0);
+}
+
+TEST_CASE("Sampling is seeded: the same seed repeats, another seed differs; top-k 1 is greedy", "[sampler]") {
+  auto model = tiny_gpt(4);
+  std::vector<std::string> prompts(16, "number:5, image:");
+  auto run = [&](vlm::SamplerOptions o) { return vlm::Sampler(model, tok(), o).complete(prompts); };
+  CHECK(run(vlm::SamplerOptions().seed(9)) == run(vlm::SamplerOptions().seed(9)));
+  CHECK(run(vlm::SamplerOptions().seed(9)) != run(vlm::SamplerOptions().seed(10)));
+  CHECK(run(vlm::SamplerOptions().top_k(1).seed(3)) == run(vlm::SamplerOptions().greedy(true)));
+}
+
+TEST_CASE("top-k above the vocabulary size is clamped (nanoGPT's default of 200 works)", "[sampler]") {
+  auto model = tiny_gpt(5);
+  std::vector<std::string> prompts(4, "image:AB");
+  auto big = vlm::Sampler(model, tok(), vlm::SamplerOptions().top_k(200).seed(1)).complete(prompts);
+  auto none = vlm::Sampler(model, tok(), vlm::SamplerOptions().top_k(0).seed(1)).complete(prompts);
+  CHECK(big == none);
+  vlm::Sampler limited(model, tok(), vlm::SamplerOptions().max_new_tokens(3));
+  for (const auto& c : limited.complete(prompts)) CHECK(c.size() <= 3);
+}
+
+TEST_CASE("The sampler rejects bad options and prompts", "[sampler][errors]") {
+  auto model = tiny_gpt(6);
+  CHECK_THROWS_AS(vlm::Sampler(model, tok(), vlm::SamplerOptions().temperature(0)), vlm::Error);
+  vlm::Sampler s(model, tok());
+  CHECK_THROWS_WITH(s.complete({std::string(32, 'A')}), Catch::Contains("no room"));
+  CHECK_THROWS_WITH(s.complete({"image:@"}), Catch::Contains("@"));  // not in the vocabulary
+}

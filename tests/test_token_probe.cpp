@@ -1,0 +1,72 @@
+// The token probe: Hamming distances against a naive count, the k-NN vote on hand-made sets, token statistics and
+// the seed's token text format.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include <ATen/ATen.h>
+
+#include "test_helpers.h"
+#include "vlm/core/check.h"
+#include "vlm/eval/token_probe.h"
+#include "vlm/tokenizer/image_token_codec.h"
+
+TEST_CASE("Hamming distances count the positions that differ", "[probe]") {
+  at::manual_seed(31);
+  auto a = at::randint(5, {20, 8}, at::kLong), b = at::randint(5, {30, 8}, at::kLong);
+  auto d = vlm::hamming_distances(a, b, 5);
+  REQUIRE(d.sizes() == at::IntArrayRef({20, 30}));
+  for (int64_t i = 0; i < 20; ++i)
+    for (int64_t j = 0; j < 30; ++j) CHECK(d[i][j].item<int64_t>() == a[i].ne(b[j]).sum().item<int64_t>());
+}
+
+TEST_CASE("The k-NN probe votes among the nearest strings, ties to the lower reference and the smaller label",
+          "[probe]") {
+  const std::string az = vlm::kDefaultImageAlphabet;
+  auto ref = vlm::texts_to_codes({"AAAA", "AAAB", "BBBB", "BBBA", "CCCC", "AAAC"}, az, 4);
+  auto ref_labels = at::tensor({0, 0, 1, 1, 2, 3}, at::kLong);
+  auto queries = vlm::texts_to_codes({"AAAA", "BBBC", "CCCA", "AABB"}, az, 4);
+  auto labels = at::tensor({0, 1, 2, 1}, at::kLong);
+  // k = 1: AAAA -> AAAA (0); BBBC -> BBBB (distance 1, lower index than BBBA) (1); CCCA -> CCCC (2);
+  // AABB -> AAAB and BBBB both at 1, AAAB has the lower index (0): wrong.
+  auto one = vlm::knn_probe(queries, labels, ref, ref_labels, 1);
+  CHECK(at::equal(one.predictions, at::tensor({0, 1, 2, 0}, at::kLong)));
+  CHECK(one.accuracy == Approx(0.75));
+  // k = 3, AAAA: AAAA(0) AAAB(1) AAAC(1) -> labels 0 0 3 -> 0. AABB: AAAB(1) BBBB(1) AAAA(2) -> 0 1 0 -> 0.
+  auto three = vlm::knn_probe(queries, labels, ref, ref_labels, 3, /*chunk=*/3);
+  CHECK(three.predictions[0].item<int64_t>() == 0);
+  CHECK(three.predictions[3].item<int64_t>() == 0);
+  // k = 2, BBBC: BBBB(1) BBBA(1) -> 1 1 -> 1. AABB: AAAB(1) BBBB(1) -> a 0/1 tie goes to the smaller label 0.
+  auto two = vlm::knn_probe(queries, labels, ref, ref_labels, 2);
+  CHECK(two.predictions[1].item<int64_t>() == 1);
+  CHECK(two.predictions[3].item<int64_t>() == 0);
+  CHECK_THROWS_AS(vlm::knn_probe(queries, labels, ref, ref_labels, 7), vlm::Error);
+}
+
+TEST_CASE("Token statistics count codes, perplexity and distinct strings", "[probe]") {
+  auto codes = at::tensor({0, 1, 0, 1, 2, 3, 0, 1}, at::kLong).view({4, 2});  // rows 0 and 1 equal, 3 also
+  auto s = vlm::token_stats(codes, 26);
+  CHECK(s.codes_used == 4);
+  CHECK(s.distinct_fraction == Approx(0.5));  // {01, 23} out of 4
+  // Counts 3, 3, 1, 1 of 8: perplexity exp(-(2 * 3/8 ln 3/8 + 2 * 1/8 ln 1/8)).
+  const double expected = std::exp(-(2 * 0.375 * std::log(0.375) + 2 * 0.125 * std::log(0.125)));
+  CHECK(s.perplexity == Approx(expected));
+}
+
+TEST_CASE("Token text in either of the seed's templates is parsed", "[probe]") {
+  vlm::testing::TempDir dir;
+  {
+    std::ofstream f(dir.file("tokens.txt"));
+    f << "number:5, image:RNMIBNTY.#######\nimage:OJHFGGTE, number:7.#######\n\n";
+  }
+  auto set = vlm::read_token_text_file(dir.file("tokens.txt"));
+  REQUIRE(set.images.size() == 2);
+  CHECK(set.images[0] == "RNMIBNTY");
+  CHECK(set.images[1] == "OJHFGGTE");
+  CHECK(at::equal(set.labels, at::tensor({5, 7}, at::kLong)));
+  {
+    std::ofstream f(dir.file("bad.txt"));
+    f << "number:5, image:RNMIBNTY.\nnumber:x, picture:AB.\n";
+  }
+  CHECK_THROWS_WITH(vlm::read_token_text_file(dir.file("bad.txt")), Catch::Contains("bad.txt:2"));
+}

@@ -1,0 +1,121 @@
+// VQVAE: the seed's exact mlp shapes, the conv variant's token budget, one decode path for latents and codes,
+// and a short training run (through the trainer) whose reconstruction loss must drop.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include <ATen/ATen.h>
+
+#include "test_helpers.h"
+#include "vlm/core/check.h"
+#include "vlm/data/mnist.h"
+#include "vlm/models/vqvae.h"
+#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/train/vqvae_trainer.h"
+
+namespace {
+// Digit-like synthetic images: each of `classes` prototypes is a few bright bars, jittered by noise, in [0, 1].
+vlm::LabeledImages synthetic_images(int64_t n, int64_t classes, uint64_t seed) {
+  at::manual_seed(seed);
+  auto protos = at::zeros({classes, 1, 28, 28});
+  for (int64_t c = 0; c < classes; ++c) {
+    for (int64_t bar = 0; bar < 3; ++bar) {
+      int64_t r = at::randint(4, 20, {1}).item<int64_t>(), col = at::randint(4, 20, {1}).item<int64_t>();
+      if (bar % 2) protos[c][0].slice(0, r, r + 3).slice(1, 4, 24).fill_(1.0);
+      else protos[c][0].slice(0, 4, 24).slice(1, col, col + 3).fill_(1.0);
+    }
+  }
+  auto labels = at::randint(classes, {n}, at::kLong);
+  auto images = (protos.index_select(0, labels) + 0.05 * at::randn({n, 1, 28, 28})).clamp(0, 1);
+  return {images, labels};
+}
+}  // namespace
+
+TEST_CASE("The mlp variant has exactly the seed's layers", "[vqvae]") {
+  vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : model->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  CHECK(shapes["encoder.1.weight"] == std::vector<int64_t>{128, 784});
+  CHECK(shapes["encoder.3.weight"] == std::vector<int64_t>{32, 128});
+  CHECK(shapes["quantizer.codebook"] == std::vector<int64_t>{26, 4});
+  CHECK(shapes["decoder.0.weight"] == std::vector<int64_t>{128, 32});
+  CHECK(shapes["decoder.2.weight"] == std::vector<int64_t>{784, 128});
+  int64_t total = 0;
+  for (const auto& p : model->parameters()) total += p.numel();
+  CHECK(total == 784 * 128 + 128 + 128 * 32 + 32 + 26 * 4 + 32 * 128 + 128 + 128 * 784 + 784);
+  auto x = at::rand({3, 1, 28, 28});
+  auto z = model->encode(x);
+  CHECK(z.sizes() == at::IntArrayRef({3, 8, 4}));
+  CHECK(z.min().item<float>() >= 0);  // the seed's encoder ends in a ReLU
+}
+
+TEST_CASE("Both variants map images to 8 codes of 26 and codes back to images in [0, 1]", "[vqvae]") {
+  for (const char* variant : {"mlp", "conv"}) {
+    DYNAMIC_SECTION(variant) {
+      at::manual_seed(7);
+      vlm::VQVAE model(vlm::VQVAEOptions::preset(variant));
+      model->train();
+      auto x = at::rand({16, 1, 28, 28});
+      auto out = model->forward(x);  // the first training forward also runs the k-means init
+      CHECK(out.recon.sizes() == at::IntArrayRef({16, 1, 28, 28}));
+      CHECK(out.codes.sizes() == at::IntArrayRef({16, 8}));
+      CHECK(out.codes.max().item<int64_t>() < 26);
+      model->eval();
+      auto codes = model->quantize(x);
+      auto images = model->decode_codes(codes);
+      CHECK(images.min().item<float>() >= 0);
+      CHECK(images.max().item<float>() <= 1);
+      // Decoding the codes is the same path as the forward pass through the quantizer.
+      CHECK(at::allclose(images, model->forward(x).recon));
+      CHECK_THROWS_AS(model->decode_codes(at::zeros({2, 7}, at::kLong)), vlm::Error);
+      CHECK_THROWS_AS(model->decode_codes(at::full({1, 8}, 26, at::kLong)), vlm::Error);
+      CHECK_THROWS_AS(model->encode(at::rand({2, 1, 27, 27})), vlm::Error);
+    }
+  }
+}
+
+TEST_CASE("VQ-VAE options survive a JSON round trip and unknown variants are refused", "[vqvae]") {
+  auto o = vlm::VQVAEOptions::preset("conv");
+  o.n_codes(6).hidden_dim(64);
+  auto back = vlm::vqvae_options_from_json(vlm::to_json(o));
+  CHECK(back.variant() == "conv");
+  CHECK(back.n_codes() == 6);
+  CHECK(back.hidden_dim() == 64);
+  CHECK(back.quantizer().embedding_dim() == o.quantizer().embedding_dim());
+  CHECK(back.quantizer().use_ema() == o.quantizer().use_ema());
+  CHECK_THROWS_WITH(vlm::VQVAEOptions::preset("resnet"), Catch::Contains("mlp or conv"));
+  CHECK_THROWS_WITH(vlm::VQVAE(vlm::VQVAEOptions().variant("resnet")), Catch::Contains("resnet"));
+}
+
+TEST_CASE("A few hundred training steps on a small set lower the reconstruction loss", "[vqvae][train]") {
+  auto data = synthetic_images(640, 10, 11);
+  auto train = data.slice(0, 512), validation = data.slice(512, 640);
+  vlm::testing::TempDir dir;
+  for (const char* variant : {"mlp", "conv"}) {
+    DYNAMIC_SECTION(variant) {
+      at::manual_seed(12);
+      vlm::VQVAE model(vlm::VQVAEOptions::preset(variant));
+      const double before = vlm::evaluate_vqvae(model, validation.images).recon_mse;
+      vlm::VQVAETrainOptions o;
+      o.lr = 2e-3;
+      o.batch_size = 32;
+      o.max_epochs = 13;  // 16 steps an epoch: 208 steps
+      o.patience = 0;
+      o.progress = false;
+      o.checkpoint_path = dir.file(std::string(variant) + ".pt");
+      o.log_path = dir.file(std::string(variant) + ".jsonl");
+      auto result = vlm::train_vqvae(model, train, validation, o);
+      REQUIRE(result.history.size() == 13);
+      const double after = vlm::evaluate_vqvae(model, validation.images).recon_mse;
+      CHECK(after < 0.5 * before);
+      CHECK(result.history.back().train_recon < 0.5 * result.history.front().train_recon);
+      CHECK(result.history[result.best_epoch - 1].val_loss == Approx(result.best_val_loss));
+      // The model ends at its best epoch, and the checkpoint on disk is that epoch.
+      CHECK(vlm::evaluate_vqvae(model, validation.images).loss == Approx(result.best_val_loss).epsilon(1e-5));
+      auto codec = vlm::ImageTokenCodec::load(o.checkpoint_path);
+      CHECK(codec.meta()["epoch"] == result.best_epoch);
+      CHECK(at::equal(codec.encode_codes(validation.images), model->quantize(validation.images)));
+      CHECK(std::filesystem::file_size(o.log_path) > 0);
+    }
+  }
+}
