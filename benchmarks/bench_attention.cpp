@@ -64,6 +64,7 @@ const Inputs& inputs(int64_t b, int64_t nh, int64_t t, int64_t hs) {
   static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, Inputs> cache;
   auto key = std::make_tuple(b, nh, t, hs);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
+  at::AutoGradMode grad_on(true);  // the forward-only benchmarks call this under NoGradGuard
   at::manual_seed(42);
   Inputs in{at::randn({b, nh, t, hs}), at::randn({b, nh, t, hs}), at::randn({b, nh, t, hs}),
             at::randn({b, nh, t, hs})};

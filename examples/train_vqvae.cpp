@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     int64_t num_embeddings = q.num_embeddings(), embedding_dim = q.embedding_dim(), kmeans_iters = q.kmeans_iters();
     double commitment_cost = q.commitment_cost(), ema_decay = q.ema_decay(), dead_code = q.dead_code_threshold();
     bool use_ema = q.use_ema(), kmeans_init = q.kmeans_init(), progress = true;
+    bool per_position = q.groups() > 1;
 
     vlm::Flags flags("train_vqvae", "Train the VQ-VAE image tokenizer and measure it on MNIST test.");
     vlm::examples::add_common_flags(flags, common);
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
         .add("n_codes", &n_codes, "codes (tokens) per image")
         .add("num_embeddings", &num_embeddings, "codebook size K")
         .add("embedding_dim", &embedding_dim, "code vector dimension D")
+        .add("per_position_codebooks", &per_position, "one codebook of K codes per code position (else shared)")
         .add("commitment_cost", &commitment_cost, "beta of the commitment term")
         .add("kmeans_init", &kmeans_init, "k-means codebook init on the first batch")
         .add("kmeans_iters", &kmeans_iters, "Lloyd iterations of that init")
@@ -109,7 +111,7 @@ int main(int argc, char** argv) {
     model_options.image_size(image_size).hidden_dim(hidden_dim).channels(channels).n_codes(n_codes);
     q.num_embeddings(num_embeddings).embedding_dim(embedding_dim).commitment_cost(commitment_cost);
     q.kmeans_init(kmeans_init).kmeans_iters(kmeans_iters).use_ema(use_ema).ema_decay(ema_decay);
-    q.dead_code_threshold(dead_code);
+    q.dead_code_threshold(dead_code).groups(per_position ? n_codes : 1);
     vlm::check_alphabet(alphabet, num_embeddings);
 
     const auto device = vlm::resolve_device(common.device);

@@ -84,3 +84,10 @@ TEST_CASE("The sampler rejects bad options and prompts", "[sampler][errors]") {
   CHECK_THROWS_WITH(s.complete({std::string(32, 'A')}), Catch::Contains("no room"));
   CHECK_THROWS_WITH(s.complete({"image:@"}), Catch::Contains("@"));  // not in the vocabulary
 }
+
+TEST_CASE("Without a stop character the sampler generates exactly max_new_tokens, like nanoGPT's generate",
+          "[sampler]") {
+  auto model = tiny_gpt(7);
+  vlm::Sampler s(model, tok(), vlm::SamplerOptions().max_new_tokens(10).stop('\0').use_cache(false).batch_size(1));
+  for (const auto& c : s.complete({"image:ABCDEFGH, number:", "image:ABCDEFGH, number:"})) CHECK(c.size() == 10);
+}

@@ -144,9 +144,11 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
                sampled.metrics.std_error, sampled.metrics.invalid, sampled.seconds);
   }
   if (o.naive_prompts > 0) {
-    // The seed's notebook loop: one prompt at a time, sampling, no cache.
+    // The seed's notebook loop (multi_prompt_sampling): one prompt at a time, nanoGPT's generate with
+    // max_new_tokens=10, no cache and no early stop.
     const int64_t n = std::min<int64_t>(o.naive_prompts, N);
-    Sampler naive(in.model, in.tokenizer, SamplerOptions(seed_style).batch_size(1).use_cache(false));
+    Sampler naive(in.model, in.tokenizer,
+                  SamplerOptions(seed_style).batch_size(1).use_cache(false).max_new_tokens(10).stop('\0'));
     auto t0 = Clock::now();
     for (int64_t i = 0; i < n; ++i) naive.complete({classification_prompt(in.test_strings[i])});
     double per_prompt = since(t0) / n;

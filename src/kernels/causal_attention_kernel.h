@@ -1,4 +1,4 @@
-// Body of the short-sequence causal attention; included once per instruction set, after simd16.h (see
+// Body of the short-sequence causal attention; included once per instruction set, after simd_vec.h (see
 // cpu_kernels.h). No include guard on purpose.
 //
 // One (b, h) tile at a time, everything in L1: for T = 32, hs = 48 the operands are 6 KiB each. Two building blocks
@@ -14,9 +14,14 @@ constexpr int kAttnRows = 4;  // RB: 4 rows x up to 3 vectors = 12 accumulators 
 constexpr int kAttnRows = 2;
 #endif
 
+/// Tiles are padded to multiples of 16 floats: a whole number of vectors for every build.
 inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
-/// out[r, 0 : 16 NV] = sum_d a[r * sa + d] * bt[d * tp + 0 : 16 NV] for r < RB.
+// The widest rows the dispatch below instantiates: T <= 64 keys, hs <= 128 (the LibTorch layer checks both).
+constexpr int kMaxKeyVectors = 64 / kLanes;
+constexpr int kMaxHeadVectors = 128 / kLanes;
+
+/// out[r, 0 : kLanes NV] = sum_d a[r * sa + d] * bt[d * tp + 0 : kLanes NV] for r < RB.
 template <int NV, int RB>
 inline void scores_block(const float* a, int64_t sa, int64_t hs, const float* bt, int64_t tp, float* out) {
   vf acc[RB][NV] = {};
@@ -32,15 +37,19 @@ inline void scores_block(const float* a, int64_t sa, int64_t hs, const float* bt
     for (int v = 0; v < NV; ++v) store(out + r * tp + v * kLanes, acc[r][v]);
 }
 
-/// Rows i0 .. i0 + RB - 1 of the scores, columns 0 .. through the last row's diagonal (rounded up to 16).
+/// Picks scores_block<nv, RB> for a run-time nv in 1 .. kMaxKeyVectors.
+template <int RB, int NV = 1>
+inline void scores_nv(int64_t nv, const float* a, int64_t sa, int64_t hs, const float* bt, int64_t tp, float* out) {
+  if constexpr (NV < kMaxKeyVectors) {
+    if (nv > NV) return scores_nv<RB, NV + 1>(nv, a, sa, hs, bt, tp, out);
+  }
+  scores_block<NV, RB>(a, sa, hs, bt, tp, out);
+}
+
+/// Rows i0 .. i0 + RB - 1 of the scores, columns 0 .. through the last row's diagonal (rounded up to kLanes).
 template <int RB>
 inline void scores_rows(const float* a, int64_t sa, int64_t hs, const float* bt, int64_t tp, float* out, int64_t i0) {
-  switch ((i0 + RB - 1) / kLanes) {
-    case 0: return scores_block<1, RB>(a, sa, hs, bt, tp, out);
-    case 1: return scores_block<2, RB>(a, sa, hs, bt, tp, out);
-    case 2: return scores_block<3, RB>(a, sa, hs, bt, tp, out);
-    default: return scores_block<4, RB>(a, sa, hs, bt, tp, out);
-  }
+  scores_nv<RB>((i0 + RB - 1) / kLanes + 1, a, sa, hs, bt, tp, out);
 }
 
 /// All T rows: out (T, tp) gets the lower triangle (and some of the upper, which the callers mask or ignore).
@@ -72,19 +81,14 @@ inline void weighted_block(const float* w, int64_t tp, const float* src, int64_t
     }
 }
 
-template <int RB>
+/// Picks weighted_block<hv, RB> for a run-time hv = hp / kLanes in 1 .. kMaxHeadVectors.
+template <int RB, int HV = 1>
 inline void weighted_rows(const float* w, int64_t tp, const float* src, int64_t hp, int64_t j0, int64_t j1, float* out,
                           int64_t so, int64_t hs) {
-  switch (hp / kLanes) {
-    case 1: return weighted_block<1, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    case 2: return weighted_block<2, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    case 3: return weighted_block<3, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    case 4: return weighted_block<4, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    case 5: return weighted_block<5, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    case 6: return weighted_block<6, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    case 7: return weighted_block<7, RB>(w, tp, src, hp, j0, j1, out, so, hs);
-    default: return weighted_block<8, RB>(w, tp, src, hp, j0, j1, out, so, hs);
+  if constexpr (HV < kMaxHeadVectors) {
+    if (hp / kLanes > HV) return weighted_rows<RB, HV + 1>(w, tp, src, hp, j0, j1, out, so, hs);
   }
+  weighted_block<HV, RB>(w, tp, src, hp, j0, j1, out, so, hs);
 }
 
 /// All T output rows. lower: w is lower-triangular (row i uses j <= i); else upper (row i uses j >= i).

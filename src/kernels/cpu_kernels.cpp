@@ -12,7 +12,7 @@
 #include "vlm/kernels/kernel_isa.h"
 
 namespace vlm::kernels::cpu {
-#include "kernels/simd16.h"
+#include "kernels/simd_vec.h"
 #include "kernels/nearest_code_kernel.h"
 #include "kernels/causal_attention_kernel.h"
 

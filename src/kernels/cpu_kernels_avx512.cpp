@@ -10,7 +10,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2,f16c,popcnt")
 namespace vlm::kernels::cpu {
-#include "kernels/simd16.h"
+#include "kernels/simd_vec.h"
 #include "kernels/nearest_code_kernel.h"
 #include "kernels/causal_attention_kernel.h"
 }  // namespace vlm::kernels::cpu

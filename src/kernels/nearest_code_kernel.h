@@ -1,12 +1,13 @@
-// Body of the fused nearest-code search; included once per instruction set, after simd16.h (see cpu_kernels.h).
+// Body of the fused nearest-code search; included once per instruction set, after simd_vec.h (see cpu_kernels.h).
 // No include guard on purpose.
 //
-// Layout: 16 rows of x per vector (lanes = rows), so one code costs D broadcast-FMAs and a compare+select per 16 rows,
+// Layout: kLanes rows of x per vector (lanes = rows), so one code costs D broadcast-FMAs and a compare+select per
+// kLanes rows,
 // with no horizontal reductions; R such row blocks and C codes are in flight at once to hide the FMA latency and to
 // reuse each loaded x vector C times. Scores are never stored: N x K is never materialised.
 namespace {
 
-/// Transposes R * 16 rows of x (row-major, D wide) into xt[(r * D + j) * 16 + lane].
+/// Transposes R * kLanes rows of x (row-major, D wide) into xt[(r * D + j) * kLanes + lane].
 template <int DS, int R>
 inline void transpose_rows(const float* x, int64_t d_rt, float* xt) {
   const int64_t D = DS ? DS : d_rt;
@@ -17,11 +18,40 @@ inline void transpose_rows(const float* x, int64_t d_rt, float* xt) {
     }
 }
 
-/// argmin over all codes for R * 16 consecutive rows starting at x; DS = D when known at compile time, else 0.
+/// D = 4: the same transposition in registers, two rounds of two-source shuffles (vpermt2ps under AVX-512) instead
+/// of 4 kLanes scalar moves. Round 1 gathers dims {0, 1} and {2, 3} of half a vector's rows, round 2 joins halves.
+template <int R>
+inline void transpose_rows_d4(const float* x, float* xt) {
+  constexpr int half = kLanes / 2;
+  vi pick01, pick23, lo, hi;
+  for (int m = 0; m < kLanes; ++m) {
+    const int r = m % half, dim = m / half;  // (x0, x1) concatenated holds row r's dim at 4 r + dim
+    pick01[m] = 4 * r + dim;
+    pick23[m] = 4 * r + dim + 2;
+    lo[m] = m < half ? m : kLanes + m - half;  // first halves of (t_a, t_b)
+    hi[m] = m < half ? half + m : kLanes + m;  // second halves
+  }
+  for (int r = 0; r < R; ++r) {
+    const float* p = x + int64_t(r) * kLanes * 4;
+    const vf x0 = load(p), x1 = load(p + kLanes), x2 = load(p + 2 * kLanes), x3 = load(p + 3 * kLanes);
+    const vf t0 = __builtin_shuffle(x0, x1, pick01), t1 = __builtin_shuffle(x0, x1, pick23);  // rows 0 .. half
+    const vf t2 = __builtin_shuffle(x2, x3, pick01), t3 = __builtin_shuffle(x2, x3, pick23);  // rows half ..
+    float* o = xt + int64_t(r) * 4 * kLanes;
+    store(o, __builtin_shuffle(t0, t2, lo));
+    store(o + kLanes, __builtin_shuffle(t0, t2, hi));
+    store(o + 2 * kLanes, __builtin_shuffle(t1, t3, lo));
+    store(o + 3 * kLanes, __builtin_shuffle(t1, t3, hi));
+  }
+}
+
+/// argmin over all codes for R * kLanes consecutive rows starting at x; DS = D when known at compile time, else 0.
 template <int DS, int R, int C>
 inline void nearest_block(const float* x, const NearestCodeArgs& a, int64_t* out, float* xt) {
   const int64_t D = DS ? DS : a.d;
-  transpose_rows<DS, R>(x, a.d, xt);
+  if constexpr (DS == 4)
+    transpose_rows_d4<R>(x, xt);
+  else
+    transpose_rows<DS, R>(x, a.d, xt);
   vf best[R];
   vi idx[R];
   for (int r = 0; r < R; ++r) {
@@ -70,8 +100,8 @@ template <int DS, int R, int C>
 void nearest_rows(const NearestCodeArgs& a, int64_t begin, int64_t end, float* scratch) {
   const int64_t D = DS ? DS : a.d;
   constexpr int64_t rows = int64_t(R) * kLanes;
-  float* xt = scratch;                    // R * 16 * D
-  float* pad = scratch + rows * D;        // R * 16 * D
+  float* xt = scratch;                    // R * kLanes * D
+  float* pad = scratch + rows * D;        // R * kLanes * D
   int64_t n = begin;
   for (; n + rows <= end; n += rows) nearest_block<DS, R, C>(a.x + n * D, a, a.out + n, xt);
   if (n < end) {
@@ -85,13 +115,12 @@ void nearest_rows(const NearestCodeArgs& a, int64_t begin, int64_t end, float* s
 }
 
 void nearest_code_impl(const NearestCodeArgs& a, int64_t begin, int64_t end, float* scratch) {
-  // R * C accumulators + R x vectors must fit the register file: 32 zmm (AVX-512), 16 ymm = 8 vf (AVX2).
+  // Registers: D <= 8 keeps x in R * D vectors plus R each of best, index, score; wider D streams x from L1 and
+  // keeps R * C scores. 32 vector registers under AVX-512, 16 under AVX2 and SSE.
 #if defined(__AVX512F__)
   constexpr int kRowsSmall = 4, kRows = 2, kCodes = 4;
-#elif defined(__AVX2__)
-  constexpr int kRowsSmall = 2, kRows = 1, kCodes = 2;
 #else
-  constexpr int kRowsSmall = 1, kRows = 1, kCodes = 1;
+  constexpr int kRowsSmall = 2, kRows = 2, kCodes = 2;
 #endif
   switch (a.d) {
     case 4: return nearest_rows<4, kRowsSmall, 1>(a, begin, end, scratch);

@@ -12,6 +12,7 @@ namespace vlm {
 nlohmann::json to_json(const VectorQuantizerOptions& o) {
   return {{"num_embeddings", o.num_embeddings()},
           {"embedding_dim", o.embedding_dim()},
+          {"groups", o.groups()},
           {"commitment_cost", o.commitment_cost()},
           {"kmeans_init", o.kmeans_init()},
           {"kmeans_iters", o.kmeans_iters()},
@@ -28,6 +29,7 @@ VectorQuantizerOptions vector_quantizer_options_from_json(const nlohmann::json& 
   for (const auto& [key, value] : j.items()) {
     if (key == "num_embeddings") o.num_embeddings(value.get<int64_t>());
     else if (key == "embedding_dim") o.embedding_dim(value.get<int64_t>());
+    else if (key == "groups") o.groups(value.get<int64_t>());
     else if (key == "commitment_cost") o.commitment_cost(value.get<double>());
     else if (key == "kmeans_init") o.kmeans_init(value.get<bool>());
     else if (key == "kmeans_iters") o.kmeans_iters(value.get<int64_t>());
@@ -110,41 +112,66 @@ double perplexity_of_counts(const at::Tensor& counts) {
 VectorQuantizerImpl::VectorQuantizerImpl(VectorQuantizerOptions options_) : options(std::move(options_)) { reset(); }
 
 void VectorQuantizerImpl::reset() {
-  const int64_t K = options.num_embeddings(), D = options.embedding_dim();
-  VLM_CHECK(K > 0 && D > 0, "VectorQuantizer: num_embeddings and embedding_dim must be positive, got ", K, " and ", D);
+  const int64_t K = options.num_embeddings(), D = options.embedding_dim(), G = options.groups();
+  VLM_CHECK(K > 0 && D > 0 && G > 0, "VectorQuantizer: num_embeddings, embedding_dim and groups must be positive, got ",
+            K, ", ", D, " and ", G);
   VLM_CHECK(options.commitment_cost() >= 0, "VectorQuantizer: commitment_cost must be >= 0, got ",
             options.commitment_cost());
   VLM_CHECK(options.ema_decay() > 0 && options.ema_decay() < 1, "VectorQuantizer: ema_decay must be in (0, 1), got ",
             options.ema_decay());
   // nn.Embedding's N(0, 1) init, as the seed's codebook starts before k-means replaces it.
-  codebook = register_parameter("codebook", at::randn({K, D}), /*requires_grad=*/!options.use_ema());
+  codebook = register_parameter("codebook", at::randn({G * K, D}), /*requires_grad=*/!options.use_ema());
   initialized_flag = register_buffer("initialized", at::zeros({}, at::kLong));
   // A count of one per code makes ema_sum / ema_count start at the codebook, so unused codes stay where they are.
-  ema_count = register_buffer("ema_count", at::ones({K}));
+  ema_count = register_buffer("ema_count", at::ones({G * K}));
   ema_sum = register_buffer("ema_sum", codebook.detach().clone());
-  usage = register_buffer("usage", at::zeros({K}));
+  usage = register_buffer("usage", at::zeros({G * K}));
 }
 
 bool VectorQuantizerImpl::initialized() const { return initialized_flag.item<int64_t>() != 0; }
 
+at::Tensor VectorQuantizerImpl::grouped(const at::Tensor& z) const {
+  const int64_t D = options.embedding_dim(), G = options.groups();
+  VLM_CHECK(z.dim() >= 1 && z.size(-1) == D && (G == 1 || (z.dim() >= 2 && z.size(-2) == G)),
+            "VectorQuantizer: expected input (..., ", G == 1 ? "" : std::to_string(G) + ", ", D, "), got ", z.sizes());
+  return z.reshape({-1, G, D});  // (N, G, D)
+}
+
+at::Tensor VectorQuantizerImpl::nearest_grouped(const at::Tensor& zg) const {
+  const int64_t K = options.num_embeddings(), G = options.groups();
+  auto book = codebook.detach();
+  if (G == 1) return nearest_code(zg.select(1, 0), book).unsqueeze(1);  // (N, 1)
+  std::vector<at::Tensor> codes;
+  for (int64_t g = 0; g < G; ++g) codes.push_back(nearest_code(zg.select(1, g), book.slice(0, g * K, (g + 1) * K)));
+  return at::stack(codes, 1);  // (N, G)
+}
+
+at::Tensor VectorQuantizerImpl::global_codes(const at::Tensor& codes) const {
+  if (options.groups() == 1) return codes;
+  auto offsets = at::arange(options.groups(), codes.options()) * options.num_embeddings();  // (G)
+  return codes + offsets;  // (..., G)
+}
+
 void VectorQuantizerImpl::init_from(const at::Tensor& x) {
   at::NoGradGuard no_grad;
-  auto flat = x.detach().reshape({-1, options.embedding_dim()});  // (N, D)
-  auto centres = kmeans(flat, options.num_embeddings(), options.kmeans_iters()).to(codebook.device());
-  codebook.copy_(centres);
-  auto counts = at::bincount(nearest_code(flat, codebook).cpu(), {}, options.num_embeddings()).to(at::kFloat);
+  const int64_t K = options.num_embeddings(), G = options.groups();
+  auto zg = grouped(x.detach());  // (N, G, D)
+  for (int64_t g = 0; g < G; ++g) {
+    auto centres = kmeans(zg.select(1, g), K, options.kmeans_iters()).to(codebook.device());  // (K, D)
+    codebook.slice(0, g * K, (g + 1) * K).copy_(centres);
+  }
+  auto rows = global_codes(nearest_grouped(zg)).flatten();  // (N*G)
+  auto counts = at::bincount(rows.cpu(), {}, G * K).to(at::kFloat).to(codebook.device());
   ema_count.copy_(counts);
-  ema_sum.copy_(centres * counts.to(codebook.device()).unsqueeze(1));
-  usage.fill_(static_cast<double>(flat.size(0)) / options.num_embeddings());
+  ema_sum.copy_(codebook.detach() * counts.unsqueeze(1));
+  usage.fill_(static_cast<double>(zg.size(0)) / K);
   initialized_flag.fill_(1);
 }
 
 at::Tensor VectorQuantizerImpl::quantize(const at::Tensor& z) {
   at::NoGradGuard no_grad;
-  const int64_t D = options.embedding_dim();
-  VLM_CHECK(z.dim() >= 1 && z.size(-1) == D, "VectorQuantizer: expected (..., ", D, ") input, got ", z.sizes());
   auto lead = z.sizes().slice(0, z.dim() - 1).vec();
-  return nearest_code(z.reshape({-1, D}), codebook).view(lead);
+  return nearest_grouped(grouped(z)).view(lead);  // (...)
 }
 
 at::Tensor VectorQuantizerImpl::lookup(const at::Tensor& codes) {
@@ -153,27 +180,29 @@ at::Tensor VectorQuantizerImpl::lookup(const at::Tensor& codes) {
     VLM_CHECK(flat.min().item<int64_t>() >= 0 && flat.max().item<int64_t>() < options.num_embeddings(),
               "VectorQuantizer: codes must lie in [0, ", options.num_embeddings(), ")");
   }
+  VLM_CHECK(options.groups() == 1 || (codes.dim() >= 1 && codes.size(-1) == options.groups()),
+            "VectorQuantizer: expected codes (..., ", options.groups(), ") for ", options.groups(), " codebooks, got ",
+            codes.sizes());
   auto shape = codes.sizes().vec();
   shape.push_back(options.embedding_dim());
-  return codebook.index_select(0, flat).view(shape);  // (..., D)
+  return codebook.index_select(0, global_codes(codes).flatten()).view(shape);  // (..., D)
 }
 
 VectorQuantizerOutput VectorQuantizerImpl::forward(const at::Tensor& z) {
-  const int64_t D = options.embedding_dim();
-  VLM_CHECK(z.dim() >= 1 && z.size(-1) == D, "VectorQuantizer: expected (..., ", D, ") input, got ", z.sizes());
+  auto zg = grouped(z);  // (N, G, D)
   if (is_training() && options.kmeans_init() && !initialized()) init_from(z);
-  auto flat = z.reshape({-1, D});  // (N, D)
-  at::Tensor codes;
+  at::Tensor codes, rows;
   {
     at::NoGradGuard no_grad;
-    codes = nearest_code(flat.detach(), codebook);  // (N)
+    codes = nearest_grouped(zg.detach());  // (N, G)
+    rows = global_codes(codes).flatten();  // (N*G)
   }
   if (is_training()) {
     at::NoGradGuard no_grad;
-    if (options.use_ema()) update_ema(flat.detach(), codes);
-    if (options.dead_code_threshold() > 0) restart_dead_codes(flat.detach(), codes);
+    if (options.use_ema()) update_ema(zg.detach().flatten(0, 1), rows);
+    if (options.dead_code_threshold() > 0) restart_dead_codes(zg.detach(), rows);
   }
-  auto q = codebook.index_select(0, codes).view(z.sizes());  // (..., D)
+  auto q = codebook.index_select(0, rows).view(z.sizes());  // (..., D)
   auto commitment = at::mse_loss(z, q.detach());             // moves the encoder only
   auto loss = options.commitment_cost() * commitment;
   if (!options.use_ema()) loss = loss + at::mse_loss(q, z.detach());  // codebook term: moves the codebook only
@@ -181,32 +210,31 @@ VectorQuantizerOutput VectorQuantizerImpl::forward(const at::Tensor& z) {
   return {z + (q - z).detach(), codes.view(lead), loss};
 }
 
-void VectorQuantizerImpl::update_ema(const at::Tensor& flat, const at::Tensor& codes) {
+void VectorQuantizerImpl::update_ema(const at::Tensor& flat, const at::Tensor& rows) {
   const double decay = options.ema_decay(), eps = options.ema_epsilon();
-  const int64_t K = options.num_embeddings();
-  auto counts = at::zeros({K}, flat.options()).index_add_(0, codes, at::ones({codes.size(0)}, flat.options()));  // (K)
-  auto sums = at::zeros({K, flat.size(1)}, flat.options()).index_add_(0, codes, flat);                            // (K, D)
+  const int64_t R = codebook.size(0);
+  auto counts = at::zeros({R}, flat.options()).index_add_(0, rows, at::ones({rows.size(0)}, flat.options()));  // (R)
+  auto sums = at::zeros({R, flat.size(1)}, flat.options()).index_add_(0, rows, flat);                           // (R, D)
   ema_count.mul_(decay).add_(counts, 1 - decay);
   ema_sum.mul_(decay).add_(sums, 1 - decay);
   // Laplace smoothing keeps an unused code from dividing by zero while preserving the total count.
   auto n = ema_count.sum();
-  auto smoothed = (ema_count + eps) / (n + K * eps) * n;  // (K)
+  auto smoothed = (ema_count + eps) / (n + R * eps) * n;  // (R)
   codebook.copy_(ema_sum / smoothed.unsqueeze(1));
 }
 
-void VectorQuantizerImpl::restart_dead_codes(const at::Tensor& flat, const at::Tensor& codes) {
-  const int64_t K = options.num_embeddings();
-  auto counts = at::zeros({K}, flat.options()).index_add_(0, codes, at::ones({codes.size(0)}, flat.options()));  // (K)
+void VectorQuantizerImpl::restart_dead_codes(const at::Tensor& zg, const at::Tensor& rows) {
+  const int64_t R = codebook.size(0), K = options.num_embeddings(), N = zg.size(0);
+  auto counts = at::zeros({R}, zg.options()).index_add_(0, rows, at::ones({rows.size(0)}, zg.options()));  // (R)
   usage.mul_(options.usage_decay()).add_(counts, 1 - options.usage_decay());
-  auto dead = (usage < options.dead_code_threshold()).nonzero().flatten();  // (R)
+  auto dead = (usage < options.dead_code_threshold()).nonzero().flatten();  // (r)
   const int64_t r = dead.size(0);
   if (r == 0) return;
-  // A dead code restarts at a random vector of this batch, so it sits where the encoder's outputs actually are.
-  auto pick = at::randint(flat.size(0), {r}, at::TensorOptions().dtype(at::kLong)).to(flat.device());
-  auto fresh = flat.index_select(0, pick);  // (R, D)
+  // A dead code restarts at a random vector of this batch (of its own group), where the encoder's outputs are.
+  auto pick = at::randint(N, {r}, at::TensorOptions().dtype(at::kLong)).to(zg.device());  // (r)
+  auto fresh = zg.flatten(0, 1).index_select(0, pick * options.groups() + dead.floor_divide(K));  // (r, D)
   codebook.index_copy_(0, dead, fresh);
-  const double mean_use = static_cast<double>(flat.size(0)) / K;
-  usage.index_fill_(0, dead, mean_use);
+  usage.index_fill_(0, dead, static_cast<double>(N) / K);
   if (options.use_ema()) {
     ema_count.index_fill_(0, dead, 1.0);
     ema_sum.index_copy_(0, dead, fresh);

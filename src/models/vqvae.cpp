@@ -16,8 +16,8 @@ VQVAEOptions VQVAEOptions::preset(const std::string& variant) {
   o.variant(variant);
   if (variant == "mlp") return o;
   VLM_CHECK(variant == "conv", "unknown VQ-VAE variant '", variant, "'; expected mlp or conv");
-  o.hidden_dim(512).channels(32);
-  o.quantizer().embedding_dim(16).use_ema(true).ema_decay(0.99).dead_code_threshold(1.0);
+  o.hidden_dim(256).channels(16);
+  o.quantizer().embedding_dim(16).groups(o.n_codes()).use_ema(true).ema_decay(0.99).dead_code_threshold(0.5);
   return o;
 }
 
@@ -48,6 +48,8 @@ void VQVAEImpl::reset() {
   const int64_t latent = options.latent_dim();
   VLM_CHECK(S > 0 && H > 0 && L > 0, "VQ-VAE: image_size, hidden_dim and n_codes must be positive, got ", S, ", ", H,
             ", ", L);
+  VLM_CHECK(options.quantizer().groups() == 1 || options.quantizer().groups() == L, "VQ-VAE: the quantizer has ",
+            options.quantizer().groups(), " codebooks; use 1 (shared) or one per code position (n_codes = ", L, ")");
   if (options.variant() == "mlp") {
     encoder = nn::Sequential(nn::Flatten(), nn::Linear(S * S, H), nn::ReLU(), nn::Linear(H, latent), nn::ReLU());
     decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, S * S), nn::Sigmoid(),

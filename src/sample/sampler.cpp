@@ -20,8 +20,8 @@ Sampler::Sampler(GPT model, CharTokenizer tokenizer, SamplerOptions options)
             options_.temperature(), " (use greedy for argmax)");
   VLM_CHECK(options_.top_k() >= 0 && options_.batch_size() > 0 && options_.max_new_tokens() >= 0,
             "Sampler: top_k, batch_size and max_new_tokens must be non-negative (batch_size positive)");
-  VLM_CHECK(tokenizer_.contains(options_.stop()), "Sampler: the stop character '", options_.stop(),
-            "' is not in the vocabulary");
+  VLM_CHECK(options_.stop() == '\0' || tokenizer_.contains(options_.stop()), "Sampler: the stop character '",
+            options_.stop(), "' is not in the vocabulary");
 }
 
 void Sampler::reseed(uint64_t seed) { generator_ = at::make_generator<at::CPUGeneratorImpl>(seed); }
@@ -66,8 +66,11 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
       for (int64_t i = 0; i < T0; ++i)
         VLM_CHECK(constraint->allows(i, p[i]), "Sampler: prompt '", p, "' does not follow the template at position ",
                   i, " ('", p[i], "')");
-  int64_t limit = block;  // absolute position limit (exclusive)
-  if (options_.max_new_tokens() > 0) limit = std::min(limit, T0 + options_.max_new_tokens());
+  // Absolute position limit (exclusive). The cache holds at most block_size positions; without it the context is
+  // cropped to the last block_size tokens, as nanoGPT's generate does, so max_new_tokens may run past the block.
+  int64_t limit = block;
+  if (options_.max_new_tokens() > 0)
+    limit = options_.use_cache() ? std::min(block, T0 + options_.max_new_tokens()) : T0 + options_.max_new_tokens();
   if (constraint) limit = std::min(limit, constraint->length());
 
   const auto device = model_->parameters().front().device();
@@ -82,7 +85,7 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
     ids.insert(ids.end(), e.begin(), e.end());
   }
   auto seq = at::tensor(ids, at::kLong).view({B, T0});  // (B, T) on CPU, grows by one column per step
-  const int64_t stop_id = tokenizer_.id(options_.stop());
+  const int64_t stop_id = options_.stop() == '\0' ? -1 : tokenizer_.id(options_.stop());
   auto finished = at::zeros({B}, at::kBool);
   GPTImpl::KVCache cache;
   at::Tensor logits = options_.use_cache() ? model_->forward(seq.to(device), cache) : model_->forward(seq.to(device));
@@ -96,7 +99,8 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
     finished |= next.eq(stop_id);
     if (finished.all().item<bool>() || pos + 1 >= limit) break;
     logits = options_.use_cache() ? model_->forward(next.view({B, 1}).to(device), cache)
-                                  : model_->forward(seq.to(device));
+                                  : model_->forward(seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
+                                                               std::min(seq.size(1), block)).to(device));
   }
   model_->train(was_training);
 
@@ -106,7 +110,7 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
     for (int64_t t = T0; t < seq.size(1); ++t) {
       char c = tokenizer_.character(acc[b][t]);
       out[b] += c;
-      if (c == options_.stop()) break;
+      if (acc[b][t] == stop_id) break;
     }
   return out;
 }

@@ -11,6 +11,8 @@
 // With `use_ema` the codebook term is dropped and the codebook follows exponential moving averages of the vectors
 // assigned to it instead. Codes used less than `dead_code_threshold` (EMA count per batch) are restarted from
 // vectors of the current batch. On its first training forward the codebook is set by k-means on that batch.
+// With `groups` = G > 1 there are G codebooks and the input's second-to-last dimension picks the codebook; codes stay
+// in [0, K) (the letter alphabet does not grow), and the parameters hold the G codebooks stacked as (G*K, D).
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>
@@ -26,6 +28,9 @@ struct VectorQuantizerOptions {
       : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
   TORCH_ARG(int64_t, num_embeddings);      ///< K, codebook size (26: one code per letter A..Z)
   TORCH_ARG(int64_t, embedding_dim);       ///< D, dimension of one code vector
+  /// G codebooks of K codes each: the input is (..., G, D) and position g draws from codebook g only, so the
+  /// positions stop competing for one shared set of 26 codes. 1 = one shared codebook (the seed).
+  TORCH_ARG(int64_t, groups) = 1;
   TORCH_ARG(double, commitment_cost) = 0.25;  ///< beta on the encoder-side term
   TORCH_ARG(bool, kmeans_init) = true;     ///< k-means on the first training batch (the seed's init)
   TORCH_ARG(int64_t, kmeans_iters) = 30;   ///< Lloyd iterations after k-means++ seeding
@@ -83,15 +88,21 @@ class VectorQuantizerImpl : public torch::nn::Cloneable<VectorQuantizerImpl> {
   int64_t restarts() const { return restarts_; }
 
   VectorQuantizerOptions options;
-  at::Tensor codebook;          ///< (K, D) parameter (a buffer-like parameter without grad when use_ema)
+  at::Tensor codebook;          ///< (G*K, D) parameter (without grad when use_ema: the EMA sets it)
   at::Tensor initialized_flag;  ///< () buffer, 1 once the codebook is set, so a loaded model is not re-initialised
-  at::Tensor ema_count;         ///< (K) buffer, EMA of the vectors assigned per batch
-  at::Tensor ema_sum;           ///< (K, D) buffer, EMA of their sum
-  at::Tensor usage;             ///< (K) buffer, EMA of assignments per batch, for dead-code restarts
+  at::Tensor ema_count;         ///< (G*K) buffer, EMA of the vectors assigned per batch
+  at::Tensor ema_sum;           ///< (G*K, D) buffer, EMA of their sum
+  at::Tensor usage;             ///< (G*K) buffer, EMA of assignments per batch, for dead-code restarts
 
  private:
-  void update_ema(const at::Tensor& flat, const at::Tensor& codes);
-  void restart_dead_codes(const at::Tensor& flat, const at::Tensor& codes);
+  // z (..., [G,] D) -> (N, G, D)
+  at::Tensor grouped(const at::Tensor& z) const;
+  // Codes (N, G) in [0, K) of grouped vectors (N, G, D)
+  at::Tensor nearest_grouped(const at::Tensor& zg) const;
+  // Local codes (..., G) -> rows of the stacked codebook
+  at::Tensor global_codes(const at::Tensor& codes) const;
+  void update_ema(const at::Tensor& flat, const at::Tensor& rows);
+  void restart_dead_codes(const at::Tensor& zg, const at::Tensor& rows);
   int64_t restarts_ = 0;
 };
 TORCH_MODULE(VectorQuantizer);

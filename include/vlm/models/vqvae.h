@@ -11,7 +11,8 @@
 //         Linear(hidden, HW) sigmoid, with L = n_codes chunks of D = embedding_dim.
 //   conv  Conv(1, c, 4, s2) ReLU Conv(c, 2c, 4, s2) ReLU [(H/4)x(W/4)] Linear -> hidden ReLU Linear -> L*D | VQ |
 //         Linear(L*D, hidden) ReLU Linear -> 2c*(H/4)*(W/4) ReLU ConvT(2c, c, 4, s2) ReLU ConvT(c, 1, 4, s2) sigmoid.
-//         The code dimension D is free (only L x log2(K) bits cross the bottleneck), so it defaults larger.
+//         The code dimension D is free (only L x log2(K) bits cross the bottleneck), so it defaults larger, and
+//         each code position has its own codebook of K codes (quantizer groups = L), EMA-updated with restarts.
 #include <cstdint>
 #include <string>
 
@@ -27,7 +28,7 @@
 namespace vlm {
 
 struct VQVAEOptions {
-  /// The seed's mlp, or the conv variant with its defaults (D=16, EMA codebook, dead-code restarts).
+  /// The seed's mlp, or the conv variant with its defaults (D=16, a codebook per position, EMA, dead-code restarts).
   static VQVAEOptions preset(const std::string& variant);
   int64_t latent_dim() const { return n_codes_ * quantizer_.embedding_dim(); }
 

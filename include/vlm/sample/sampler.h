@@ -25,7 +25,7 @@ struct SamplerOptions {
   TORCH_ARG(bool, greedy) = false;         ///< argmax instead of sampling (temperature and top_k ignored)
   TORCH_ARG(bool, use_cache) = true;       ///< key/value cache; off = re-run the whole prefix every token
   TORCH_ARG(int64_t, max_new_tokens) = 0;  ///< 0 = until the stop character or the block size
-  TORCH_ARG(char, stop) = '.';
+  TORCH_ARG(char, stop) = '.';             ///< '\0' = never stop early (nanoGPT's generate)
   TORCH_ARG(uint64_t, seed) = 1337;
   TORCH_ARG(int64_t, batch_size) = 1000;   ///< prompts per forward pass
 };

@@ -7,6 +7,15 @@
 //
 //   GPTTrainer trainer(train_opts, gpt_opts, tokenizer, read_sequences("train.txt"), read_sequences("valid.txt"));
 //   GPTTrainSummary s = trainer.train();
+//
+// Files in out_dir: ckpt.pt (every checkpoint_interval iterations and at the end), best.pt (at each new best val
+// loss), metrics.jsonl (one JSON object per line: kind "train" every log_interval, "eval", and a final "summary" with
+// the per-phase times). Both checkpoints are vlm checkpoints of kind "gpt", version 1:
+//   meta: {"gpt": GPTOptions, "tokenizer": CharTokenizer, "train": GPTTrainOptions, "iter": steps done,
+//          "best_val_loss": ...}
+//   module "model" (nanoGPT's parameter names), optimizer "optimizer" (AdamW, two groups: decay / no decay),
+//   tensors "rng_cpu" (LibTorch's default CPU generator: dropout) and "rng_data" (the data-order generator).
+// load_gpt_checkpoint() rebuilds the model from meta["gpt"] before loading the weights.
 #include <cstdint>
 #include <functional>
 #include <memory>

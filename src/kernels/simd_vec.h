@@ -1,19 +1,25 @@
-// 16-lane float/int vectors (GCC vector extensions) for the per-instruction-set kernel translation units.
-// Included AFTER `#pragma GCC target(...)`, so every function here is compiled for that set: one zmm register under
-// AVX-512, two ymm under AVX2, four xmm on the baseline. Everything is static: each translation unit has its own copy,
+// Native-width float/int vectors (GCC vector extensions) for the per-instruction-set kernel translation units.
+// Included AFTER `#pragma GCC target(...)`, so every function here is compiled for that set: 16 lanes (zmm) under
+// AVX-512, 8 (ymm) under AVX2, 4 (xmm) on the baseline; the kernels are written against kLanes. Everything is static: each translation unit has its own copy,
 // so no function compiled for AVX-512 can be picked by the linker for a baseline caller. Standard headers must be
 // included before the pragma for the same reason (their inline functions would otherwise be compiled for the set).
 // No include guard on purpose: one inclusion per translation unit, after the pragma.
 // Needs <cstdint>, <cstring> and (x86) <immintrin.h>, included by the translation unit before its pragma.
 
-// The 64-byte vectors never cross a non-inlined call boundary, so the ABI note GCC gives for them is moot.
+// The wide vectors never cross a non-inlined call boundary, so the ABI note GCC gives for them is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace {
 
+#if defined(__AVX512F__)
 constexpr int kLanes = 16;
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
+#elif defined(__AVX2__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float vf __attribute__((vector_size(4 * kLanes)));
+typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
 
 inline vf splat(float a) { return vf{} + a; }
 inline vi splat_i(int32_t a) { return vi{} + a; }
@@ -23,7 +29,7 @@ inline vf load(const float* p) {
   return v;
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
-/// First n (< 16) lanes only: the tail of a row that is not a multiple of 16 wide.
+/// First n (< kLanes) lanes only: the tail of a row that is not a multiple of 16 wide.
 inline void store_first(float* p, vf v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) p[i] = v[i];
 }
@@ -34,16 +40,8 @@ inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 inline vf vfma(vf a, vf b, vf c) {
 #if defined(__x86_64__) && defined(__AVX512F__)
   return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif defined(__x86_64__) && defined(__FMA__)
-  __m256 a2[2], b2[2], c2[2];
-  std::memcpy(a2, &a, sizeof a);
-  std::memcpy(b2, &b, sizeof b);
-  std::memcpy(c2, &c, sizeof c);
-  c2[0] = _mm256_fmadd_ps(a2[0], b2[0], c2[0]);
-  c2[1] = _mm256_fmadd_ps(a2[1], b2[1], c2[1]);
-  vf r;
-  std::memcpy(&r, c2, sizeof r);
-  return r;
+#elif defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+  return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
   return a * b + c;
 #endif
