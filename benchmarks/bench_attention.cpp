@@ -6,6 +6,11 @@
 // GEMM rate measured in the same process (at::mm, n = 1024, same threads): `of_gemm` = attained / GEMM GFLOP/s, with
 // the attention counted as the naive composition's dense FLOPs: 4 B nh T^2 hs forward, 3x that forward + backward.
 //
+// BM_TrainStep_<attention>: one AdamW training step (zero_grad, forward, cross-entropy, backward, step) of the
+// seed-size GPT (8 layers, 8 heads, 384 wide, T = 32, dropout 0) with GPTOptions::attention naive or fast; reports
+// ms per step, tokens per second and MFU = nanoGPT's flops_per_token * tokens/s / the GEMM rate. Checked first: the
+// fast model's initial loss equals the naive model's at the same initialisation.
+//
 //   build-kern/benchmarks/bench_attention [--benchmark_filter=...]
 #include <algorithm>
 #include <chrono>
@@ -16,11 +21,13 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/optim/adamw.h>
 
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 #include "vlm/kernels/causal_attention.h"
 #include "vlm/kernels/kernel_isa.h"
+#include "vlm/models/gpt.h"
 
 namespace {
 
@@ -162,6 +169,48 @@ void BM_AttentionFwdBwd_Fused(benchmark::State& state, const std::string& isa) {
                        [&](auto& q, auto& k, auto& v) { return vk::causal_attention(q, k, v, isa); });
 }
 
+double gpt_loss(vlm::GPT& model, const at::Tensor& idx, const at::Tensor& targets) {
+  at::Tensor logits = model->forward(idx);  // (B, T, V)
+  return at::cross_entropy_loss(logits.view({-1, logits.size(2)}), targets.view({-1})).item<double>();
+}
+
+void BM_TrainStep(benchmark::State& state, const std::string& attention) {
+  const int64_t B = state.range(0), T = 32;
+  vlm::set_threads(static_cast<int>(state.range(1)));
+  const double gemm = gemm_gflops();
+  auto options = vlm::GPTOptions().block_size(T).attention(attention);
+  at::manual_seed(7);
+  vlm::GPT model(options);
+  at::manual_seed(7);
+  vlm::GPT reference(vlm::GPTOptions(options).attention("naive"));
+  at::Tensor idx = at::randint(0, options.vocab_size(), {B, T}), targets = at::randint(0, options.vocab_size(), {B, T});
+  {
+    const double got = gpt_loss(model, idx, targets), want = gpt_loss(reference, idx, targets);
+    VLM_CHECK(std::abs(got - want) <= 1e-5 * std::abs(want), "attention=", attention, ": initial loss ", got,
+              " differs from the naive model's ", want);
+  }
+  model->train();
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  auto step = [&] {
+    optimizer.zero_grad();
+    at::Tensor logits = model->forward(idx);  // (B, T, V)
+    at::Tensor loss = at::cross_entropy_loss(logits.view({B * T, -1}), targets.view({B * T}));
+    loss.backward();
+    optimizer.step();
+    return loss;
+  };
+  step();  // warm-up: allocator, optimizer state
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) benchmark::DoNotOptimize(step().data_ptr());
+  const double per_step =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(state.iterations());
+  const double tokens_per_s = double(B * T) / per_step;
+  state.SetItemsProcessed(int64_t(state.iterations()) * B * T);
+  state.counters["ms/step"] = per_step * 1e3;
+  state.counters["MFU"] = model->flops_per_token(T) * tokens_per_s / 1e9 / gemm;
+  state.counters["gemm_GFLOP/s"] = gemm;
+}
+
 // {B, nh, T, hs, threads}: the GPT's shape, then longer sequences and wider heads.
 void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"B", "nh", "T", "hs", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -181,6 +230,10 @@ BENCHMARK(BM_AttentionFwdBwd_Naive)->Apply(shapes);
 BENCHMARK(BM_AttentionFwdBwd_SDPA)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_AttentionFwdBwd_Fused, avx512, std::string("avx512"))->Apply(shapes);
 BENCHMARK_CAPTURE(BM_AttentionFwdBwd_Fused, avx2, std::string("avx2"))->Apply(shapes);
+BENCHMARK_CAPTURE(BM_TrainStep, naive, std::string("naive"))
+    ->ArgsProduct({{16}, {1, 2}})->ArgNames({"B", "threads"})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_TrainStep, fast, std::string("fast"))
+    ->ArgsProduct({{16}, {1, 2}})->ArgNames({"B", "threads"})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

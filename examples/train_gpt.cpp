@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     flags.add("eval_interval", &train.eval_interval, "evaluate every N iterations");
     flags.add("eval_iters", &train.eval_iters, "loss estimates over eval_iters * batch_size sequences");
     flags.add("eval_classify", &train.eval_classify, "validation images classified per eval (-1 all, 0 none)");
+    flags.add("final_classify", &train.final_classify, "validation images classified at the end (-1 all, 0 none)");
     flags.add("log_interval", &train.log_interval, "log every N iterations");
     flags.add("checkpoint_interval", &train.checkpoint_interval, "write ckpt.pt every N iterations");
     flags.add("batch_size", &train.batch_size, "sequences per iteration");

@@ -14,6 +14,7 @@
 
 #include "mnist_common.h"
 #include "vlm/core/atomic_file.h"
+#include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/io/png.h"
@@ -59,15 +60,7 @@ int main(int argc, char** argv) {
     const std::string variant = variant_from_args(argc, argv);
     vlm::VQVAEOptions model_options = vlm::VQVAEOptions::preset(variant);
     auto& q = model_options.quantizer();
-    vlm::VQVAETrainOptions train_options;
-    if (variant == "conv") {
-      // Measured here: a larger step with a cosine decay and a fixed short budget beats the seed's schedule.
-      train_options.lr = 2e-3;
-      train_options.lr_schedule = "cosine";
-      train_options.max_epochs = 15;
-      train_options.patience = 0;
-      train_options.monitor = "val_recon";
-    }
+    vlm::VQVAETrainOptions train_options = vlm::VQVAETrainOptions::preset(variant);
     std::string variant_flag = variant, out_dir = "runs/vqvae-" + variant, alphabet = vlm::kDefaultImageAlphabet;
     int64_t limit_train = 0, probe_k = 10, latent_points = 3000, recon_images = 32;
     int64_t image_size = model_options.image_size(), hidden_dim = model_options.hidden_dim();
@@ -107,6 +100,7 @@ int main(int argc, char** argv) {
         .add("recon_images", &recon_images, "test images in recon.png")
         .add("progress", &progress, "progress line per epoch");
     if (!flags.parse(argc, argv)) return 0;
+    VLM_CHECK(variant_flag == variant, "--variant: give it as --variant=", variant_flag, " (read before the other flags)");
     auto runtime = vlm::examples::start(flags, common);
     model_options.image_size(image_size).hidden_dim(hidden_dim).channels(channels).n_codes(n_codes);
     q.num_embeddings(num_embeddings).embedding_dim(embedding_dim).commitment_cost(commitment_cost);

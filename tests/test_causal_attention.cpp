@@ -7,6 +7,8 @@
 #include "vlm/core/check.h"
 #include "vlm/kernels/causal_attention.h"
 #include "vlm/kernels/kernel_isa.h"
+#include "vlm/models/attention.h"
+#include "vlm/models/gpt.h"
 
 namespace vk = vlm::kernels;
 
@@ -113,4 +115,56 @@ TEST_CASE("causal_attention rejects what it does not handle with a message that 
   CHECK_THROWS_WITH(vk::causal_attention(dbl, dbl, dbl), Catch::Contains("float32"));
   CHECK_THROWS_AS(vk::causal_attention(ok, ok, at::randn({1, 1, 8, 5})), vlm::Error);
   CHECK(vk::causal_attention_naive(long_seq, long_seq, long_seq).sizes() == long_seq.sizes());
+}
+
+namespace {
+vlm::GPTOptions gpt_options(const std::string& attention) {
+  // The real model's head size (384 / 8 = 48) at the real sequence length, with fewer and thinner layers.
+  return vlm::GPTOptions().vocab_size(50).block_size(32).n_layer(2).n_head(4).n_embd(192).attention(attention);
+}
+}  // namespace
+
+TEST_CASE("The GPT's loss and gradients are the same with attention=naive and attention=fast", "[attention][gpt]") {
+  at::manual_seed(21);
+  vlm::GPT naive(gpt_options("naive"));
+  vlm::GPT fast(gpt_options("fast"));
+  {
+    at::NoGradGuard no_grad;
+    auto src = naive->parameters(), dst = fast->parameters();
+    REQUIRE(src.size() == dst.size());
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+  const int64_t B = 6, T = 32;
+  at::Tensor idx = at::randint(0, 50, {B, T}), targets = at::randint(0, 50, {B, T});
+  auto loss_of = [&](vlm::GPT& model) {
+    at::Tensor logits = model->forward(idx);  // (B, T, V)
+    at::Tensor loss = at::cross_entropy_loss(logits.view({B * T, -1}), targets.view({B * T}));
+    loss.backward();
+    return loss.item<double>();
+  };
+  const double loss_naive = loss_of(naive), loss_fast = loss_of(fast);
+  CHECK(std::abs(loss_fast - loss_naive) <= 1e-5 * std::abs(loss_naive));
+  auto gn = naive->parameters(), gf = fast->parameters();
+  for (size_t i = 0; i < gn.size(); ++i) {
+    CAPTURE(i);
+    CHECK(relative_error(gf[i].grad(), gn[i].grad()) < 1e-4);
+  }
+}
+
+TEST_CASE("attention=fast falls back to the naive path for a key/value cache and for dropout", "[attention][gpt]") {
+  at::manual_seed(23);
+  vlm::GPT fast(gpt_options("fast"));
+  fast->eval();
+  at::NoGradGuard no_grad;
+  at::Tensor idx = at::randint(0, 50, {2, 12});
+  const at::Tensor full = fast->forward(idx);  // (2, 12, V)
+  vlm::GPTImpl::KVCache cache;
+  at::Tensor first = fast->forward(idx.narrow(1, 0, 7), cache);
+  at::Tensor rest = fast->forward(idx.narrow(1, 7, 5), cache);  // 5 queries after 7 cached keys
+  CHECK(relative_error(at::cat({first, rest}, 1), full) < 1e-5);
+  // Attention dropout while training: the fast name must still train (through the naive path), not throw.
+  vlm::GPT dropped(gpt_options("fast").dropout(0.1));
+  dropped->train();
+  at::AutoGradMode grad_on(true);
+  CHECK(dropped->forward(idx).sizes() == at::IntArrayRef({2, 12, 50}));
 }

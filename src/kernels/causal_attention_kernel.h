@@ -8,7 +8,7 @@
 // The causal mask is the loop bounds plus zeros above the diagonal of P; nothing is transposed outside the tile.
 namespace {
 
-#if defined(__AVX512F__)
+#if defined(VLM_KERNEL_AVX512)
 constexpr int kAttnRows = 4;  // RB: 4 rows x up to 3 vectors = 12 accumulators of the 32 zmm registers
 #else
 constexpr int kAttnRows = 2;
@@ -24,7 +24,9 @@ constexpr int kMaxHeadVectors = 128 / kLanes;
 /// out[r, 0 : kLanes NV] = sum_d a[r * sa + d] * bt[d * tp + 0 : kLanes NV] for r < RB.
 template <int NV, int RB>
 inline void scores_block(const float* a, int64_t sa, int64_t hs, const float* bt, int64_t tp, float* out) {
-  vf acc[RB][NV] = {};
+  vf acc[RB][NV];  // set by loops, not `= {}`, which GCC turns into a rep stos of a stack copy
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = splat(0.0f);
   for (int64_t d = 0; d < hs; ++d) {
     vf b[NV];
     for (int v = 0; v < NV; ++v) b[v] = load(bt + d * tp + v * kLanes);
@@ -59,14 +61,17 @@ inline void scores_all(const float* a, int64_t sa, int64_t t, int64_t hs, const 
   for (; i < t; ++i) scores_rows<1>(a + i * sa, sa, hs, bt, tp, out + i * tp, i);
 }
 
-/// out[r * so + 0 : hs] = sum_{j in [j0, j1)} w[r * tp + j] * src[j * hp + 0 : hs] for r < RB.
+/// out[r * so + 0 : hs] = sum_{j in [j0, j1)} w[r * tp + j] * src[j * ss + 0 : hs] for r < RB; src rows readable to
+/// a whole number of vectors.
 template <int HV, int RB>
-inline void weighted_block(const float* w, int64_t tp, const float* src, int64_t hp, int64_t j0, int64_t j1,
+inline void weighted_block(const float* w, int64_t tp, const float* src, int64_t ss, int64_t j0, int64_t j1,
                            float* out, int64_t so, int64_t hs) {
-  vf acc[RB][HV] = {};
+  vf acc[RB][HV];  // set by loops, not `= {}`, which GCC turns into a rep stos of a stack copy
+  for (int r = 0; r < RB; ++r)
+    for (int h = 0; h < HV; ++h) acc[r][h] = splat(0.0f);
   for (int64_t j = j0; j < j1; ++j) {
     vf s[HV];
-    for (int h = 0; h < HV; ++h) s[h] = load(src + j * hp + h * kLanes);
+    for (int h = 0; h < HV; ++h) s[h] = load(src + j * ss + h * kLanes);
     for (int r = 0; r < RB; ++r) {
       const vf wr = splat(w[r * tp + j]);
       for (int h = 0; h < HV; ++h) acc[r][h] = vfma(wr, s[h], acc[r][h]);
@@ -81,19 +86,25 @@ inline void weighted_block(const float* w, int64_t tp, const float* src, int64_t
     }
 }
 
-/// Picks weighted_block<hv, RB> for a run-time hv = hp / kLanes in 1 .. kMaxHeadVectors.
+/// Rows of a (t, hs) operand for the weighted blocks, readable to a whole number of vectors (see padded_rows).
+struct TileRows {
+  const float* data;
+  int64_t stride;
+};
+
+/// Picks weighted_block<hv, RB> for a run-time hv = ceil(hs / kLanes) in 1 .. kMaxHeadVectors.
 template <int RB, int HV = 1>
-inline void weighted_rows(const float* w, int64_t tp, const float* src, int64_t hp, int64_t j0, int64_t j1, float* out,
+inline void weighted_rows(const float* w, int64_t tp, const float* src, int64_t ss, int64_t j0, int64_t j1, float* out,
                           int64_t so, int64_t hs) {
   if constexpr (HV < kMaxHeadVectors) {
-    if (hp / kLanes > HV) return weighted_rows<RB, HV + 1>(w, tp, src, hp, j0, j1, out, so, hs);
+    if (hs > HV * kLanes) return weighted_rows<RB, HV + 1>(w, tp, src, ss, j0, j1, out, so, hs);
   }
-  weighted_block<HV, RB>(w, tp, src, hp, j0, j1, out, so, hs);
+  weighted_block<HV, RB>(w, tp, src, ss, j0, j1, out, so, hs);
 }
 
 /// All T output rows. lower: w is lower-triangular (row i uses j <= i); else upper (row i uses j >= i).
-inline void weighted_all(const float* w, int64_t t, int64_t tp, const float* src, int64_t hp, bool lower, float* out,
-                         int64_t so, int64_t hs) {
+inline void weighted_all(const float* w, int64_t t, int64_t tp, TileRows src, bool lower, float* out, int64_t so,
+                         int64_t hs) {
   auto range = [&](int64_t i, int64_t rows, int64_t& j0, int64_t& j1) {
     j0 = lower ? 0 : i;
     j1 = lower ? (i + rows < t ? i + rows : t) : t;
@@ -101,11 +112,11 @@ inline void weighted_all(const float* w, int64_t t, int64_t tp, const float* src
   int64_t i = 0, j0, j1;
   for (; i + kAttnRows <= t; i += kAttnRows) {
     range(i, kAttnRows, j0, j1);
-    weighted_rows<kAttnRows>(w + i * tp, tp, src, hp, j0, j1, out + i * so, so, hs);
+    weighted_rows<kAttnRows>(w + i * tp, tp, src.data, src.stride, j0, j1, out + i * so, so, hs);
   }
   for (; i < t; ++i) {
     range(i, 1, j0, j1);
-    weighted_rows<1>(w + i * tp, tp, src, hp, j0, j1, out + i * so, so, hs);
+    weighted_rows<1>(w + i * tp, tp, src.data, src.stride, j0, j1, out + i * so, so, hs);
   }
 }
 
@@ -140,20 +151,75 @@ inline void causal_softmax_row(float* row, int64_t i, int64_t tp, float scale) {
   for (int64_t v = nv; v < tp / kLanes; ++v) store(row + v * kLanes, splat(0.0f));
 }
 
-/// dst (hs, tp) = src (t, hs; row stride st) transposed, zero columns t .. tp.
-inline void transpose_tile(const float* src, int64_t st, int64_t t, int64_t hs, int64_t tp, float* dst) {
-  for (int64_t j = 0; j < t; ++j)
-    for (int64_t d = 0; d < hs; ++d) dst[d * tp + j] = src[j * st + d];
-  for (int64_t d = 0; d < hs; ++d)
-    for (int64_t j = t; j < tp; ++j) dst[d * tp + j] = 0.0f;
+/// Transposes kLanes x kLanes in registers: at level h, swap the off-diagonal h x h blocks of every 2h x 2h block
+/// (one two-source shuffle per row: vpermt2ps under AVX-512); after all levels every bit of the row index has been
+/// exchanged with the column index's.
+template <int H>
+inline void transpose_level(vf (&m)[kLanes]) {
+  vi keep_row, keep_partner;
+#pragma GCC unroll 16
+  for (int c = 0; c < kLanes; ++c) {
+    keep_row[c] = (c & H) ? kLanes + c - H : c;
+    keep_partner[c] = (c & H) ? kLanes + c : c + H;
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < kLanes; ++r) {
+    if (r & H) continue;
+    const vf a = m[r], b = m[r + H];
+    m[r] = __builtin_shuffle(a, b, keep_row);
+    m[r + H] = __builtin_shuffle(a, b, keep_partner);
+  }
+  if constexpr (H > 1) transpose_level<H / 2>(m);
+}
+inline void transpose_square(vf (&m)[kLanes]) { transpose_level<kLanes / 2>(m); }
+
+/// One full kLanes x kLanes block: dst[c * sd + r] = src[r * ss + c].
+inline void transpose_full(const float* src, int64_t ss, float* dst, int64_t sd) {
+  vf m[kLanes];
+#pragma GCC unroll 16
+  for (int r = 0; r < kLanes; ++r) m[r] = load(src + r * ss);
+  transpose_square(m);
+#pragma GCC unroll 16
+  for (int c = 0; c < kLanes; ++c) store(dst + c * sd, m[c]);
 }
 
-/// dst (t, hp) = src (t, hs; row stride st) with zero columns hs .. hp.
-inline void copy_tile(const float* src, int64_t st, int64_t t, int64_t hs, int64_t hp, float* dst) {
+/// A ragged block (nr rows, nc columns valid) through a zero-padded copy; stores nc rows of dst.
+inline void transpose_ragged(const float* src, int64_t ss, int64_t nr, int64_t nc, float* dst, int64_t sd) {
+  float buf[kLanes * kLanes];
+  for (int64_t r = 0; r < kLanes; ++r)
+    for (int64_t c = 0; c < kLanes; ++c) buf[r * kLanes + c] = (r < nr && c < nc) ? src[r * ss + c] : 0.0f;
+  vf m[kLanes];
+  for (int r = 0; r < kLanes; ++r) m[r] = load(buf + r * kLanes);
+  transpose_square(m);
+  for (int64_t c = 0; c < nc; ++c) store(dst + c * sd, m[c]);
+}
+
+/// dst[c * sd + r] = src[r * ss + c] for r < rows, c < cols; dst's columns rows .. (rows rounded up to kLanes) get
+/// zeros. Reads nothing outside the rows x cols block.
+inline void transpose(const float* src, int64_t ss, int64_t rows, int64_t cols, float* dst, int64_t sd) {
+  for (int64_t rb = 0; rb < rows; rb += kLanes)
+    for (int64_t cb = 0; cb < cols; cb += kLanes) {
+      const int64_t nr = rows - rb < kLanes ? rows - rb : kLanes, nc = cols - cb < kLanes ? cols - cb : kLanes;
+      if (nr == kLanes && nc == kLanes)
+        transpose_full(src + rb * ss + cb, ss, dst + cb * sd + rb, sd);
+      else
+        transpose_ragged(src + rb * ss + cb, ss, nr, nc, dst + cb * sd + rb, sd);
+    }
+}
+
+/// Rows of (t, hs) with stride st as the weighted blocks read them: whole vectors up to hp. When hs is a whole number
+/// of vectors the source is used in place; otherwise it is copied into buf with zero columns hs .. hp.
+inline TileRows padded_rows(const float* src, int64_t st, int64_t t, int64_t hs, int64_t hp, float* buf) {
+  if (hs % kLanes == 0) return {src, st};
+  const int64_t whole = hs / kLanes * kLanes;
   for (int64_t j = 0; j < t; ++j) {
-    std::memcpy(dst + j * hp, src + j * st, sizeof(float) * hs);
-    std::memset(dst + j * hp + hs, 0, sizeof(float) * (hp - hs));
+    const float* s = src + j * st;
+    float* d = buf + j * hp;
+    for (int64_t e = 0; e < whole; e += kLanes) store(d + e, load(s + e));
+    for (int64_t e = whole; e < hs; ++e) d[e] = s[e];
+    for (int64_t e = hs; e < hp; ++e) d[e] = 0.0f;
   }
+  return {buf, hp};
 }
 
 void attention_forward_impl(const AttentionArgs& a, int64_t begin, int64_t end, float* scratch) {
@@ -166,11 +232,11 @@ void attention_forward_impl(const AttentionArgs& a, int64_t begin, int64_t end, 
     const float* q = a.q.tile(b, h);
     float* y = a.y.tile(b, h);
     float* p = a.probs ? a.probs + tile * t * tp : pbuf;  // (t, tp)
-    transpose_tile(a.k.tile(b, h), a.k.st, t, hs, tp, kt);
-    copy_tile(a.v.tile(b, h), a.v.st, t, hs, hp, vloc);
+    transpose(a.k.tile(b, h), a.k.st, t, hs, kt, tp);  // (hs, T)
+    const TileRows vrows = padded_rows(a.v.tile(b, h), a.v.st, t, hs, hp, vloc);
     scores_all(q, a.q.st, t, hs, kt, tp, p);  // (T, T) = q k^T, lower triangle
     for (int64_t i = 0; i < t; ++i) causal_softmax_row(p + i * tp, i, tp, a.scale);
-    weighted_all(p, t, tp, vloc, hp, /*lower=*/true, y, a.y.st, hs);  // (T, hs) = P v
+    weighted_all(p, t, tp, vrows, /*lower=*/true, y, a.y.st, hs);  // (T, hs) = P v
   }
 }
 
@@ -187,10 +253,10 @@ void attention_backward_impl(const AttentionArgs& a, int64_t begin, int64_t end,
     const int64_t b = tile / a.heads, h = tile % a.heads;
     const float* p = a.probs + tile * t * tp;  // (t, tp), zeros above the diagonal
     const float* dy = a.dy.tile(b, h);
-    transpose_tile(a.v.tile(b, h), a.v.st, t, hs, tp, vt);
-    copy_tile(a.k.tile(b, h), a.k.st, t, hs, hp, kloc);
-    copy_tile(a.q.tile(b, h), a.q.st, t, hs, hp, qloc);
-    copy_tile(dy, a.dy.st, t, hs, hp, dyloc);
+    transpose(a.v.tile(b, h), a.v.st, t, hs, vt, tp);  // (hs, T)
+    const TileRows krows = padded_rows(a.k.tile(b, h), a.k.st, t, hs, hp, kloc);
+    const TileRows qrows = padded_rows(a.q.tile(b, h), a.q.st, t, hs, hp, qloc);
+    const TileRows dyrows = padded_rows(dy, a.dy.st, t, hs, hp, dyloc);
     scores_all(dy, a.dy.st, t, hs, vt, tp, ds);  // dP (T, T) = dy v^T, lower triangle
     // dS = scale * P * (dP - rowsum(P * dP)); rowsum(P * dP) is dy . y without needing y.
     for (int64_t i = 0; i < t; ++i) {
@@ -204,14 +270,11 @@ void attention_backward_impl(const AttentionArgs& a, int64_t begin, int64_t end,
         store(row + v * kLanes, load(prow + v * kLanes) * (load(row + v * kLanes) - di) * a.scale);
       for (int64_t v = nv; v < tp / kLanes; ++v) store(row + v * kLanes, splat(0.0f));
     }
-    weighted_all(ds, t, tp, kloc, hp, /*lower=*/true, a.dq.tile(b, h), a.dq.st, hs);  // dq (T, hs) = dS k
-    for (int64_t i = 0; i < t; ++i)
-      for (int64_t j = 0; j < t; ++j) {
-        dst[j * tp + i] = ds[i * tp + j];
-        pt[j * tp + i] = p[i * tp + j];
-      }
-    weighted_all(dst, t, tp, qloc, hp, /*lower=*/false, a.dk.tile(b, h), a.dk.st, hs);   // dk = dS^T q
-    weighted_all(pt, t, tp, dyloc, hp, /*lower=*/false, a.dv.tile(b, h), a.dv.st, hs);   // dv = P^T dy
+    weighted_all(ds, t, tp, krows, /*lower=*/true, a.dq.tile(b, h), a.dq.st, hs);  // dq (T, hs) = dS k
+    transpose(ds, tp, t, t, dst, tp);  // dS^T (T, T)
+    transpose(p, tp, t, t, pt, tp);    // P^T (T, T)
+    weighted_all(dst, t, tp, qrows, /*lower=*/false, a.dk.tile(b, h), a.dk.st, hs);   // dk = dS^T q
+    weighted_all(pt, t, tp, dyrows, /*lower=*/false, a.dv.tile(b, h), a.dv.st, hs);   // dv = P^T dy
   }
 }
 

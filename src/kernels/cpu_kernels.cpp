@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "vlm/core/check.h"
 #include "vlm/kernels/kernel_isa.h"
 

@@ -9,11 +9,13 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi,bmi2,f16c,popcnt")
+#define VLM_KERNEL_AVX512 1
 namespace vlm::kernels::cpu {
 #include "kernels/simd_vec.h"
 #include "kernels/nearest_code_kernel.h"
 #include "kernels/causal_attention_kernel.h"
 }  // namespace vlm::kernels::cpu
+#undef VLM_KERNEL_AVX512
 #pragma GCC pop_options
 
 namespace vlm::kernels::cpu {

@@ -91,8 +91,11 @@ inline void nearest_block(const float* x, const NearestCodeArgs& a, int64_t* out
     }
     for (int r = 0; r < R; ++r) take(r, acc[r], int32_t(k));
   }
-  for (int r = 0; r < R; ++r)
-    for (int l = 0; l < kLanes; ++l) out[r * kLanes + l] = idx[r][l];
+  for (int r = 0; r < R; ++r) {
+    int32_t lanes[kLanes];  // a copy, so that idx can stay in registers
+    std::memcpy(lanes, &idx[r], sizeof lanes);
+    for (int l = 0; l < kLanes; ++l) out[r * kLanes + l] = lanes[l];
+  }
 }
 
 /// Rows [begin, end): whole blocks in place, the ragged end through a zero-padded copy.
@@ -117,7 +120,7 @@ void nearest_rows(const NearestCodeArgs& a, int64_t begin, int64_t end, float* s
 void nearest_code_impl(const NearestCodeArgs& a, int64_t begin, int64_t end, float* scratch) {
   // Registers: D <= 8 keeps x in R * D vectors plus R each of best, index, score; wider D streams x from L1 and
   // keeps R * C scores. 32 vector registers under AVX-512, 16 under AVX2 and SSE.
-#if defined(__AVX512F__)
+#if defined(VLM_KERNEL_AVX512)
   constexpr int kRowsSmall = 4, kRows = 2, kCodes = 4;
 #else
   constexpr int kRowsSmall = 2, kRows = 2, kCodes = 2;

@@ -4,16 +4,18 @@
 // so no function compiled for AVX-512 can be picked by the linker for a baseline caller. Standard headers must be
 // included before the pragma for the same reason (their inline functions would otherwise be compiled for the set).
 // No include guard on purpose: one inclusion per translation unit, after the pragma.
-// Needs <cstdint>, <cstring> and (x86) <immintrin.h>, included by the translation unit before its pragma.
+// Needs <cstdint>, <cstring> and (x86) <immintrin.h>, included by the translation unit before its pragma. The
+// translation unit also defines VLM_KERNEL_AVX512 or VLM_KERNEL_AVX2: g++ does not update __AVX512F__ and friends
+// for `#pragma GCC target`, so the code cannot ask the compiler which set it is being built for.
 
 // The wide vectors never cross a non-inlined call boundary, so the ABI note GCC gives for them is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace {
 
-#if defined(__AVX512F__)
+#if defined(VLM_KERNEL_AVX512)
 constexpr int kLanes = 16;
-#elif defined(__AVX2__)
+#elif defined(VLM_KERNEL_AVX2)
 constexpr int kLanes = 8;
 #else
 constexpr int kLanes = 4;
@@ -21,8 +23,34 @@ constexpr int kLanes = 4;
 typedef float vf __attribute__((vector_size(4 * kLanes)));
 typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
 
-inline vf splat(float a) { return vf{} + a; }
-inline vi splat_i(int32_t a) { return vi{} + a; }
+// Broadcasts through the intrinsics: `vf{} + a` keeps a real addition (0 + a is not a for a = -0) and an element
+// loop is not always recognised as a broadcast.
+inline vf splat(float a) {
+#if defined(VLM_KERNEL_AVX512)
+  return (vf)_mm512_set1_ps(a);
+#elif defined(VLM_KERNEL_AVX2)
+  return (vf)_mm256_set1_ps(a);
+#elif defined(__SSE2__)
+  return (vf)_mm_set1_ps(a);
+#else
+  vf v;
+  for (int i = 0; i < kLanes; ++i) v[i] = a;
+  return v;
+#endif
+}
+inline vi splat_i(int32_t a) {
+#if defined(VLM_KERNEL_AVX512)
+  return (vi)_mm512_set1_epi32(a);
+#elif defined(VLM_KERNEL_AVX2)
+  return (vi)_mm256_set1_epi32(a);
+#elif defined(__SSE2__)
+  return (vi)_mm_set1_epi32(a);
+#else
+  vi v;
+  for (int i = 0; i < kLanes; ++i) v[i] = a;
+  return v;
+#endif
+}
 inline vf load(const float* p) {
   vf v;
   std::memcpy(&v, p, sizeof v);
@@ -31,16 +59,18 @@ inline vf load(const float* p) {
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 /// First n (< kLanes) lanes only: the tail of a row that is not a multiple of 16 wide.
 inline void store_first(float* p, vf v, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) p[i] = v[i];
+  float tmp[kLanes];  // a copy, so that the caller's vector can stay in a register
+  store(tmp, v);
+  for (int64_t i = 0; i < n; ++i) p[i] = tmp[i];
 }
 inline vf select(vi mask, vf a, vf b) { return mask ? a : b; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
 /// a * b + c in one rounding where the set has FMA (so results differ from the baseline only in the last bits).
 inline vf vfma(vf a, vf b, vf c) {
-#if defined(__x86_64__) && defined(__AVX512F__)
+#if defined(VLM_KERNEL_AVX512)
   return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#elif defined(VLM_KERNEL_AVX2)
   return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
   return a * b + c;

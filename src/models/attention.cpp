@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "vlm/core/check.h"
+#include "vlm/kernels/causal_attention.h"
 
 namespace vlm {
 
@@ -24,9 +25,21 @@ at::Tensor causal_self_attention(const at::Tensor& q, const at::Tensor& k, const
   return at::matmul(att, v);                                          // (B, nh, Tq, hs)
 }
 
+namespace {
+/// "fast": the fused kernel (vlm/kernels/causal_attention.h) where it applies: no key/value cache (Tq == Tk), no
+/// attention dropout while training (the kernel has none), float32 CPU, T <= 64; the naive path otherwise.
+at::Tensor fast_causal_self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double dropout_p,
+                                      bool training) {
+  if (q.size(2) == k.size(2) && !(training && dropout_p > 0) && kernels::causal_attention_supported(q, k, v))
+    return kernels::causal_attention(q, k, v);
+  return causal_self_attention(q, k, v, dropout_p, training);
+}
+}  // namespace
+
 AttentionFn find_attention(const std::string& name) {
   if (name == "naive") return &causal_self_attention;
-  VLM_FAIL("unknown attention implementation '", name, "' (known: naive)");
+  if (name == "fast") return &fast_causal_self_attention;
+  VLM_FAIL("unknown attention implementation '", name, "' (known: naive, fast)");
 }
 
 }  // namespace vlm

@@ -6,6 +6,7 @@
 #include <torch/nn/functional.h>
 
 #include "vlm/core/check.h"
+#include "vlm/kernels/nearest_code.h"
 
 namespace vlm {
 
@@ -46,6 +47,8 @@ VectorQuantizerOptions vector_quantizer_options_from_json(const nlohmann::json& 
 at::Tensor nearest_code(const at::Tensor& x, const at::Tensor& codebook) {
   VLM_CHECK(x.dim() == 2 && codebook.dim() == 2 && x.size(1) == codebook.size(1),
             "nearest_code: expected x (N, D) and codebook (K, D), got ", x.sizes(), " and ", codebook.sizes());
+  // The fused search (vlm/kernels/nearest_code.h) for float32 CPU: same argmin, no (N, K) matrix.
+  if (kernels::nearest_code_supported(x, codebook)) return kernels::nearest_code(x, codebook);
   // |x|^2 is the same for every code, so it cannot change the argmin: |e|^2 - 2 x.e is enough.
   auto dist = at::addmm(codebook.pow(2).sum(1).unsqueeze(0), x, codebook.t(), /*beta=*/1, /*alpha=*/-2);  // (N, K)
   return dist.argmin(1);  // (N)

@@ -50,6 +50,7 @@ nlohmann::json GPTTrainOptions::to_json() const {
           {"eval_interval", eval_interval},
           {"eval_iters", eval_iters},
           {"eval_classify", eval_classify},
+          {"final_classify", final_classify},
           {"log_interval", log_interval},
           {"checkpoint_interval", checkpoint_interval},
           {"batch_size", batch_size},
@@ -237,7 +238,7 @@ at::Tensor GPTTrainer::loss_of(const at::Tensor& logits, const at::Tensor& y) co
   return at::cross_entropy_loss(logits.reshape({-1, V}), y.reshape({-1}), {}, at::Reduction::Mean, -1);
 }
 
-GPTEvalResult GPTTrainer::evaluate(bool classify_all) {
+GPTEvalResult GPTTrainer::evaluate(bool classify_all) {  // classify_all: the final evaluation
   torch::NoGradGuard no_grad;
   const bool was_training = model_->is_training();
   model_->eval();
@@ -269,9 +270,9 @@ GPTEvalResult GPTTrainer::evaluate(bool classify_all) {
   };
   r.train_loss = split_loss(train_, nullptr);
   r.val_loss = split_loss(val_, &r.val_loss_all);
-  if (opt_.eval_classify != 0) {
-    const int64_t n =
-        opt_.eval_classify < 0 || classify_all ? val_.size() : std::min(val_.size(), opt_.eval_classify);
+  if ((classify_all ? opt_.final_classify : opt_.eval_classify) != 0) {
+    const int64_t want = classify_all ? opt_.final_classify : opt_.eval_classify;
+    const int64_t n = want < 0 ? val_.size() : std::min(val_.size(), want);
     std::vector<std::string> images(val_.images.begin(), val_.images.begin() + n);
     std::vector<int64_t> labels(val_.labels.begin(), val_.labels.begin() + n);
     auto c = classify_images(model_, tokenizer_, images, 1000);

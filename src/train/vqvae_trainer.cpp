@@ -26,6 +26,18 @@ nlohmann::json VQVAEEpochLog::to_json() const {
           {"improved", improved}};
 }
 
+VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
+  VQVAETrainOptions o;
+  if (variant == "mlp") return o;
+  VLM_CHECK(variant == "conv", "unknown VQ-VAE variant '", variant, "'; expected mlp or conv");
+  o.lr = 2e-3;
+  o.lr_schedule = "cosine";
+  o.max_epochs = 15;
+  o.patience = 0;
+  o.monitor = "val_recon";
+  return o;
+}
+
 VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size, c10::Device device,
                                bool keep_recon, bool keep_latents) {
   VLM_CHECK(batch_size > 0, "evaluate_vqvae: batch_size must be positive, got ", batch_size);

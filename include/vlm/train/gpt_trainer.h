@@ -43,7 +43,8 @@ struct GPTTrainOptions {
   std::string init_from = "scratch";    ///< "scratch" or "resume" (continue from out_dir/ckpt.pt)
   int64_t eval_interval = 250;          ///< evaluate every N iterations (0 = only at the end)
   int64_t eval_iters = 20;              ///< loss estimates use eval_iters * batch_size sequences of each split
-  int64_t eval_classify = -1;           ///< validation images classified per eval (-1 = all, 0 = none; final: all)
+  int64_t eval_classify = -1;           ///< validation images classified at each eval (-1 = all, 0 = none)
+  int64_t final_classify = -1;          ///< ... and at the final evaluation
   int64_t log_interval = 10;            ///< console + JSONL line every N iterations
   int64_t checkpoint_interval = 250;    ///< write ckpt.pt every N iterations (0 = only at the end)
   bool quiet = false;                   ///< no console lines (tests)
@@ -140,9 +141,9 @@ class GPTTrainer {
 
   /// The next batch of the data order (advances the data RNG).
   GPTBatch get_batch();
-  /// Train/val loss on fixed subsets and classification accuracy on eval_classify validation images (all of them
-  /// when `classify_all`, as the final evaluation does whenever eval_classify != 0).
-  GPTEvalResult evaluate(bool classify_all = false);
+  /// Train/val loss on fixed subsets and classification accuracy on the first eval_classify validation images
+  /// (final_classify when `final_eval`).
+  GPTEvalResult evaluate(bool final_eval = false);
   void save_checkpoint(const std::string& path);
 
   /// Test hook: applied to the loss of each step before the guard (e.g. to inject a NaN).

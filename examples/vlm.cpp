@@ -1,0 +1,169 @@
+// The vlm command: the main job and the everyday commands on a finished run.
+//
+//   vlm run      [--preset=default|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--key=value ...]
+//   vlm generate --run_dir=DIR --digit=7 [--n=16] [--out=digit7.png]
+//   vlm classify --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
+//   vlm encode   --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
+//   vlm decode   --run_dir=DIR --tokens=ABCDEFGH [--out=decoded.png]
+#include <iostream>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include "mnist_common.h"
+#include "vlm/core/check.h"
+#include "vlm/data/mnist.h"
+#include "vlm/eval/classify.h"
+#include "vlm/eval/evaluator.h"
+#include "vlm/io/png.h"
+#include "vlm/io/png_read.h"
+#include "vlm/pipeline/pipeline.h"
+#include "vlm/sample/sampler.h"
+#include "vlm/text/sequences.h"
+#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/train/gpt_trainer.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: vlm COMMAND [--key=value ...]   (vlm COMMAND --help lists a command's flags)\n"
+    "  run       the main job: MNIST -> VQ-VAE -> tokens -> GPT -> evaluation -> report (resumable)\n"
+    "  generate  draw N images of a digit with a finished run's model into a PNG\n"
+    "  classify  classify a PNG or an IDX image by index\n"
+    "  encode    print the token string of an image\n"
+    "  decode    draw the image of a token string into a PNG\n";
+
+int run(int argc, char** argv) {
+  vlm::PipelineOptions o;
+  vlm::Flags flags("vlm run", "Run (or resume) the whole pipeline into --run_dir.");
+  o.register_flags(flags);
+  if (!flags.parse(argc, argv)) return 0;
+  if (!flags.given("run_dir") && o.preset != "default") o.run_dir = "runs/" + o.preset;
+  vlm::RuntimeOptions ro;
+  ro.threads = o.threads;
+  ro.seed = o.seed;
+  auto info = vlm::init_runtime(ro);
+  std::cout << flags.resolved() << "runtime: " << info.summary() << "\n" << std::flush;
+  auto config = flags.to_json();
+  config["run_dir"] = o.run_dir;
+  config["runtime"] = info.summary();
+  vlm::run_pipeline(o, config);
+  fmt::print("report: {}/report.md\n", o.run_dir);
+  return 0;
+}
+
+// Options of the everyday commands.
+struct Everyday {
+  vlm::examples::CommonOptions common;
+  std::string run_dir = "runs/mnist", image, split = "test", tokens, out;
+  int64_t index = -1, digit = -1, n = 16;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  bool constrained = true;
+};
+
+at::Tensor input_image(const Everyday& e, int64_t expected_size) {
+  at::Tensor img;
+  if (!e.image.empty()) {
+    img = vlm::read_image_gray(e.image);
+  } else {
+    VLM_CHECK(e.index >= 0, "give --image=FILE.png or --index=N (an image of the --split of --data_dir)");
+    VLM_CHECK(e.split == "test" || e.split == "train", "--split must be test or train, got '", e.split, "'");
+    auto m = vlm::load_mnist(e.common.data_dir);
+    const auto& d = e.split == "test" ? m.test : m.train;
+    VLM_CHECK(e.index < d.size(), "--index=", e.index, " is out of range: the ", e.split, " split has ", d.size(),
+              " images");
+    img = d.images[e.index];
+    fmt::print("{} image {} (label {})\n", e.split, e.index, d.labels[e.index].item<int64_t>());
+  }
+  VLM_CHECK(img.size(1) == expected_size && img.size(2) == expected_size, "the image is ", img.size(2), "x",
+            img.size(1), " pixels; the run's tokenizer expects ", expected_size, "x", expected_size,
+            " (white digit on black, like MNIST)");
+  return img;
+}
+
+int everyday(const std::string& cmd, int argc, char** argv) {
+  Everyday e;
+  vlm::Flags flags("vlm " + cmd, "Everyday command on a finished run (see vlm --help).");
+  vlm::examples::add_common_flags(flags, e.common);
+  flags.add("run_dir", &e.run_dir, "a finished run directory");
+  if (cmd == "generate") {
+    flags.add("digit", &e.digit, "digit to draw (0-9)");
+    flags.add("n", &e.n, "images to draw");
+    flags.add("temperature", &e.temperature, "sampling temperature");
+    flags.add("top_k", &e.top_k, "top-k (0 = off)");
+    flags.add("constrained", &e.constrained, "constrained decoding (only valid image letters)");
+    flags.add("out", &e.out, "output PNG (default digit<D>.png)");
+  } else if (cmd == "classify" || cmd == "encode") {
+    flags.add("image", &e.image, "a PNG/BMP/PGM image");
+    flags.add("index", &e.index, "or an image of the data set by index");
+    flags.add("split", &e.split, "test or train (with --index)");
+  } else {
+    flags.add("tokens", &e.tokens, "the image's token string, e.g. ABCDEFGH");
+    flags.add("out", &e.out, "output PNG (default decoded.png)");
+  }
+  if (!flags.parse(argc, argv)) return 0;
+  vlm::RuntimeOptions ro;
+  ro.threads = e.common.threads;
+  ro.seed = e.common.seed;
+  vlm::init_runtime(ro);
+  auto device = vlm::resolve_device(e.common.device);
+  auto paths = vlm::RunPaths::of(e.run_dir);
+  auto codec = vlm::ImageTokenCodec::load(paths.vqvae, device);
+  const int64_t size = codec.model()->options.image_size();
+
+  if (cmd == "decode") {
+    VLM_CHECK(!e.tokens.empty(), "--tokens=STRING is required (", codec.codes_per_image(), " letters of ",
+              codec.alphabet(), ")");
+    auto img = codec.decode_text_one(e.tokens);  // throws naming an invalid letter or a wrong length
+    const std::string out = e.out.empty() ? "decoded.png" : e.out;
+    vlm::write_png(out, img);
+    fmt::print("wrote {}\n", out);
+    return 0;
+  }
+  if (cmd == "encode") {
+    fmt::print("{}\n", codec.encode_text_one(input_image(e, size)));
+    return 0;
+  }
+  auto gpt = vlm::load_gpt_checkpoint(paths.gpt);
+  gpt.model->to(device);
+  if (cmd == "classify") {
+    auto tokens = codec.encode_text_one(input_image(e, size));
+    auto c = vlm::classify_images(gpt.model, gpt.tokenizer, {tokens});
+    auto probs = at::softmax(c.log_probs[0], 0);
+    fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", tokens, c.predicted[0],
+               probs[c.predicted[0]].item<double>());
+    for (int d = 0; d < 10; ++d) fmt::print("  {}: {:.4f}\n", d, probs[d].item<double>());
+    return 0;
+  }
+  // generate
+  VLM_CHECK(e.digit >= 0 && e.digit <= 9, "--digit must be 0..9, got ", e.digit);
+  VLM_CHECK(e.n > 0, "--n must be positive, got ", e.n);
+  auto options = vlm::SamplerOptions().temperature(e.temperature).top_k(e.top_k).seed(e.common.seed);
+  auto g = vlm::generate_digits(gpt.model, gpt.tokenizer, codec.codes_per_image(), e.n, options, e.constrained);
+  const auto& strings = g.images[e.digit];
+  std::vector<at::Tensor> tiles;
+  for (const auto& s : strings) tiles.push_back(s.empty() ? at::zeros({1, size, size}) : codec.decode_text_one(s));
+  const std::string out = e.out.empty() ? fmt::format("digit{}.png", e.digit) : e.out;
+  vlm::write_png(out, vlm::image_grid(at::stack(tiles), std::min<int64_t>(e.n, 8)));
+  int64_t invalid = 0;
+  for (const auto& s : strings) invalid += s.empty();
+  fmt::print("wrote {} ({} images of {}; {} invalid)\n", out, e.n, e.digit, invalid);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return vlm::examples::run_main("vlm", [&] {
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+      std::cout << kUsage;
+      return argc < 2 ? 1 : 0;
+    }
+    const std::string cmd = argv[1];
+    if (cmd == "run") return run(argc - 1, argv + 1);
+    if (cmd == "generate" || cmd == "classify" || cmd == "encode" || cmd == "decode")
+      return everyday(cmd, argc - 1, argv + 1);
+    VLM_FAIL("unknown command '", cmd, "'\n", kUsage);
+  });
+}

@@ -1,0 +1,145 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include <ATen/ATen.h>
+
+#include "test_helpers.h"
+#include "vlm/core/atomic_file.h"
+#include "vlm/core/runtime.h"
+#include "vlm/data/idx.h"
+#include "vlm/eval/token_probe.h"
+#include "vlm/io/png_read.h"
+#include "vlm/pipeline/pipeline.h"
+#include "vlm/pipeline/stage.h"
+#include "vlm/text/sequences.h"
+#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/train/gpt_trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+// A small MNIST-shaped data set: each digit d is a bright bar at a digit-specific place plus noise, so the pipeline
+// has something learnable without the real MNIST.
+void write_synthetic_mnist(const std::string& dir, int64_t n_train, int64_t n_test) {
+  auto make = [](int64_t n, uint64_t seed) {
+    at::manual_seed(seed);
+    auto labels = at::arange(n) % 10;
+    auto images = at::rand({n, 1, 28, 28}) * 0.2;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t d = labels[i].item<int64_t>();
+      images[i][0].narrow(0, 2 + 2 * d, 4).narrow(1, 4, 20).fill_(1.0);
+    }
+    vlm::IdxArray lab;
+    lab.dims = {n};
+    for (int64_t i = 0; i < n; ++i) lab.data.push_back(static_cast<uint8_t>(labels[i].item<int64_t>()));
+    return std::make_pair(vlm::image_tensor_to_idx(images), lab);
+  };
+  auto [tri, trl] = make(n_train, 1);
+  auto [tei, tel] = make(n_test, 2);
+  vlm::write_idx(dir + "/train-images-idx3-ubyte", tri);
+  vlm::write_idx(dir + "/train-labels-idx1-ubyte.gz", trl, /*gzip=*/true);
+  vlm::write_idx(dir + "/t10k-images-idx3-ubyte", tei);
+  vlm::write_idx(dir + "/t10k-labels-idx1-ubyte", tel);
+}
+
+vlm::PipelineOptions tiny(const std::string& data, const std::string& run) {
+  vlm::PipelineOptions o;
+  o.apply_preset("tiny");
+  o.data_dir = data;
+  o.run_dir = run;
+  o.threads = 1;
+  return o;
+}
+
+std::string stage_json(const std::string& run, const std::string& stage) {
+  return vlm::read_text_file(run + "/" + stage + "/stage.json");
+}
+}  // namespace
+
+TEST_CASE("A stage is skipped only when its configuration and every output checksum match", "[pipeline][stage]") {
+  vlm::testing::TempDir dir;
+  {
+    vlm::Stage s(dir.str(), "s", {{"a", 1}});
+    CHECK_FALSE(s.up_to_date());
+    vlm::write_text_atomically(s.path("out.txt"), "hello");
+    s.complete({"out.txt"}, 0.5);
+    CHECK(s.up_to_date());
+    CHECK_FALSE(s.up_to_date(/*force=*/true));
+  }
+  CHECK_FALSE(vlm::Stage(dir.str(), "s", {{"a", 2}}).up_to_date());
+  vlm::Stage again(dir.str(), "s", {{"a", 1}});
+  CHECK(again.up_to_date());
+  vlm::write_text_atomically(again.path("out.txt"), "hellO");
+  CHECK_FALSE(again.up_to_date());
+  CHECK(again.why().find("corrupt") != std::string::npos);
+  fs::remove(again.path("out.txt"));
+  CHECK_FALSE(again.up_to_date());
+  CHECK(again.why().find("missing") != std::string::npos);
+  vlm::write_text_atomically(again.path("stage.json"), "{ not json");
+  CHECK_FALSE(again.up_to_date());
+}
+
+TEST_CASE("The whole pipeline runs end to end on a small data set, resumes, and redoes a corrupt stage",
+          "[pipeline]") {
+  vlm::testing::TempDir dir;
+  fs::create_directories(dir.file("data"));
+  write_synthetic_mnist(dir.file("data"), 600, 100);
+  const std::string run = dir.file("run");
+  auto o = tiny(dir.file("data"), run);
+  auto summary = vlm::run_pipeline(o);
+
+  // Every artefact exists and is well-formed.
+  for (const char* key : {"preset", "wall_seconds", "vq_test_mse", "test_accuracy", "test_accuracy_sampled",
+                          "generation_graded_accuracy", "generation_invalid_rate"})
+    CHECK(summary.contains(key));
+  CHECK(summary["generation_invalid_rate"] == 0.0);
+  auto on_disk = nlohmann::json::parse(vlm::read_text_file(run + "/summary.json"));
+  CHECK(on_disk["test_accuracy"] == summary["test_accuracy"]);
+  CHECK(vlm::read_text_file(run + "/report.md").find("graded generation accuracy") != std::string::npos);
+  auto train = vlm::read_sequences(run + "/tokens/train.txt");
+  auto test = vlm::read_sequences(run + "/tokens/test.txt");
+  CHECK(train.size() == 500);
+  CHECK(test.size() == 100);
+  CHECK(train[0].image.size() == 8);
+  auto codec = vlm::ImageTokenCodec::load(run + "/vqvae/vqvae.pt");
+  CHECK(codec.codes_per_image() == 8);
+  auto gpt = vlm::load_gpt_checkpoint(run + "/gpt/best.pt");
+  CHECK(gpt.tokenizer.vocab_size() == gpt.model->options.vocab_size());
+  auto grid = vlm::read_image_gray(run + "/eval/generated.png");
+  CHECK(grid.size(1) == 10 * 30 + 2);  // ten digit rows of 28 px + 2 px padding
+  for (const char* f : {"eval/confusion.svg", "eval/accuracy_over_checkpoints.svg", "eval/token_logo.svg",
+                        "vqvae/recon.png", "gpt/ckpt_10.pt", "gpt/ckpt_20.pt"})
+    CHECK(fs::exists(run + "/" + std::string(f)));
+
+  // A second run does no training: every stage record is left untouched.
+  std::map<std::string, std::string> before;
+  for (const char* s : {"data", "vqvae", "tokens", "classifier", "gpt", "eval"}) before[s] = stage_json(run, s);
+  auto mtime = fs::last_write_time(run + "/gpt/best.pt");
+  vlm::run_pipeline(o);
+  for (const auto& [s, text] : before) CHECK(stage_json(run, s) == text);
+  CHECK(fs::last_write_time(run + "/gpt/best.pt") == mtime);
+
+  // A damaged checkpoint is noticed and the stage redone, not trusted.
+  {
+    std::ofstream f(run + "/gpt/best.pt", std::ios::binary | std::ios::trunc);
+    f << "garbage";
+  }
+  vlm::run_pipeline(o);
+  CHECK(stage_json(run, "gpt") != before["gpt"]);
+  CHECK(stage_json(run, "vqvae") == before["vqvae"]);
+  CHECK_NOTHROW(vlm::load_gpt_checkpoint(run + "/gpt/best.pt"));
+}
+
+TEST_CASE("Pipeline flags reject unknown keys and presets, and a missing run is a clear error", "[pipeline][errors]") {
+  vlm::PipelineOptions o;
+  vlm::Flags f("vlm run", "test");
+  o.register_flags(f);
+  CHECK_THROWS_WITH(f.parse({"--gpt.n_layers=3"}), Catch::Contains("unknown flag --gpt.n_layers"));
+  CHECK_THROWS_WITH(f.parse({"--preset=huge"}), Catch::Contains("unknown preset"));
+  REQUIRE(f.parse({"--preset=seed", "--gpt.max_iters=7"}));
+  CHECK(o.gpt_model.n_layer() == 8);
+  CHECK(o.gpt_train.max_iters == 7);
+  CHECK_THROWS_WITH(vlm::RunPaths::of("/nonexistent/run"), Catch::Contains("does not exist"));
+}
