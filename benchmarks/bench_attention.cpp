@@ -11,6 +11,8 @@
 // ms per step, tokens per second and MFU = nanoGPT's flops_per_token * tokens/s / the GEMM rate. Checked first: the
 // fast model's initial loss equals the naive model's at the same initialisation.
 //
+// BM_Sample/<variant>: greedy sampling tokens per second with a key/value cache or without (naive or fast attention).
+//
 //   build-kern/benchmarks/bench_attention [--benchmark_filter=...]
 #include <algorithm>
 #include <chrono>
@@ -34,11 +36,9 @@ namespace {
 namespace vk = vlm::kernels;
 using AttentionFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
 
-/// GFLOP/s of at::mm at n = 1024 with the current thread count, best of 5 after a warm-up.
-double gemm_gflops() {
-  static std::map<int, double> cache;
-  const int threads = at::get_num_threads();
-  if (auto it = cache.find(threads); it != cache.end()) return it->second;
+/// GFLOP/s of at::mm at n = 1024 with the current thread count, best of 5, measured now.
+double gemm_gflops_now() {
+  at::NoGradGuard no_grad;
   const int64_t n = 1024;
   at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   VLM_CHECK(at::allclose(at::mm(a.narrow(0, 0, 4), b), at::mm(a, b).narrow(0, 0, 4), 1e-4, 1e-4),
@@ -49,7 +49,15 @@ double gemm_gflops() {
     benchmark::DoNotOptimize(at::mm(a, b).data_ptr());
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  return cache[threads] = 2.0 * n * n * n / best / 1e9;
+  return 2.0 * n * n * n / best / 1e9;
+}
+
+/// gemm_gflops_now, once per thread count.
+double gemm_gflops() {
+  static std::map<int, double> cache;
+  const int threads = at::get_num_threads();
+  if (auto it = cache.find(threads); it != cache.end()) return it->second;
+  return cache[threads] = gemm_gflops_now();
 }
 
 void BM_Gemm_Bound(benchmark::State& state) {
@@ -177,7 +185,6 @@ double gpt_loss(vlm::GPT& model, const at::Tensor& idx, const at::Tensor& target
 void BM_TrainStep(benchmark::State& state, const std::string& attention) {
   const int64_t B = state.range(0), T = 32;
   vlm::set_threads(static_cast<int>(state.range(1)));
-  const double gemm = gemm_gflops();
   auto options = vlm::GPTOptions().block_size(T).attention(attention);
   at::manual_seed(7);
   vlm::GPT model(options);
@@ -204,11 +211,48 @@ void BM_TrainStep(benchmark::State& state, const std::string& attention) {
   for (auto _ : state) benchmark::DoNotOptimize(step().data_ptr());
   const double per_step =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(state.iterations());
+  // Measured right after the steps, not once per process: on a shared machine the rate drifts with the load.
+  const double gemm = gemm_gflops_now();
   const double tokens_per_s = double(B * T) / per_step;
   state.SetItemsProcessed(int64_t(state.iterations()) * B * T);
   state.counters["ms/step"] = per_step * 1e3;
   state.counters["MFU"] = model->flops_per_token(T) * tokens_per_s / 1e9 / gemm;
   state.counters["gemm_GFLOP/s"] = gemm;
+}
+
+/// Greedy continuation of a (B, P) prompt to T tokens: the whole context re-run every step, or the new token only
+/// after a key/value cache. Returns (B, T).
+at::Tensor sample_greedy(vlm::GPT& model, const at::Tensor& prompt, int64_t t, bool cached) {
+  at::Tensor idx = prompt;
+  vlm::GPTImpl::KVCache cache;
+  at::Tensor logits = cached ? model->forward(prompt, cache) : model->forward(prompt);  // (B, P, V)
+  while (idx.size(1) < t) {
+    at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1, /*keepdim=*/true);  // (B, 1)
+    idx = at::cat({idx, next}, 1);
+    if (idx.size(1) == t) break;
+    logits = cached ? model->forward(next, cache) : model->forward(idx);
+  }
+  return idx;
+}
+
+/// BM_Sample_<variant>: tokens generated per second by greedy sampling from the seed-size GPT (B = 16 prompts of 8
+/// tokens continued to T = 32), with a key/value cache or re-running the whole context each step (naive or fast
+/// attention). Checked first: the three variants generate the same tokens.
+void BM_Sample(benchmark::State& state, bool cached, const std::string& attention) {
+  at::NoGradGuard no_grad;
+  const int64_t B = 16, P = 8, T = 32;
+  vlm::set_threads(static_cast<int>(state.range(0)));
+  at::manual_seed(7);
+  vlm::GPT model(vlm::GPTOptions().block_size(T).attention(attention));
+  model->eval();
+  at::manual_seed(7);
+  vlm::GPT reference(vlm::GPTOptions().block_size(T));
+  reference->eval();
+  at::Tensor prompt = at::randint(0, model->options.vocab_size(), {B, P});
+  VLM_CHECK(at::equal(sample_greedy(model, prompt, T, cached), sample_greedy(reference, prompt, T, false)),
+            "sampling with cache=", cached, " attention=", attention, " generates other tokens than the reference");
+  for (auto _ : state) benchmark::DoNotOptimize(sample_greedy(model, prompt, T, cached).data_ptr());
+  state.SetItemsProcessed(int64_t(state.iterations()) * B * (T - P));  // generated tokens per second
 }
 
 // {B, nh, T, hs, threads}: the GPT's shape, then longer sequences and wider heads.
@@ -230,6 +274,12 @@ BENCHMARK(BM_AttentionFwdBwd_Naive)->Apply(shapes);
 BENCHMARK(BM_AttentionFwdBwd_SDPA)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_AttentionFwdBwd_Fused, avx512, std::string("avx512"))->Apply(shapes);
 BENCHMARK_CAPTURE(BM_AttentionFwdBwd_Fused, avx2, std::string("avx2"))->Apply(shapes);
+BENCHMARK_CAPTURE(BM_Sample, KVCache, true, std::string("naive"))
+    ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Sample, NoCache_naive, false, std::string("naive"))
+    ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Sample, NoCache_fast, false, std::string("fast"))
+    ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_TrainStep, naive, std::string("naive"))
     ->ArgsProduct({{16}, {1, 2}})->ArgNames({"B", "threads"})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_TrainStep, fast, std::string("fast"))

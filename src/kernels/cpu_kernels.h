@@ -41,7 +41,7 @@ struct AttentionArgs {
   AttentionOperand dq, dk, dv;  // backward outputs
 };
 
-/// Row stride of the saved probabilities: T rounded up to the kernels' vector width.
+/// Row stride of the saved probabilities: T rounded up to 16 floats (a whole number of vectors in every build).
 inline int64_t attention_row_stride(int64_t t) { return (t + 15) / 16 * 16; }
 /// Floats of scratch one worker needs for one tile (forward or backward).
 int64_t attention_scratch_floats(int64_t t, int64_t hs);
