@@ -7,6 +7,7 @@
 
 #include "vlm/core/check.h"
 #include "vlm/models/attention.h"
+#include "vlm/models/fast_dropout.h"
 #include "vlm/models/gpt.h"
 
 namespace {
@@ -141,4 +142,20 @@ TEST_CASE("GPT options survive JSON and bad options are errors naming the field"
   CHECK_THROWS_WITH(vlm::GPT(tiny().n_head(3)), Catch::Contains("n_head"));
   CHECK_THROWS_AS(vlm::GPT(tiny().attention("fused")), vlm::Error);
   CHECK_THROWS_AS(vlm::GPTOptions::from_json({{"n_layer", 2}}), vlm::Error);
+}
+
+TEST_CASE("fast_dropout keeps 1 - p of the values scaled by 1 / (1 - p), reproducibly, and passes gradients through the mask",
+          "[gpt]") {
+  auto x = at::ones({200, 501}).requires_grad_(true);  // odd count: the last pair is half used
+  CHECK(at::equal(vlm::fast_dropout(x, 0.2, false), x));
+  at::manual_seed(9);
+  auto y = vlm::fast_dropout(x, 0.2, true);
+  auto kept = (y != 0).to(at::kFloat).mean().item<double>();
+  CHECK(kept == Approx(0.8).margin(0.005));  // 100,200 draws: sd 0.0013
+  CHECK(at::allclose(y.masked_select(y != 0), at::full({1}, 1.25f)));
+  y.sum().backward();
+  CHECK(at::equal(x.grad(), y.detach()));  // d(x * mask)/dx = mask, and x = 1
+  at::manual_seed(9);
+  CHECK(at::equal(vlm::fast_dropout(x, 0.2, true), y));
+  CHECK_FALSE(at::equal(vlm::fast_dropout(x, 0.2, true), y));  // the generator moved on
 }

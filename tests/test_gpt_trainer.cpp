@@ -6,6 +6,7 @@
 #include <random>
 
 #include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
 
 #include "test_helpers.h"
 #include "vlm/core/check.h"
@@ -231,4 +232,29 @@ TEST_CASE("Trainer options are checked with the flag named", "[gpt_trainer]") {
   o = tiny_train(dir.str());
   o.init_from = "resume";  // nothing to resume from
   CHECK_THROWS_AS(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), vlm::Error);
+}
+
+TEST_CASE("AdamW decays the 2-D weights only, with betas (0.9, 0.99)", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(4, 7);
+  vlm::GPTTrainer trainer(tiny_train(dir.str()), tiny_model().bias(true), tokenizer(), data, data);
+  auto& groups = trainer.optimizer().param_groups();
+  REQUIRE(groups.size() == 2);
+  auto& decayed = static_cast<torch::optim::AdamWOptions&>(groups[0].options());
+  auto& plain = static_cast<torch::optim::AdamWOptions&>(groups[1].options());
+  CHECK(decayed.weight_decay() == 0.1);
+  CHECK(plain.weight_decay() == 0.0);
+  CHECK(std::get<1>(decayed.betas()) == 0.99);
+  int64_t n = 0;
+  for (auto& p : groups[0].params()) {
+    CHECK(p.dim() == 2);
+    n += p.numel();
+  }
+  for (auto& p : groups[1].params()) {
+    CHECK(p.dim() == 1);
+    n += p.numel();
+  }
+  CHECK(n == trainer.model()->num_params(false));
+  // 2 layers: wte, wpe, c_attn, attn.c_proj, c_fc, mlp.c_proj per layer -> 2 + 4 * 2 matrices.
+  CHECK(groups[0].params().size() == 10);
 }

@@ -20,6 +20,7 @@
 #include "vlm/text/sequences.h"
 #include "vlm/text/char_tokenizer.h"
 #include "vlm/models/attention.h"
+#include "vlm/models/fast_dropout.h"
 #include "vlm/models/gpt.h"
 #include "vlm/train/gpt_trainer.h"
 #include "vlm/eval/classify.h"

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "vlm/core/check.h"
+#include "vlm/models/fast_dropout.h"
 #include "vlm/kernels/causal_attention.h"
 
 namespace vlm {
@@ -21,7 +22,7 @@ at::Tensor causal_self_attention(const at::Tensor& q, const at::Tensor& k, const
     att.masked_fill_(future, -std::numeric_limits<float>::infinity());
   }
   att = at::softmax(att, -1);                                         // (B, nh, Tq, Tk)
-  if (training && dropout_p > 0) att = at::dropout(att, dropout_p, true);
+  att = fast_dropout(att, dropout_p, training);
   return at::matmul(att, v);                                          // (B, nh, Tq, hs)
 }
 

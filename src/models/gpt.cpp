@@ -6,6 +6,7 @@
 #include <torch/nn/init.h>
 
 #include "vlm/core/check.h"
+#include "vlm/models/fast_dropout.h"
 
 namespace vlm {
 
@@ -91,7 +92,7 @@ at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, at::Tensor* k_c
   }
   auto y = attention(q, k, v, options.dropout(), is_training());  // (B, nh, T, hs)
   y = y.transpose(1, 2).reshape({B, T, C});                       // (B, T, C)
-  return resid_dropout(c_proj(y));
+  return fast_dropout(c_proj(y), options.dropout(), is_training());
 }
 
 MLPImpl::MLPImpl(const GPTOptions& o) : options(o) { reset(); }
@@ -104,7 +105,7 @@ void MLPImpl::reset() {
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) {
-  return dropout(c_proj(at::gelu(c_fc(x))));  // (B, T, 4C) -> (B, T, C)
+  return fast_dropout(c_proj(at::gelu(c_fc(x))), options.dropout(), is_training());  // (B, T, 4C) -> (B, T, C)
 }
 
 BlockImpl::BlockImpl(const GPTOptions& o) : options(o) { reset(); }
@@ -176,7 +177,7 @@ at::Tensor GPTImpl::run(const at::Tensor& idx, int64_t pos0, KVCache* cache) {
   VLM_CHECK(T > 0 && pos0 + T <= options.block_size(), "GPT: cannot forward positions ", pos0, "..", pos0 + T - 1,
             ", the block size is only ", options.block_size());
   auto pos = at::arange(pos0, pos0 + T, idx.options());  // (T)
-  auto x = drop(wte(idx) + wpe(pos));                     // (B, T, C)
+  auto x = fast_dropout(wte(idx) + wpe(pos), options.dropout(), is_training());  // (B, T, C)
   if (cache) {
     if (cache->k.empty()) {
       cache->k.resize(blocks.size());

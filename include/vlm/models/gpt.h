@@ -119,7 +119,7 @@ class GPTImpl : public torch::nn::Cloneable<GPTImpl> {
 
   GPTOptions options;
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
-  torch::nn::Dropout drop{nullptr};
+  torch::nn::Dropout drop{nullptr};  ///< kept for nanoGPT's module tree; forward applies fast_dropout (same p)
   torch::nn::ModuleList h{nullptr};
   std::vector<Block> blocks;  ///< the typed elements of h
   GPTLayerNorm ln_f{nullptr};

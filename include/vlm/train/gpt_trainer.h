@@ -150,6 +150,7 @@ class GPTTrainer {
   void set_loss_hook(std::function<at::Tensor(int64_t iter, const at::Tensor& loss)> hook) { loss_hook_ = std::move(hook); }
 
   GPT& model() { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
   const CharTokenizer& tokenizer() const { return tokenizer_; }
   const GPTTrainOptions& options() const { return opt_; }
   int64_t iter() const { return iter_; }
