@@ -67,8 +67,9 @@ int main(int argc, char** argv) {
     int64_t channels = model_options.channels(), n_codes = model_options.n_codes();
     int64_t num_embeddings = q.num_embeddings(), embedding_dim = q.embedding_dim(), kmeans_iters = q.kmeans_iters();
     double commitment_cost = q.commitment_cost(), ema_decay = q.ema_decay(), dead_code = q.dead_code_threshold();
-    bool use_ema = q.use_ema(), kmeans_init = q.kmeans_init(), progress = true;
-    bool per_position = q.groups() > 1;
+    bool use_ema = q.use_ema(), kmeans_init = q.kmeans_init(), progress = true, eval_only = false;
+    bool per_position = q.groups() > 1, spatial_tokens = model_options.spatial_tokens();
+    double code_dropout = model_options.code_dropout();
 
     vlm::Flags flags("train_vqvae", "Train the VQ-VAE image tokenizer and measure it on MNIST test.");
     vlm::examples::add_common_flags(flags, common);
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
         .add("n_codes", &n_codes, "codes (tokens) per image")
         .add("num_embeddings", &num_embeddings, "codebook size K")
         .add("embedding_dim", &embedding_dim, "code vector dimension D")
+        .add("spatial_tokens", &spatial_tokens, "conv: code p summarises grid cell p of the image")
+        .add("code_dropout", &code_dropout, "training: replace each code by a random one with this probability")
         .add("per_position_codebooks", &per_position, "one codebook of K codes per code position (else shared)")
         .add("commitment_cost", &commitment_cost, "beta of the commitment term")
         .add("kmeans_init", &kmeans_init, "k-means codebook init on the first batch")
@@ -98,11 +101,14 @@ int main(int argc, char** argv) {
         .add("probe_k", &probe_k, "neighbours of the Hamming k-NN token probe")
         .add("latent_points", &latent_points, "validation images in latents.png")
         .add("recon_images", &recon_images, "test images in recon.png")
-        .add("progress", &progress, "progress line per epoch");
+        .add("progress", &progress, "progress line per epoch")
+        .add("eval_only", &eval_only, "skip training: measure and plot the checkpoint already in --out_dir");
     if (!flags.parse(argc, argv)) return 0;
-    VLM_CHECK(variant_flag == variant, "--variant: give it as --variant=", variant_flag, " (read before the other flags)");
+    VLM_CHECK(variant_flag == variant, "--variant: give it as --variant=", variant_flag,
+              " (it is read before the other flags)");
     auto runtime = vlm::examples::start(flags, common);
     model_options.image_size(image_size).hidden_dim(hidden_dim).channels(channels).n_codes(n_codes);
+    model_options.spatial_tokens(spatial_tokens).code_dropout(code_dropout);
     q.num_embeddings(num_embeddings).embedding_dim(embedding_dim).commitment_cost(commitment_cost);
     q.kmeans_init(kmeans_init).kmeans_iters(kmeans_iters).use_ema(use_ema).ema_decay(ema_decay);
     q.dead_code_threshold(dead_code).groups(per_position ? n_codes : 1);
@@ -124,13 +130,15 @@ int main(int argc, char** argv) {
     for (const auto& p : model->parameters()) n_params += p.numel();
     fmt::print("model: {} VQ-VAE, {} parameters, {} codes of {} per image, code dim {}\n", variant, n_params, n_codes,
                num_embeddings, embedding_dim);
-    auto result = vlm::train_vqvae(model, split.train, split.validation, train_options, [](const vlm::VQVAEEpochLog& e) {
+    auto log_epoch = [](const vlm::VQVAEEpochLog& e) {
       fmt::print("epoch {:>2}  lr {:.2e}  train loss {:.5f} (mse {:.5f} vq {:.5f})  val loss {:.5f} (mse {:.5f})  "
                  "perplexity {:.2f}  codes used {}  restarts {}  {:.1f}s{}\n",
                  e.epoch, e.lr, e.train_loss, e.train_recon, e.train_vq, e.val_loss, e.val_recon, e.perplexity,
                  e.codes_used, e.restarts, e.seconds, e.improved ? "  *" : "");
       std::fflush(stdout);
-    });
+    };
+    vlm::VQVAETrainResult result;
+    if (!eval_only) result = vlm::train_vqvae(model, split.train, split.validation, train_options, log_epoch);
     fmt::print("trained {} epochs in {:.1f}s (best epoch {}, {} {:.5f}){}\n", result.history.size(), result.seconds,
                result.best_epoch, train_options.monitor, result.best_val_loss,
                result.early_stopped ? ", early stop" : "");

@@ -108,6 +108,32 @@ TEST_CASE("k-means initialisation lowers the distortion of a random initialisati
   CHECK(d_kmeans < 0.1);  // the noise alone is 4 * 0.01 = 0.04 per vector
 }
 
+TEST_CASE("A batch with fewer vectors than codes still initialises every codebook", "[vq]") {
+  at::manual_seed(41);
+  auto vq = vlm::VectorQuantizer(vlm::VectorQuantizerOptions(26, 3).groups(2).kmeans_init(true));
+  auto z = at::randn({10, 2, 3});  // 10 vectors per codebook, 26 codes each
+  vq->init_from(z);
+  CHECK(vq->initialized());
+  CHECK(at::isfinite(vq->codebook).all().item<bool>());
+  // Every vector ends up (within the jitter) on a code of its own codebook.
+  for (int64_t g = 0; g < 2; ++g) {
+    auto book = vq->codebook.detach().slice(0, g * 26, (g + 1) * 26);
+    CHECK(vlm::distortion(z.select(1, g), book) < 1e-4);
+  }
+}
+
+TEST_CASE("Each code position searches its own codebook when groups > 1", "[vq]") {
+  auto vq = vlm::VectorQuantizer(vlm::VectorQuantizerOptions(2, 1).groups(2).kmeans_init(false));
+  // Codebook 0 = {0, 10}, codebook 1 = {100, 5}: the value 6 maps to code 1 in group 0 and to code 1 in group 1,
+  // the value 90 to code 1 in group 0 and code 0 in group 1.
+  vq->codebook.detach().copy_(at::tensor({0.f, 10.f, 100.f, 5.f}).view({4, 1}));
+  auto z = at::tensor({6.f, 6.f, 90.f, 90.f, 1.f, 1.f}).view({3, 2, 1});  // (B, G, D)
+  auto codes = vq->quantize(z);
+  CHECK(at::equal(codes, at::tensor({1, 1, 1, 0, 0, 1}, at::kLong).view({3, 2})));
+  CHECK(at::allclose(vq->lookup(codes), at::tensor({10.f, 5.f, 10.f, 100.f, 0.f, 5.f}).view({3, 2, 1})));
+  CHECK_THROWS_AS(vq->quantize(at::zeros({3, 3, 1})), vlm::Error);
+}
+
 TEST_CASE("The first training forward initialises the codebook once", "[vq]") {
   at::manual_seed(5);
   auto vq = vlm::VectorQuantizer(vlm::VectorQuantizerOptions(4, 2));

@@ -74,6 +74,40 @@ TEST_CASE("Both variants map images to 8 codes of 26 and codes back to images in
   }
 }
 
+TEST_CASE("Spatial tokens give code position p to grid cell p", "[vqvae]") {
+  at::manual_seed(8);
+  auto o = vlm::VQVAEOptions::preset("conv");
+  o.spatial_tokens(true);
+  vlm::VQVAE model(o);
+  model->eval();
+  auto x = at::zeros({1, 1, 28, 28});
+  auto base = model->encode(x);  // (1, 8, D)
+  REQUIRE(base.sizes() == at::IntArrayRef({1, 8, 16}));
+  // Pixel (1, 1) reaches feature map cells rows 0-2 x cols 0-2 of the 7 x 7 map (two 4/2/1 convs, one 3x3 conv).
+  // Adaptive pooling to 4 x 2 takes rows [0,2) [1,4) [3,6) [5,7) and cols [0,4) [3,7): only cells 0 and 2 see it.
+  x[0][0][1][1] = 1.0;
+  auto change = (model->encode(x) - base).abs().sum(2)[0];  // (8)
+  CHECK(change[0].item<float>() > 0.0f);
+  CHECK(change[2].item<float>() > 0.0f);
+  for (int64_t cell : {1, 3, 4, 5, 6, 7}) CHECK(change[cell].item<float>() == 0.0f);
+}
+
+TEST_CASE("Code dropout replaces codes in training only", "[vqvae]") {
+  at::manual_seed(9);
+  auto o = vlm::VQVAEOptions::preset("mlp");
+  o.code_dropout(1.0);  // every position replaced
+  vlm::VQVAE model(o);
+  auto x = at::rand({8, 1, 28, 28});
+  model->train();
+  auto trained = model->forward(x);  // also the k-means init
+  model->eval();
+  auto clean = model->decode_codes(model->quantize(x));
+  CHECK(at::allclose(model->forward(x).recon, clean));
+  // In training the decoder saw random codes, not the image's own: its output differs for every image.
+  auto diff = (trained.recon - clean).abs().flatten(1).amax(1);  // (8)
+  CHECK(diff.min().item<float>() > 0.0f);
+}
+
 TEST_CASE("VQ-VAE options survive a JSON round trip and unknown variants are refused", "[vqvae]") {
   auto o = vlm::VQVAEOptions::preset("conv");
   o.n_codes(6).hidden_dim(64);

@@ -29,7 +29,8 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
                    ? image.cpu()
                    : (image.detach().cpu().to(at::kFloat).clamp(0, 1) * 255).round().to(at::kByte);
   bytes = bytes.permute({1, 2, 0}).contiguous();  // (H, W, C), the interleaved layout PNG wants
-  const int h = static_cast<int>(bytes.size(0)), w = static_cast<int>(bytes.size(1)), c = static_cast<int>(bytes.size(2));
+  const int h = static_cast<int>(bytes.size(0)), w = static_cast<int>(bytes.size(1));
+  const int c = static_cast<int>(bytes.size(2));
   write_atomically(path, [&](const std::string& tmp) {
     VLM_CHECK(stbi_write_png(tmp.c_str(), w, h, c, bytes.data_ptr<uint8_t>(), w * c) != 0, "write_png: cannot write ",
               tmp, " (directory missing or not writable?)");
@@ -60,7 +61,8 @@ void draw_text(at::Tensor& rgb, const std::string& text, int64_t x, int64_t y, i
   std::vector<char> mutable_text(text.begin(), text.end());
   mutable_text.push_back('\0');
   unsigned char colour[4] = {0, 0, 0, 255};
-  const int quads = stb_easy_font_print(0, 0, mutable_text.data(), colour, buffer.data(), static_cast<int>(buffer.size()));
+  const int quads =
+      stb_easy_font_print(0, 0, mutable_text.data(), colour, buffer.data(), static_cast<int>(buffer.size()));
   const int64_t H = rgb.size(1), W = rgb.size(2);
   auto acc = rgb.accessor<float, 3>();
   const float ink[3] = {r, g, b};

@@ -160,7 +160,16 @@ void VectorQuantizerImpl::init_from(const at::Tensor& x) {
   const int64_t K = options.num_embeddings(), G = options.groups();
   auto zg = grouped(x.detach());  // (N, G, D)
   for (int64_t g = 0; g < G; ++g) {
-    auto centres = kmeans(zg.select(1, g), K, options.kmeans_iters()).to(codebook.device());  // (K, D)
+    auto points = zg.select(1, g);  // (N, D)
+    if (points.size(0) < K) {
+      // A batch smaller than the codebook: jittered copies of its vectors stand in for the missing points.
+      auto pick = at::randint(points.size(0), {K - points.size(0)}, at::kLong).to(points.device());
+      auto extra = points.index_select(0, pick);  // (K - N, D)
+      const double spread = points.size(0) > 1 ? points.std().item<double>() : 1.0;
+      const double scale = 1e-3 * (spread + 1e-6);
+      points = at::cat({points, extra + scale * at::randn_like(extra)});  // (K, D)
+    }
+    auto centres = kmeans(points, K, options.kmeans_iters()).to(codebook.device());  // (K, D)
     codebook.slice(0, g * K, (g + 1) * K).copy_(centres);
   }
   auto rows = global_codes(nearest_grouped(zg)).flatten();  // (N*G)
@@ -217,7 +226,7 @@ void VectorQuantizerImpl::update_ema(const at::Tensor& flat, const at::Tensor& r
   const double decay = options.ema_decay(), eps = options.ema_epsilon();
   const int64_t R = codebook.size(0);
   auto counts = at::zeros({R}, flat.options()).index_add_(0, rows, at::ones({rows.size(0)}, flat.options()));  // (R)
-  auto sums = at::zeros({R, flat.size(1)}, flat.options()).index_add_(0, rows, flat);                           // (R, D)
+  auto sums = at::zeros({R, flat.size(1)}, flat.options()).index_add_(0, rows, flat);  // (R, D)
   ema_count.mul_(decay).add_(counts, 1 - decay);
   ema_sum.mul_(decay).add_(sums, 1 - decay);
   // Laplace smoothing keeps an unused code from dividing by zero while preserving the total count.

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/pooling.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
@@ -16,14 +17,16 @@ VQVAEOptions VQVAEOptions::preset(const std::string& variant) {
   o.variant(variant);
   if (variant == "mlp") return o;
   VLM_CHECK(variant == "conv", "unknown VQ-VAE variant '", variant, "'; expected mlp or conv");
-  o.hidden_dim(256).channels(16);
+  o.hidden_dim(512).channels(16);
   o.quantizer().embedding_dim(16).groups(o.n_codes()).use_ema(true).ema_decay(0.99).dead_code_threshold(0.5);
   return o;
 }
 
 nlohmann::json to_json(const VQVAEOptions& o) {
   return {{"variant", o.variant()},       {"image_size", o.image_size()}, {"hidden_dim", o.hidden_dim()},
-          {"channels", o.channels()},     {"n_codes", o.n_codes()},       {"quantizer", to_json(o.quantizer())}};
+          {"channels", o.channels()},     {"n_codes", o.n_codes()},       {"spatial_tokens", o.spatial_tokens()},
+          {"code_dropout", o.code_dropout()},
+          {"quantizer", to_json(o.quantizer())}};
 }
 
 VQVAEOptions vqvae_options_from_json(const nlohmann::json& j) {
@@ -35,6 +38,8 @@ VQVAEOptions vqvae_options_from_json(const nlohmann::json& j) {
     else if (key == "hidden_dim") o.hidden_dim(value.get<int64_t>());
     else if (key == "channels") o.channels(value.get<int64_t>());
     else if (key == "n_codes") o.n_codes(value.get<int64_t>());
+    else if (key == "spatial_tokens") o.spatial_tokens(value.get<bool>());
+    else if (key == "code_dropout") o.code_dropout(value.get<double>());
     else if (key == "quantizer") o.quantizer(vector_quantizer_options_from_json(value));
     else VLM_FAIL("VQ-VAE options: unknown field '", key, "' (written by a newer vlm?)");
   }
@@ -63,9 +68,19 @@ void VQVAEImpl::reset() {
     auto up = [](int64_t in, int64_t out) {
       return nn::ConvTranspose2d(nn::ConvTranspose2dOptions(in, out, 4).stride(2).padding(1));
     };
-    encoder = nn::Sequential(down(1, c), nn::ReLU(),      // (B, c, S/2, S/2)
-                             down(c, 2 * c), nn::ReLU(),  // (B, 2c, S/4, S/4)
-                             nn::Flatten(), nn::Linear(flat, H), nn::ReLU(), nn::Linear(H, latent));
+    if (options.spatial_tokens()) {
+      const int64_t cols = L % 2 == 0 ? 2 : 1, rows = L / cols, D = options.quantizer().embedding_dim();
+      encoder = nn::Sequential(
+          down(1, c), nn::ReLU(),                                                     // (B, c, S/2, S/2)
+          down(c, 2 * c), nn::ReLU(),                                                 // (B, 2c, S/4, S/4)
+          nn::Conv2d(nn::Conv2dOptions(2 * c, 4 * c, 3).padding(1)), nn::ReLU(),      // (B, 4c, S/4, S/4)
+          nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({rows, cols})),          // (B, 4c, L/2, 2)
+          nn::Conv2d(nn::Conv2dOptions(4 * c, D, 1)));                                // (B, D, L/2, 2)
+    } else {
+      encoder = nn::Sequential(down(1, c), nn::ReLU(),      // (B, c, S/2, S/2)
+                               down(c, 2 * c), nn::ReLU(),  // (B, 2c, S/4, S/4)
+                               nn::Flatten(), nn::Linear(flat, H), nn::ReLU(), nn::Linear(H, latent));
+    }
     decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, flat), nn::ReLU(),
                              nn::Unflatten(nn::UnflattenOptions(1, {2 * c, s4, s4})),  // (B, 2c, S/4, S/4)
                              up(2 * c, c), nn::ReLU(),                                 // (B, c, S/2, S/2)
@@ -86,8 +101,9 @@ void VQVAEImpl::check_images(const at::Tensor& images) const {
 
 at::Tensor VQVAEImpl::encode(const at::Tensor& images) {
   check_images(images);
-  auto z = encoder->forward(images);                                        // (B, L*D)
-  return z.view({images.size(0), options.n_codes(), -1});                   // (B, L, D)
+  auto z = encoder->forward(images);  // (B, L*D), or (B, D, L/2, 2) with spatial tokens
+  if (options.spatial_tokens()) return z.flatten(2).transpose(1, 2).contiguous();  // (B, L, D), row-major cells
+  return z.view({images.size(0), options.n_codes(), -1});                          // (B, L, D)
 }
 
 at::Tensor VQVAEImpl::quantize(const at::Tensor& images) {
@@ -113,7 +129,13 @@ at::Tensor VQVAEImpl::decode_codes(const at::Tensor& codes) {
 VQVAEOutput VQVAEImpl::forward(const at::Tensor& images) {
   auto z = encode(images);         // (B, L, D)
   auto vq = quantizer->forward(z);  // quantized (B, L, D), codes (B, L)
-  return {decode(vq.quantized), vq.loss, z, vq.codes};
+  auto q = vq.quantized;
+  if (is_training() && options.code_dropout() > 0) {
+    auto drop = at::rand({z.size(0), z.size(1), 1}, z.options()) < options.code_dropout();  // (B, L, 1)
+    auto random_codes = at::randint(num_embeddings(), {z.size(0), z.size(1)}, vq.codes.options());  // (B, L)
+    q = at::where(drop, quantizer->lookup(random_codes).detach(), q);                                  // (B, L, D)
+  }
+  return {decode(q), vq.loss, z, vq.codes};
 }
 
 }  // namespace vlm

@@ -81,7 +81,8 @@ class VectorQuantizerImpl : public torch::nn::Cloneable<VectorQuantizerImpl> {
   /// Code vectors of codes (...) -> (..., D).
   at::Tensor lookup(const at::Tensor& codes);
 
-  /// Sets the codebook by k-means on the rows of x (N, D) and marks the quantizer initialised.
+  /// Sets the codebook(s) by k-means on x (..., [G,] D) and marks the quantizer initialised. A batch with fewer
+  /// vectors than codes is padded with jittered copies of its own vectors.
   void init_from(const at::Tensor& x);
   bool initialized() const;
   /// How many codes the restart logic has replaced since construction.

@@ -37,6 +37,12 @@ struct VQVAEOptions {
   TORCH_ARG(int64_t, hidden_dim) = 128;     ///< width of the fully connected hidden layer (both variants)
   TORCH_ARG(int64_t, channels) = 32;        ///< conv: channels of the first conv layer (the second has twice)
   TORCH_ARG(int64_t, n_codes) = 8;          ///< L, codes (tokens) per image
+  /// conv: each code summarises one cell of a (L/2) x 2 grid over the image (conv features, 3x3 conv, average pool,
+  /// 1x1 conv to D) instead of a linear map of the whole feature map, so that code position p describes region p.
+  TORCH_ARG(bool, spatial_tokens) = false;
+  /// Training only: each code position is replaced by a random code with this probability, so that the decoder
+  /// cannot rely on any single token and every token has to carry coarse, robust information. 0 = off.
+  TORCH_ARG(double, code_dropout) = 0.0;
   TORCH_ARG(VectorQuantizerOptions, quantizer) = VectorQuantizerOptions(26, 4);
 
 };
