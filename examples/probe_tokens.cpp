@@ -1,7 +1,7 @@
 // The Hamming k-NN label probe and the token statistics on token text files in the seed's format, e.g. the seed's
 // own tokens:
 //
-//   probe_tokens --reference=/work/shared/seed-tokens/train.txt --queries=/work/shared/seed-tokens/valid.txt
+//   probe_tokens --reference=../shared/seed-tokens/train.txt --queries=../shared/seed-tokens/valid.txt
 #include <iostream>
 
 #include <ATen/ATen.h>

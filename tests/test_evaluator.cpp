@@ -75,7 +75,7 @@ TEST_CASE("Exact classification equals brute-force scoring of the ten completion
   auto exact = vlm::classify_exact(model, t, images, labels, 5);
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < images.size(); ++i) {
-    // Score each full sequence "image:XXXXXXXX, number:d." by its total log-likelihood; the shared prefix cancels,
+    // Score each full sequence "image:ABCDEFGH, number:d." by its total log-likelihood; the shared prefix cancels,
     // so the best digit must match the single-pass argmax.
     double best = -1e30;
     int64_t best_d = -1;

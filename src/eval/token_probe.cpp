@@ -1,5 +1,7 @@
 #include "vlm/eval/token_probe.h"
 
+#include "vlm/text/sequences.h"
+
 #include <algorithm>
 #include <fstream>
 
@@ -89,23 +91,12 @@ TokenTextSet read_token_text_file(const std::string& path) {
   std::vector<int64_t> labels;
   std::string line;
   int64_t line_no = 0;
-  // A field value runs until the first character that cannot belong to it (',' '.' '#' or the end).
-  auto field = [&](const std::string& name) -> std::string {
-    auto at = line.find(name + ":");
-    VLM_CHECK(at != std::string::npos, path, ":", line_no, ": no '", name, ":' field in \"", line,
-              "\"; expected lines like 'number:5, image:RNMIBNTY.####'");
-    auto begin = at + name.size() + 1;
-    auto end = line.find_first_of(",.# \r", begin);
-    return line.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-  };
   while (std::getline(in, line)) {
     ++line_no;
-    if (line.empty() || line == "\r") continue;
-    set.images.push_back(field("image"));
-    auto number = field("number");
-    VLM_CHECK(!number.empty() && std::all_of(number.begin(), number.end(), ::isdigit), path, ":", line_no,
-              ": 'number:' is not a non-negative integer in \"", line, "\"");
-    labels.push_back(std::stoll(number));
+    if (line.empty() || line == "\r") continue;  // unlike read_sequences, blank lines are tolerated here
+    Sequence s = parse_sequence(line, path + ":" + std::to_string(line_no));
+    set.images.push_back(std::move(s.image));
+    labels.push_back(s.label);
   }
   set.labels = at::tensor(labels, at::kLong);
   return set;

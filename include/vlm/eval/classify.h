@@ -1,5 +1,5 @@
 #pragma once
-// Exact classification with the GPT: for each image-letter string, one forward pass on "image:XXXXXXXX, number:" and
+// Exact classification with the GPT: for each image-letter string, one forward pass on "image:ABCDEFGH, number:" and
 // the argmax of the next-token logits restricted to the ten digit tokens (no sampling, no generation loop).
 #include <cstdint>
 #include <string>

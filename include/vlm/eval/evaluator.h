@@ -48,7 +48,7 @@ struct ExactClassification {
 ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& images,
                                    const at::Tensor& labels, int64_t batch_size = 1000);
 
-/// The seed's way: complete "image:XXXXXXXX, number:" by sampling, parse the text before '.', compare.
+/// The seed's way: complete "image:ABCDEFGH, number:" by sampling, parse the text before '.', compare.
 struct SampledClassification {
   ClassificationMetrics metrics;  ///< invalid = answers that are not a single digit
   double seconds = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // Constrained decoding from the two templates: at every position of
-//   number:N, image:XXXXXXXX.        (generation)      image:XXXXXXXX, number:N.   (classification)
+//   number:N, image:ABCDEFGH.        (generation)      image:ABCDEFGH, number:N.   (classification)
 // only the characters the template allows can be produced: fixed characters are forced, the number slot takes a
 // digit, the image slots take letters of the image alphabet. A model can then never draw an invalid image (the seed
 // decoded invalid letters as black squares).

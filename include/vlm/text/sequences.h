@@ -12,8 +12,8 @@ namespace vlm {
 
 /// Which of the two templates a line uses (the seed: 50/50 per image).
 enum class Template : int64_t {
-  kClassify = 0,  ///< image:XXXXXXXX, number:N.
-  kGenerate = 1,  ///< number:N, image:XXXXXXXX.
+  kClassify = 0,  ///< image:ABCDEFGH, number:N.
+  kGenerate = 1,  ///< number:N, image:ABCDEFGH.
 };
 
 struct Sequence {
