@@ -146,6 +146,7 @@ void PipelineOptions::register_flags(Flags& f) {
   f.add("vq.max_epochs", &vq_train.max_epochs, "at most this many epochs");
   f.add("vq.patience", &vq_train.patience, "early stopping patience (0 = off)");
   f.add("vq.monitor", &vq_train.monitor, "val_loss or val_recon");
+  f.add("vq.threads", &vq_threads, "threads while training the VQ-VAE (0 = --threads; faster on 1 here)");
   // reference classifier
   f.add("clf.epochs", &clf_train.epochs, "reference classifier epochs");
   f.add("clf.channels", &clf_model.channels(), "reference classifier conv width");
@@ -238,6 +239,8 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
   Stage vq(o.run_dir, "vqvae", {{"data", data_sum}, {"seed", o.seed}, {"vq", cfg["vq"]}});
   run_stage(vq, forced(o, "vqvae"), [&](Clock::time_point t0) {
     seed_everything(o.seed);
+    const int threads_before = at::get_num_threads();
+    if (o.vq_threads > 0) set_threads(o.vq_threads);
     VQVAEOptions mo = o.vq_model;
     mo.variant(o.vq_variant).image_size(mnist.train.height());
     VQVAE model(mo);
@@ -251,6 +254,7 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
                  e.train_recon, e.val_recon, e.perplexity, e.codes_used, e.seconds, e.improved ? "  *" : "");
       std::fflush(stdout);
     });
+    set_threads(threads_before);
     auto codec = ImageTokenCodec::load(to.checkpoint_path, device);
     auto test = evaluate_vqvae(codec.model(), mnist.test.images, 1000, device, /*keep_recon=*/true);
     auto train_codes = codec.encode_codes(split.train.images);
