@@ -25,6 +25,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/optim/adamw.h>
 
+#include "kernel_bench_main.h"
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 #include "vlm/kernels/causal_attention.h"
@@ -287,13 +288,4 @@ BENCHMARK_CAPTURE(BM_TrainStep, fast, std::string("fast"))
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  vlm::tune_malloc();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  fmt::print("kernel builds supported: {}; active: {}; BLAS: {}\n", fmt::join(vk::supported_isas(), ", "),
-             vk::active_isa(), vlm::blas_info().name);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return vlm::bench::run_kernel_benchmarks(argc, argv); }

@@ -17,6 +17,7 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include "kernel_bench_main.h"
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 #include "vlm/kernels/kernel_isa.h"
@@ -142,13 +143,4 @@ BENCHMARK_CAPTURE(BM_NearestCode_Fused, baseline, std::string("baseline"))->Appl
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  vlm::tune_malloc();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  fmt::print("kernel builds supported: {}; active: {}; BLAS: {}\n", fmt::join(vk::supported_isas(), ", "),
-             vk::active_isa(), vlm::blas_info().name);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return vlm::bench::run_kernel_benchmarks(argc, argv); }
