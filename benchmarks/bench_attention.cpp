@@ -63,7 +63,7 @@ double gemm_gflops() {
 
 void BM_Gemm_Bound(benchmark::State& state) {
   at::NoGradGuard no_grad;
-  vlm::set_threads(static_cast<int>(state.range(0)));
+  vlm::set_threads(static_cast<int>(state.range(0)), vlm::ThreadPool::kBoth);
   const int64_t n = 1024;
   at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   for (auto _ : state) benchmark::DoNotOptimize(at::mm(a, b).data_ptr());
@@ -114,7 +114,7 @@ void report(benchmark::State& state, double seconds, double flops, int64_t token
 void run_forward(benchmark::State& state, const char* variant, const AttentionFn& attention) {
   at::NoGradGuard no_grad;
   const int64_t b = state.range(0), nh = state.range(1), t = state.range(2), hs = state.range(3);
-  vlm::set_threads(static_cast<int>(state.range(4)));
+  vlm::set_threads(static_cast<int>(state.range(4)), vlm::ThreadPool::kBoth);
   const Inputs& in = inputs(b, nh, t, hs);
   gemm_gflops();
   check(variant, "y", attention(in.q, in.k, in.v), in.y);
@@ -126,7 +126,7 @@ void run_forward(benchmark::State& state, const char* variant, const AttentionFn
 
 void run_forward_backward(benchmark::State& state, const char* variant, const AttentionFn& attention) {
   const int64_t b = state.range(0), nh = state.range(1), t = state.range(2), hs = state.range(3);
-  vlm::set_threads(static_cast<int>(state.range(4)));
+  vlm::set_threads(static_cast<int>(state.range(4)), vlm::ThreadPool::kBoth);
   const Inputs& in = inputs(b, nh, t, hs);
   gemm_gflops();
   at::Tensor q = in.q.clone().requires_grad_(), k = in.k.clone().requires_grad_(), v = in.v.clone().requires_grad_();
@@ -185,7 +185,7 @@ double gpt_loss(vlm::GPT& model, const at::Tensor& idx, const at::Tensor& target
 
 void BM_TrainStep(benchmark::State& state, const std::string& attention) {
   const int64_t B = state.range(0), T = 32;
-  vlm::set_threads(static_cast<int>(state.range(1)));
+  vlm::set_threads(static_cast<int>(state.range(1)), vlm::ThreadPool::kBoth);
   auto options = vlm::GPTOptions().block_size(T).attention(attention);
   at::manual_seed(7);
   vlm::GPT model(options);
@@ -242,7 +242,7 @@ at::Tensor sample_greedy(vlm::GPT& model, const at::Tensor& prompt, int64_t t, b
 void BM_Sample(benchmark::State& state, bool cached, const std::string& attention) {
   at::NoGradGuard no_grad;
   const int64_t B = 16, P = 8, T = 32;
-  vlm::set_threads(static_cast<int>(state.range(0)));
+  vlm::set_threads(static_cast<int>(state.range(0)), vlm::ThreadPool::kBoth);
   at::manual_seed(7);
   vlm::GPT model(vlm::GPTOptions().block_size(T).attention(attention));
   model->eval();

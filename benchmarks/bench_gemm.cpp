@@ -96,7 +96,7 @@ void BM_Gemm_ReferenceBLAS(benchmark::State& state) { gemm_bench(state, refblas(
 void BM_Gemm_LibTorch(benchmark::State& state) {
   at::NoGradGuard no_grad;
   const int64_t n = state.range(0);
-  vlm::set_threads(static_cast<int>(state.range(1)));
+  vlm::set_threads(static_cast<int>(state.range(1)), vlm::ThreadPool::kBoth);
   auto a = at::randn({n, n}), b = at::randn({n, n});
   VLM_CHECK(at::allclose(at::mm(a.narrow(0, 0, 8), b), at::mm(a, b).narrow(0, 0, 8), 1e-4, 1e-4),
             "at::mm is inconsistent");

@@ -50,7 +50,7 @@ double copy_bandwidth() {
 }
 
 void BM_Memory_Copy(benchmark::State& state) {
-  vlm::set_threads(static_cast<int>(state.range(0)));
+  vlm::set_threads(static_cast<int>(state.range(0)), vlm::ThreadPool::kBoth);
   const int64_t bytes = int64_t(512) << 20;
   std::vector<char> a(bytes, 1), b(bytes, 0);
   parallel_copy(a.data(), b.data(), bytes);
@@ -87,7 +87,7 @@ template <class Search>
 void run_search(benchmark::State& state, const char* variant, Search search) {
   at::NoGradGuard no_grad;
   const int64_t n = state.range(0), k = state.range(1), d = state.range(2);
-  vlm::set_threads(static_cast<int>(state.range(3)));
+  vlm::set_threads(static_cast<int>(state.range(3)), vlm::ThreadPool::kBoth);
   const Inputs& in = inputs(n, k, d);
   const double bandwidth = copy_bandwidth();
   check_before_timing(in, search(in.x, in.codebook), variant);

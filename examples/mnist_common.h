@@ -14,14 +14,17 @@ namespace vlm::examples {
 
 struct CommonOptions {
   std::string data_dir = "data/mnist";  ///< holds the four IDX files, raw or .gz
-  int threads = 0;                      ///< 0 = all cores (LibTorch and OpenBLAS together)
+  int threads = 0;                      ///< 0 = all cores
+  std::string thread_pool = "blas";     ///< which pool gets them (vlm::ThreadPool); the other gets 1
   uint64_t seed = 1337;
   std::string device = "cpu";  ///< cpu, cuda, cuda:N, auto
 };
 
 inline void add_common_flags(Flags& flags, CommonOptions& o, bool with_data_dir = true) {
   if (with_data_dir) flags.add("data_dir", &o.data_dir, "directory with the four MNIST-format IDX files (raw or .gz)");
-  flags.add("threads", &o.threads, "threads for LibTorch and OpenBLAS (0 = all cores)");
+  flags.add("threads", &o.threads, "threads (0 = all cores)");
+  flags.add("thread_pool", &o.thread_pool,
+            "blas: OpenBLAS gets --threads, LibTorch 1 (GEMM-bound models); torch: the reverse; both: each gets them");
   flags.add("seed", &o.seed, "random seed");
   flags.add("device", &o.device, "cpu, cuda, cuda:N or auto");
 }
@@ -30,6 +33,7 @@ inline void add_common_flags(Flags& flags, CommonOptions& o, bool with_data_dir 
 inline RuntimeInfo start(const Flags& flags, const CommonOptions& o) {
   RuntimeOptions ro;
   ro.threads = o.threads;
+  ro.thread_pool = o.thread_pool;
   ro.seed = o.seed;
   RuntimeInfo info = init_runtime(ro);
   std::cout << flags.resolved() << "runtime: " << info.summary() << "\n" << std::flush;

@@ -11,6 +11,7 @@
 int main(int argc, char** argv) {
   return vlm::examples::run_main("train_classifier", [&] {
     vlm::examples::CommonOptions common;
+    common.thread_pool = "torch";  // its convolutions are ATen kernels, not GEMMs (vlm::ThreadPool)
     vlm::ClassifierTrainOptions train;
     vlm::DigitClassifierOptions model_options;
     std::string out = "runs/classifier/classifier.pt";

@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
         .add("max_epochs", &train_options.max_epochs, "at most this many epochs")
         .add("patience", &train_options.patience, "early stopping patience in epochs (0 = off)")
         .add("monitor", &train_options.monitor, "val_loss (the seed) or val_recon: early stopping and best epoch")
+        .add("label_weight", &train_options.label_weight,
+             "caption alignment: weight of the loss in which the codes predict the digit (0 = unsupervised)")
+        .add("label_head", &train_options.label_head, "per_code (every letter predicts the digit) or joint")
         .add("alphabet", &alphabet, "one letter per code, stored in the checkpoint")
         .add("limit_train", &limit_train, "use only the first N training-file images (0 = all; for smoke tests)")
         .add("probe_k", &probe_k, "neighbours of the Hamming k-NN token probe")
@@ -132,9 +135,13 @@ int main(int argc, char** argv) {
                num_embeddings, embedding_dim);
     auto log_epoch = [](const vlm::VQVAEEpochLog& e) {
       fmt::print("epoch {:>2}  lr {:.2e}  train loss {:.5f} (mse {:.5f} vq {:.5f})  val loss {:.5f} (mse {:.5f})  "
-                 "perplexity {:.2f}  codes used {}  restarts {}  {:.1f}s{}\n",
+                 "perplexity {:.2f}  codes used {}  restarts {}{}  {:.1f}s{}\n",
                  e.epoch, e.lr, e.train_loss, e.train_recon, e.train_vq, e.val_loss, e.val_recon, e.perplexity,
-                 e.codes_used, e.restarts, e.seconds, e.improved ? "  *" : "");
+                 e.codes_used, e.restarts,
+                 e.train_label_loss > 0 ? fmt::format("  caption loss {:.4f} acc {:.4f}", e.train_label_loss,
+                                                      e.train_label_acc)
+                                        : std::string(),
+                 e.seconds, e.improved ? "  *" : "");
       std::fflush(stdout);
     };
     vlm::VQVAETrainResult result;

@@ -105,6 +105,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   if (!flags.parse(argc, argv)) return 0;
   vlm::RuntimeOptions ro;
   ro.threads = e.common.threads;
+  ro.thread_pool = e.common.thread_pool;
   ro.seed = e.common.seed;
   vlm::init_runtime(ro);
   auto device = vlm::resolve_device(e.common.device);

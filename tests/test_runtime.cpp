@@ -15,7 +15,7 @@
 TEST_CASE("set_threads sets LibTorch's pool and 0 means all cores", "[runtime]") {
   CHECK(vlm::set_threads(1) == 1);
   CHECK(at::get_num_threads() == 1);
-  CHECK(vlm::set_threads(0) == vlm::hardware_threads());
+  CHECK(vlm::set_threads(0, vlm::ThreadPool::kTorch) == vlm::hardware_threads());
   CHECK(at::get_num_threads() == vlm::hardware_threads());
   vlm::set_threads(1);
 }
@@ -30,6 +30,27 @@ TEST_CASE("The BLAS check names the backend LibTorch resolved", "[runtime]") {
     vlm::set_threads(1);
     CHECK(vlm::blas_info().threads == 1);
   }
+}
+
+TEST_CASE("The thread pool option gives the threads to one pool and 1 to the other", "[runtime]") {
+  at::mm(at::ones({4, 4}), at::ones({4, 4}));
+  const bool openblas = vlm::blas_info().name == "OpenBLAS";
+  vlm::set_threads(3, vlm::ThreadPool::kTorch);
+  CHECK(vlm::current_threads().torch == 3);
+  if (openblas) CHECK(vlm::current_threads().blas == 1);
+  vlm::set_threads(3, vlm::ThreadPool::kBlas);
+  CHECK(vlm::current_threads().torch == (openblas ? 1 : 3));
+  if (openblas) CHECK(vlm::current_threads().blas == 3);
+  vlm::set_threads(3, vlm::ThreadPool::kBoth);
+  CHECK(vlm::current_threads().torch == 3);
+  if (openblas) CHECK(vlm::current_threads().blas == 3);
+  auto saved = vlm::current_threads();
+  vlm::set_threads(1);
+  vlm::apply_threads(saved);  // a stage restores what it found
+  CHECK(vlm::current_threads().torch == 3);
+  CHECK(vlm::parse_thread_pool("torch") == vlm::ThreadPool::kTorch);
+  CHECK_THROWS_WITH(vlm::parse_thread_pool("gpu"), Catch::Contains("--thread_pool='gpu'"));
+  vlm::set_threads(1);
 }
 
 TEST_CASE("Seeding makes LibTorch's random draws reproducible", "[runtime]") {

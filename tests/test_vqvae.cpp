@@ -153,3 +153,40 @@ TEST_CASE("A few hundred training steps on a small set lower the reconstruction 
     }
   }
 }
+
+TEST_CASE("Caption alignment trains a head on the quantized latents and refuses bad settings", "[vqvae][train]") {
+  auto data = synthetic_images(384, 10, 21);
+  auto train = data.slice(0, 320), validation = data.slice(320, 384);
+  for (const char* head : {"joint", "per_code"}) {
+    DYNAMIC_SECTION(head) {
+      at::manual_seed(22);
+      vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
+      vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
+      o.batch_size = 32;
+      o.max_epochs = 8;
+      o.label_weight = 0.5;
+      o.label_head = head;
+      o.progress = false;
+      auto result = vlm::train_vqvae(model, train, validation, o);
+      const auto& first = result.history.front();
+      const auto& last = result.history.back();
+      CHECK(first.train_label_loss > 0);
+      CHECK(last.train_label_loss < 0.5 * first.train_label_loss);  // started near log(10) = 2.3
+      // Chance is 0.1; one letter alone (per_code) carries less than all eight.
+      CHECK(last.train_label_acc > (std::string(head) == "joint" ? 0.9 : 0.3));
+    }
+  }
+  vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
+  vlm::VQVAETrainOptions o;
+  o.max_epochs = 1;
+  o.progress = false;
+  o.label_weight = 0.1;
+  o.label_head = "both";
+  CHECK_THROWS_WITH(vlm::train_vqvae(model, train, validation, o), Catch::Contains("--label_head"));
+  o.label_head = "joint";
+  o.num_classes = 5;  // labels go up to 9
+  CHECK_THROWS_WITH(vlm::train_vqvae(model, train, validation, o), Catch::Contains("[0, 5)"));
+  o.num_classes = 10;
+  o.label_weight = -1;
+  CHECK_THROWS_WITH(vlm::train_vqvae(model, train, validation, o), Catch::Contains("--label_weight"));
+}

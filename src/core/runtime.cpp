@@ -5,6 +5,7 @@
 #include <malloc.h>
 #endif
 
+#include <algorithm>
 #include <iostream>
 #include <thread>
 
@@ -34,10 +35,42 @@ int hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-int set_threads(int n) {
+ThreadPool parse_thread_pool(const std::string& name) {
+  if (name == "blas") return ThreadPool::kBlas;
+  if (name == "torch") return ThreadPool::kTorch;
+  if (name == "both") return ThreadPool::kBoth;
+  VLM_FAIL("--thread_pool='", name, "': expected blas, torch or both");
+}
+
+std::string to_string(ThreadPool pool) {
+  switch (pool) {
+    case ThreadPool::kBlas: return "blas";
+    case ThreadPool::kTorch: return "torch";
+    case ThreadPool::kBoth: return "both";
+  }
+  return "?";
+}
+
+ThreadSetting current_threads() {
+  ThreadSetting s;
+  s.torch = at::get_num_threads();
+  if (auto f = lookup<GetIntFn>("openblas_get_num_threads")) s.blas = f();
+  return s;
+}
+
+void apply_threads(const ThreadSetting& setting) {
+  at::set_num_threads(std::max(1, setting.torch));
+  if (setting.blas > 0)
+    if (auto f = lookup<SetThreadsFn>("openblas_set_num_threads")) f(setting.blas);
+}
+
+int set_threads(int n, ThreadPool pool) {
   if (n <= 0) n = hardware_threads();
-  at::set_num_threads(n);
-  if (auto f = lookup<SetThreadsFn>("openblas_set_num_threads")) f(n);
+  const bool has_blas_pool = lookup<SetThreadsFn>("openblas_set_num_threads") != nullptr;
+  ThreadSetting s;
+  s.torch = pool == ThreadPool::kTorch || pool == ThreadPool::kBoth || !has_blas_pool ? n : 1;
+  s.blas = !has_blas_pool ? -1 : pool == ThreadPool::kTorch ? 1 : n;
+  apply_threads(s);
   return n;
 }
 
@@ -95,7 +128,9 @@ RuntimeInfo init_runtime(const RuntimeOptions& options) {
   VLM_CHECK(options.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", options.threads);
   RuntimeInfo info;
   if (options.tune_malloc) info.malloc_tuned = tune_malloc();
-  info.threads = set_threads(options.threads);
+  info.pool = parse_thread_pool(options.thread_pool);
+  info.threads = set_threads(options.threads, info.pool);
+  info.split = current_threads();
   info.seed = options.seed;
   seed_everything(options.seed);
   info.blas = blas_info();
@@ -108,8 +143,9 @@ RuntimeInfo init_runtime(const RuntimeOptions& options) {
 }
 
 std::string RuntimeInfo::summary() const {
-  return fmt::format("threads={} seed={} blas={}{} malloc_tuned={}", threads, seed, blas.name,
-                     blas.threads >= 0 ? fmt::format(" (pool {})", blas.threads) : "", malloc_tuned);
+  return fmt::format("threads={} thread_pool={} (LibTorch {}, BLAS {}) seed={} blas={} malloc_tuned={}", threads,
+                     to_string(pool), split.torch, split.blas >= 0 ? std::to_string(split.blas) : "-", seed, blas.name,
+                     malloc_tuned);
 }
 
 }  // namespace vlm

@@ -135,7 +135,7 @@ VQVAEOutput VQVAEImpl::forward(const at::Tensor& images) {
     auto random_codes = at::randint(num_embeddings(), {z.size(0), z.size(1)}, vq.codes.options());  // (B, L)
     q = at::where(drop, quantizer->lookup(random_codes).detach(), q);                                  // (B, L, D)
   }
-  return {decode(q), vq.loss, z, vq.codes};
+  return {decode(q), vq.loss, z, vq.codes, vq.quantized};
 }
 
 }  // namespace vlm

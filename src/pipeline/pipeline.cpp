@@ -52,7 +52,8 @@ void run_stage(Stage& stage, bool force, F&& body) {
 nlohmann::json vq_train_json(const VQVAETrainOptions& t) {
   return {{"lr", t.lr},         {"batch_size", t.batch_size},     {"max_epochs", t.max_epochs},
           {"patience", t.patience}, {"monitor", t.monitor},       {"lr_schedule", t.lr_schedule},
-          {"min_lr", t.min_lr}, {"alphabet", t.alphabet}};
+          {"min_lr", t.min_lr}, {"alphabet", t.alphabet}, {"label_weight", t.label_weight},
+          {"label_head", t.label_head}};
 }
 nlohmann::json clf_json(const DigitClassifierOptions& m, const ClassifierTrainOptions& t) {
   return {{"channels", m.channels()}, {"hidden", m.hidden()}, {"dropout", m.dropout()}, {"epochs", t.epochs},
@@ -146,7 +147,9 @@ void PipelineOptions::register_flags(Flags& f) {
   f.add("vq.max_epochs", &vq_train.max_epochs, "at most this many epochs");
   f.add("vq.patience", &vq_train.patience, "early stopping patience (0 = off)");
   f.add("vq.monitor", &vq_train.monitor, "val_loss or val_recon");
-  f.add("vq.threads", &vq_threads, "threads while training the VQ-VAE (0 = --threads; faster on 1 here)");
+  f.add("vq.label_weight", &vq_train.label_weight, "caption alignment weight (0 = unsupervised tokenizer)");
+  f.add("vq.label_head", &vq_train.label_head, "per_code or joint caption-alignment head");
+  f.add("vq.threads", &vq_threads, "threads while training the VQ-VAE (0 = --threads)");
   // reference classifier
   f.add("clf.epochs", &clf_train.epochs, "reference classifier epochs");
   f.add("clf.channels", &clf_model.channels(), "reference classifier conv width");
@@ -169,7 +172,7 @@ void PipelineOptions::register_flags(Flags& f) {
   f.add("gpt.eval_interval", &gpt_train.eval_interval, "evaluate every N iterations");
   f.add("gpt.eval_classify", &gpt_train.eval_classify, "validation images classified per eval (-1 all)");
   f.add("gpt.snapshots", &gpt_snapshots, "checkpoints kept along training for the accuracy chart");
-  f.add("gpt.threads", &gpt_threads, "threads while training the GPT (0 = --threads; small models are faster on 1)");
+  f.add("gpt.threads", &gpt_threads, "threads while training the GPT (0 = --threads)");
   // evaluation
   f.add("eval.samples_per_digit", &eval.samples_per_digit, "generated images per digit");
   f.add("eval.gen_temperature", &eval.gen_temperature, "generation temperature");
@@ -239,8 +242,8 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
   Stage vq(o.run_dir, "vqvae", {{"data", data_sum}, {"seed", o.seed}, {"vq", cfg["vq"]}});
   run_stage(vq, forced(o, "vqvae"), [&](Clock::time_point t0) {
     seed_everything(o.seed);
-    const int threads_before = at::get_num_threads();
-    if (o.vq_threads > 0) set_threads(o.vq_threads);
+    const ThreadSetting threads_before = current_threads();
+    set_threads(o.vq_threads > 0 ? o.vq_threads : o.threads, ThreadPool::kBlas);
     VQVAEOptions mo = o.vq_model;
     mo.variant(o.vq_variant).image_size(mnist.train.height());
     VQVAE model(mo);
@@ -254,7 +257,7 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
                  e.train_recon, e.val_recon, e.perplexity, e.codes_used, e.seconds, e.improved ? "  *" : "");
       std::fflush(stdout);
     });
-    set_threads(threads_before);
+    apply_threads(threads_before);
     auto codec = ImageTokenCodec::load(to.checkpoint_path, device);
     auto test = evaluate_vqvae(codec.model(), mnist.test.images, 1000, device, /*keep_recon=*/true);
     auto train_codes = codec.encode_codes(split.train.images);
@@ -295,11 +298,14 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
     Stage clf(o.run_dir, "classifier", {{"data", data_sum}, {"seed", o.seed}, {"classifier", cfg["classifier"]}});
     run_stage(clf, forced(o, "classifier"), [&](Clock::time_point t0) {
       seed_everything(o.seed);
+      const ThreadSetting threads_before = current_threads();
+      set_threads(o.threads, ThreadPool::kTorch);
       DigitClassifierOptions mo = o.clf_model;
       mo.image_size(mnist.train.height());
       DigitClassifier model(mo);
       model->to(device);
       auto r = train_digit_classifier(model, split.train, split.validation, o.clf_train);
+      apply_threads(threads_before);
       double test_acc = classifier_accuracy(model, mnist.test);
       nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.validation_accuracy},
                             {"train_seconds", r.train_seconds}};
@@ -329,8 +335,8 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
     std::vector<std::string> outputs = {"best.pt", "ckpt.pt", "metrics.jsonl"};
     GPTTrainSummary last;
     double train_seconds = 0;
-    const int threads_before = at::get_num_threads();
-    if (o.gpt_threads > 0) set_threads(o.gpt_threads);
+    const ThreadSetting threads_before = current_threads();
+    set_threads(o.gpt_threads > 0 ? o.gpt_threads : o.threads, ThreadPool::kBlas);
     for (int64_t k = 1; k <= parts; ++k) {
       GPTTrainOptions seg = to;
       seg.max_iters = total * k / parts;
@@ -345,7 +351,7 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
       fs::copy_file(trainer.checkpoint_path(), gpt.path(snap), fs::copy_options::overwrite_existing);
       outputs.push_back(snap);
     }
-    set_threads(threads_before);
+    apply_threads(threads_before);
     nlohmann::json res = {{"iters", last.end_iter},
                           {"val_loss", last.last_eval.val_loss},
                           {"val_accuracy", last.last_eval.val_accuracy},

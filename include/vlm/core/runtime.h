@@ -8,8 +8,30 @@
 
 namespace vlm {
 
+/// Which pool gets the threads. LibTorch's intra-op (OpenMP) pool and OpenBLAS's own pthread pool both spin while
+/// they wait for work, so giving each all n cores makes 2n spinning threads fight over n cores. Measured on this
+/// project's 2-core machine (1+1 / 2+2 / 1 LibTorch + 2 OpenBLAS / 2 LibTorch + 1 OpenBLAS threads):
+///   GPT cpu preset        122 / 260 /  92 / 121 ms per iteration     -> kBlas
+///   conv VQ-VAE epoch     6.4 / 30.6 / 5.7 / -   s (20k images)       -> kBlas
+///   reference CNN epoch   8.3 /  6.2 / 8.1 / 4.5 s (10k images)       -> kTorch (its convolutions are ATen kernels)
+/// kBlas: OpenBLAS gets n, LibTorch 1 (LibTorch gets n when there is no separate OpenBLAS pool, e.g. MKL or CUDA);
+/// kTorch: LibTorch gets n, OpenBLAS 1; kBoth: n each (LibTorch's own default behaviour).
+enum class ThreadPool { kBlas, kTorch, kBoth };
+/// "blas", "torch" or "both"; throws naming --thread_pool otherwise.
+ThreadPool parse_thread_pool(const std::string& name);
+std::string to_string(ThreadPool pool);
+
+struct ThreadSetting {
+  int torch = 1;  ///< LibTorch's intra-op threads
+  int blas = -1;  ///< OpenBLAS's pool, -1 when the BLAS has no pool of its own
+};
+/// The current split, to restore after a stage that changed it.
+ThreadSetting current_threads();
+void apply_threads(const ThreadSetting& setting);
+
 struct RuntimeOptions {
-  int threads = 0;          ///< 0 = all cores; sets LibTorch's intra-op pool and OpenBLAS's pool alike
+  int threads = 0;          ///< 0 = all cores; split between the pools by thread_pool
+  std::string thread_pool = "blas";  ///< blas, torch or both (ThreadPool)
   uint64_t seed = 1337;     ///< seeds LibTorch's generators (CPU and CUDA)
   bool tune_malloc = true;  ///< keep freed large blocks in the heap (glibc mallopt) instead of unmapping them
   bool warn_reference_blas = true;
@@ -24,6 +46,8 @@ struct BlasInfo {
 
 struct RuntimeInfo {
   int threads = 1;
+  ThreadPool pool = ThreadPool::kBlas;
+  ThreadSetting split;
   uint64_t seed = 0;
   BlasInfo blas;
   bool malloc_tuned = false;
@@ -33,8 +57,8 @@ struct RuntimeInfo {
 /// Applies the options: threads, seed, allocator; checks the BLAS backend and warns loudly (stderr) on reference BLAS.
 RuntimeInfo init_runtime(const RuntimeOptions& options = {});
 
-/// Sets LibTorch's intra-op threads and OpenBLAS's pool to n (n <= 0: all cores). Returns the count used.
-int set_threads(int n);
+/// Gives n threads (n <= 0: all cores) to the pool(s) `pool` names, 1 to the other. Returns the count used.
+int set_threads(int n, ThreadPool pool = ThreadPool::kBlas);
 int hardware_threads();
 
 /// Seeds LibTorch's default generators.

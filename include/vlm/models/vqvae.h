@@ -55,6 +55,7 @@ struct VQVAEOutput {
   at::Tensor vq_loss;  ///< ()
   at::Tensor latents;  ///< (B, L, D) encoder output before quantisation
   at::Tensor codes;    ///< (B, L) int64
+  at::Tensor quantized;  ///< (B, L, D) straight-through quantized latents (before any code dropout)
 };
 
 class VQVAEImpl : public torch::nn::Cloneable<VQVAEImpl> {

@@ -47,12 +47,11 @@ struct PipelineOptions {
   GPTOptions gpt_model;
   GPTTrainOptions gpt_train;
   int64_t gpt_snapshots = 5;
-  /// Threads while training the GPT (0 = --threads). Small models run faster on one: measured here, the cpu
-  /// preset takes 115 ms/iter on 1 thread and 265 ms/iter on 2 (OpenBLAS's pool waking for small GEMMs).
-  int gpt_threads = 1;
-  /// Threads while training the VQ-VAE (0 = --threads): measured here, one conv epoch takes 15.9 s on 1 thread and
-  /// 79.5 s on 2.
-  int vq_threads = 1;     ///< ckpt_<iter>.pt kept at evenly spaced iterations for the accuracy chart
+  /// Threads while training the VQ-VAE and the GPT (0 = --threads). Each stage splits its threads between LibTorch
+  /// and OpenBLAS the way measured fastest for it (vlm::ThreadPool): the VQ-VAE, the GPT and the evaluation give them
+  /// to OpenBLAS, the reference CNN to LibTorch.
+  int gpt_threads = 0;
+  int vq_threads = 0;
   EvaluatorOptions eval;
 
   PipelineOptions();

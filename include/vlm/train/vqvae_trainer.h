@@ -27,7 +27,8 @@ namespace vlm {
 
 struct VQVAETrainOptions {
   /// "mlp": the seed's schedule (the defaults below). "conv": Adam 2e-3 with a cosine decay over a fixed 15 epochs,
-  /// no early stopping, best epoch by validation reconstruction MSE (measured on MNIST, see train_vqvae.cpp).
+  /// no early stopping, best epoch by validation reconstruction MSE, caption alignment (joint head, weight 0.05);
+  /// measured on MNIST, see docs/results.md.
   static VQVAETrainOptions preset(const std::string& variant);
 
   double lr = 2e-4;                     ///< Adam learning rate (the seed's)
@@ -40,6 +41,16 @@ struct VQVAETrainOptions {
   std::string monitor = "val_loss";
   std::string lr_schedule = "constant"; ///< "constant" (the seed) or "cosine" (to min_lr over max_epochs)
   double min_lr = 0.0;
+  /// Caption alignment (0 = off, the seed's unsupervised tokenizer): weight of a cross-entropy term in which the
+  /// quantized latents predict the image's caption (its digit, from the training labels only) through a linear head
+  /// that the trainer owns and discards. Semantic tokenizers of recent multimodal models are trained the same way
+  /// (aligned with text, not only with pixels); here it makes the 8 letters carry the class, which reconstruction
+  /// alone does not (docs/results.md).
+  double label_weight = 0.0;
+  /// "per_code": each code position alone predicts the caption (one head per position), so every letter carries
+  /// class information and Hamming-close strings share a class; "joint": one head on all L x D quantized values.
+  std::string label_head = "per_code";
+  int64_t num_classes = 10;            ///< labels in [0, num_classes)
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
@@ -53,6 +64,7 @@ struct VQVAEEpochLog {
   int64_t epoch = 0;  ///< 1-based
   double lr = 0;
   double train_loss = 0, train_recon = 0, train_vq = 0;
+  double train_label_loss = 0, train_label_acc = 0;  ///< caption alignment (label_weight > 0), per-code mean
   double val_loss = 0, val_recon = 0, val_vq = 0;
   double perplexity = 0;      ///< of the codes of this epoch's training batches
   int64_t codes_used = 0;     ///< codes used at least once in this epoch's training batches
