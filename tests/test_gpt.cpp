@@ -86,6 +86,32 @@ TEST_CASE("Continuing from a key/value cache gives the logits of the full forwar
   CHECK_THROWS_AS(model->forward(at::zeros({2, 21}, at::kLong), cache), vlm::Error);  // past block_size
 }
 
+TEST_CASE("forward_last gives the full forward's last logits, with or without a shared, expanded prefix cache",
+          "[gpt]") {
+  for (const char* attention : {"naive", "fast"}) {
+    DYNAMIC_SECTION(attention) {
+      at::manual_seed(5);
+      vlm::GPT model(tiny().attention(attention));
+      model->eval();
+      auto idx = at::randint(50, {3, 11}, at::kLong);
+      auto full = model->forward(idx);  // (3, 11, 50)
+      CHECK(at::allclose(model->forward_last(idx), full.select(1, 10), 1e-5, 1e-5));
+      // One prompt's first 4 tokens in the cache, expanded to the batch (as exact classification shares "image:").
+      idx.narrow(1, 0, 4).copy_(idx.narrow(0, 0, 1).narrow(1, 0, 4).expand({3, 4}));
+      full = model->forward(idx);
+      vlm::GPTImpl::KVCache cache;
+      model->forward_last(idx.narrow(0, 0, 1).narrow(1, 0, 4), &cache);
+      for (size_t l = 0; l < cache.k.size(); ++l) {
+        cache.k[l] = cache.k[l].expand({3, -1, -1, -1});
+        cache.v[l] = cache.v[l].expand({3, -1, -1, -1});
+      }
+      auto last = model->forward_last(idx.narrow(1, 4, 7), &cache);  // (3, 50)
+      CHECK(cache.length == 11);
+      CHECK(at::allclose(last, full.select(1, 10), 1e-5, 1e-5));
+    }
+  }
+}
+
 TEST_CASE("The output head is wte itself: tied storage, one parameter, shared updates", "[gpt]") {
   at::manual_seed(4);
   vlm::GPT model(tiny());

@@ -29,6 +29,11 @@ TEST_CASE("Greedy generation with and without the key/value cache gives identica
   // Without a stop character an untrained model runs to the block size: 32 - prompt length tokens.
   for (size_t i = 0; i < a.size(); ++i)
     if (a[i].find('.') == std::string::npos) CHECK(a[i].size() == 32 - prompts[i].size());
+  // Identical prompts (the evaluator's generation batches) run their prompt once and share it through the cache.
+  std::vector<std::string> same(3, "number:5, image:");
+  auto c = cached.complete(same), d = uncached.complete(same);
+  CHECK(c == d);
+  CHECK(c[0] == a[0].substr(0, 0) + uncached.complete({"number:5, image:"})[0]);
 }
 
 TEST_CASE("Constrained decoding never emits a character the template forbids", "[sampler]") {

@@ -75,7 +75,8 @@ void CausalSelfAttentionImpl::reset() {
   attention = find_attention(options.attention());
 }
 
-at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, at::Tensor* k_cache, at::Tensor* v_cache) {
+at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, at::Tensor* k_cache, at::Tensor* v_cache,
+                                            bool last_only) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), nh = options.n_head(), hs = C / nh;
   auto qkv = c_attn(x).view({B, T, 3, nh, hs}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs)
   auto q = qkv[0], k = qkv[1], v = qkv[2];                                // (B, nh, T, hs)
@@ -90,8 +91,10 @@ at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, at::Tensor* k_c
     *k_cache = k;
     *v_cache = v;
   }
-  auto y = attention(q, k, v, options.dropout(), is_training());  // (B, nh, T, hs)
-  y = y.transpose(1, 2).reshape({B, T, C});                       // (B, T, C)
+  const int64_t Tq = last_only ? 1 : T;
+  if (last_only) q = q.narrow(2, T - 1, 1);                        // (B, nh, 1, hs): sits at the last key
+  auto y = attention(q, k, v, options.dropout(), is_training());  // (B, nh, Tq, hs)
+  y = y.transpose(1, 2).reshape({B, Tq, C});                      // (B, Tq, C)
   return fast_dropout(c_proj(y), options.dropout(), is_training());
 }
 
@@ -117,8 +120,9 @@ void BlockImpl::reset() {
   mlp = register_module("mlp", MLP(options));
 }
 
-at::Tensor BlockImpl::forward(const at::Tensor& x, at::Tensor* k_cache, at::Tensor* v_cache) {
-  auto y = x + attn(ln_1(x), k_cache, v_cache);  // (B, T, C)
+at::Tensor BlockImpl::forward(const at::Tensor& x, at::Tensor* k_cache, at::Tensor* v_cache, bool last_only) {
+  auto a = attn(ln_1(x), k_cache, v_cache, last_only);            // (B, T, C), or (B, 1, C) if last_only
+  auto y = (last_only ? x.narrow(1, x.size(1) - 1, 1) : x) + a;
   return y + mlp(ln_2(y));
 }
 
@@ -170,7 +174,7 @@ double GPTImpl::flops_per_token(int64_t T) const {
   return 6.0 * N + 12.0 * L * H * Q * static_cast<double>(T);
 }
 
-at::Tensor GPTImpl::run(const at::Tensor& idx, int64_t pos0, KVCache* cache) {
+at::Tensor GPTImpl::run(const at::Tensor& idx, int64_t pos0, KVCache* cache, bool last_only) {
   VLM_CHECK(idx.dim() == 2 && idx.scalar_type() == at::kLong, "GPT: idx must be (B, T) int64, got ", idx.sizes(), " ",
             idx.scalar_type());
   const int64_t T = idx.size(1);
@@ -186,16 +190,24 @@ at::Tensor GPTImpl::run(const at::Tensor& idx, int64_t pos0, KVCache* cache) {
     VLM_CHECK(cache->k.size() == blocks.size(), "GPT: KV cache has ", cache->k.size(), " layers, the model ",
               blocks.size());
   }
-  for (size_t i = 0; i < blocks.size(); ++i)
-    x = cache ? blocks[i]->forward(x, &cache->k[i], &cache->v[i]) : blocks[i]->forward(x);  // (B, T, C)
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const bool last = last_only && i + 1 == blocks.size();
+    x = cache ? blocks[i]->forward(x, &cache->k[i], &cache->v[i], last)
+              : blocks[i]->forward(x, nullptr, nullptr, last);  // (B, T, C), (B, 1, C) after the last if last_only
+  }
   if (cache) cache->length += T;
-  return ln_f(x);  // (B, T, C)
+  return ln_f(x);  // (B, T, C) or (B, 1, C)
 }
 
 at::Tensor GPTImpl::hidden(const at::Tensor& idx) { return run(idx, 0, nullptr); }
 
 at::Tensor GPTImpl::forward(const at::Tensor& idx) {
   return at::linear(run(idx, 0, nullptr), wte->weight);  // (B, T, V)
+}
+
+at::Tensor GPTImpl::forward_last(const at::Tensor& idx, KVCache* cache) {
+  auto h = run(idx, cache ? cache->length : 0, cache, /*last_only=*/true);  // (B, 1, C)
+  return at::linear(h.select(1, 0), wte->weight);                            // (B, V)
 }
 
 at::Tensor GPTImpl::forward(const at::Tensor& idx, KVCache& cache) {

@@ -1,5 +1,6 @@
 #include "vlm/sample/sampler.h"
 
+#include <algorithm>
 #include <limits>
 #include <map>
 
@@ -88,19 +89,46 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   const int64_t stop_id = options_.stop() == '\0' ? -1 : tokenizer_.id(options_.stop());
   auto finished = at::zeros({B}, at::kBool);
   GPTImpl::KVCache cache;
-  at::Tensor logits = options_.use_cache() ? model_->forward(seq.to(device), cache) : model_->forward(seq.to(device));
+  // Logits of the last position only (B, V): nanoGPT's inference path, plus the last block on that position alone.
+  at::Tensor logits;
+  if (options_.use_cache()) {
+    // The rows' common prefix (all of it for the evaluator's repeated "number:n, image:" prompts) runs once, for one
+    // row, and its keys and values are shared by the batch (expanded, not copied).
+    int64_t P = 0;
+    while (P < T0 && std::all_of(prompts.begin(), prompts.end(), [&](const std::string& q) { return q[P] == prompts[0][P]; }))
+      ++P;
+    auto share = [&] {  // (1, nh, P, hs) -> (B, nh, P, hs), a view
+      for (size_t l = 0; l < cache.k.size(); ++l) {
+        cache.k[l] = cache.k[l].expand({B, -1, -1, -1});
+        cache.v[l] = cache.v[l].expand({B, -1, -1, -1});
+      }
+    };
+    if (B > 1 && P == T0) {
+      logits = model_->forward_last(seq.narrow(0, 0, 1).to(device), &cache).expand({B, -1});  // (B, V)
+      share();
+    } else if (B > 1 && P > 1) {
+      model_->forward_last(seq.narrow(0, 0, 1).narrow(1, 0, P).to(device), &cache);
+      share();
+      logits = model_->forward_last(seq.narrow(1, P, T0 - P).to(device), &cache);
+    } else {
+      logits = model_->forward_last(seq.to(device), &cache);
+    }
+  } else {
+    logits = model_->forward_last(seq.to(device));
+  }
 
   for (int64_t pos = T0; pos < limit; ++pos) {
-    auto last = logits.select(1, logits.size(1) - 1).to(at::kCPU, at::kFloat);  // (B, V)
+    auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)
     if (constraint) last = last + constraint->additive_mask(pos);
     auto next = pick(last);  // (B)
     tokens_generated_ += B;
     seq = at::cat({seq, next.view({B, 1})}, 1);
     finished |= next.eq(stop_id);
     if (finished.all().item<bool>() || pos + 1 >= limit) break;
-    logits = options_.use_cache() ? model_->forward(next.view({B, 1}).to(device), cache)
-                                  : model_->forward(seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
-                                                               std::min(seq.size(1), block)).to(device));
+    logits = options_.use_cache()
+                 ? model_->forward_last(next.view({B, 1}).to(device), &cache)
+                 : model_->forward_last(seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
+                                                   std::min(seq.size(1), block)).to(device));
   }
   model_->train(was_training);
 

@@ -60,8 +60,10 @@ class CausalSelfAttentionImpl : public torch::nn::Cloneable<CausalSelfAttentionI
   explicit CausalSelfAttentionImpl(const GPTOptions& options);
   void reset() override;
   /// x: (B, T, C). With cache tensors (k_cache, v_cache of (B, nh, T_cached, hs), possibly undefined) the new keys
-  /// and values are appended to them in place.
-  at::Tensor forward(const at::Tensor& x, at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr);
+  /// and values are appended to them in place. last_only: only the last position's output (B, 1, C) is computed
+  /// (keys and values of every position still are, for the cache).
+  at::Tensor forward(const at::Tensor& x, at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr,
+                     bool last_only = false);
   GPTOptions options;
   torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
   torch::nn::Dropout resid_dropout{nullptr};
@@ -84,7 +86,9 @@ class BlockImpl : public torch::nn::Cloneable<BlockImpl> {
  public:
   explicit BlockImpl(const GPTOptions& options);
   void reset() override;
-  at::Tensor forward(const at::Tensor& x, at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr);
+  /// last_only: returns only the last position (B, 1, C), skipping the projection and MLP of the others.
+  at::Tensor forward(const at::Tensor& x, at::Tensor* k_cache = nullptr, at::Tensor* v_cache = nullptr,
+                     bool last_only = false);
   GPTOptions options;
   GPTLayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
@@ -107,6 +111,10 @@ class GPTImpl : public torch::nn::Cloneable<GPTImpl> {
   at::Tensor forward(const at::Tensor& idx);
   /// (B, T_new) continuing after cache.length tokens -> logits (B, T_new, V); appends to the cache.
   at::Tensor forward(const at::Tensor& idx, KVCache& cache);
+  /// Logits of the last position only (B, V), what sampling and classification need: the last block computes its
+  /// attention output and MLP for that position alone. With a cache, continues after cache.length tokens and
+  /// appends to it, as forward(idx, cache) does.
+  at::Tensor forward_last(const at::Tensor& idx, KVCache* cache = nullptr);
   /// The final hidden states ln_f(...) (B, T, C), before the tied output projection.
   at::Tensor hidden(const at::Tensor& idx);
 
@@ -125,7 +133,7 @@ class GPTImpl : public torch::nn::Cloneable<GPTImpl> {
   GPTLayerNorm ln_f{nullptr};
 
  private:
-  at::Tensor run(const at::Tensor& idx, int64_t pos0, KVCache* cache);
+  at::Tensor run(const at::Tensor& idx, int64_t pos0, KVCache* cache, bool last_only = false);
 };
 TORCH_MODULE(GPT);
 
