@@ -32,6 +32,14 @@ TEST_CASE("The BLAS check names the backend LibTorch resolved", "[runtime]") {
   }
 }
 
+TEST_CASE("at::parallel_for inside the library really runs on several threads (it is built with OpenMP)",
+          "[runtime]") {
+  vlm::set_threads(2, vlm::ThreadPool::kTorch);
+  CHECK(vlm::parallel_for_threads(2) == 2);
+  vlm::set_threads(1);
+  CHECK(vlm::parallel_for_threads(2) == 1);
+}
+
 TEST_CASE("The thread pool option gives the threads to one pool and 1 to the other", "[runtime]") {
   at::mm(at::ones({4, 4}), at::ones({4, 4}));
   const bool openblas = vlm::blas_info().name == "OpenBLAS";

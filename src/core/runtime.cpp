@@ -6,6 +6,8 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <iostream>
 #include <thread>
 
@@ -72,6 +74,16 @@ int set_threads(int n, ThreadPool pool) {
   s.blas = !has_blas_pool ? -1 : pool == ThreadPool::kTorch ? 1 : n;
   apply_threads(s);
   return n;
+}
+
+int parallel_for_threads(int tasks) {
+  std::atomic<uint64_t> seen{0};
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) {
+    seen |= uint64_t(1) << std::min(63, at::get_thread_num());
+    // Keep each task busy long enough that one thread cannot take them all.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  });
+  return __builtin_popcountll(seen.load());
 }
 
 void seed_everything(uint64_t seed) { at::manual_seed(seed); }

@@ -60,6 +60,10 @@ RuntimeInfo init_runtime(const RuntimeOptions& options = {});
 /// Gives n threads (n <= 0: all cores) to the pool(s) `pool` names, 1 to the other. Returns the count used.
 int set_threads(int n, ThreadPool pool = ThreadPool::kBlas);
 int hardware_threads();
+/// How many of LibTorch's intra-op threads an at::parallel_for over `tasks` items, compiled into this library,
+/// actually uses: less than asked when the library was built without OpenMP (at::parallel_for is inline and then
+/// runs serially), which would silently serialise the kernels.
+int parallel_for_threads(int tasks);
 
 /// Seeds LibTorch's default generators.
 void seed_everything(uint64_t seed);
