@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
+#include "vlm/pipeline/option_flags.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/evaluator.h"
@@ -42,15 +43,7 @@ int main(int argc, char** argv) {
     flags.add("train_text", &train_text, "token text file of the GPT's training set (for memorisation)");
     flags.add("limit_test", &limit_test, "use only the first N test examples (0 = all)");
     flags.add("out_dir", &eo.out_dir, "where figures and summary.json go");
-    flags.add("batch_size", &eo.batch_size, "prompts per forward pass");
-    flags.add("sampled", &eo.sampled, "also classify the seed's way (sampling the answer)");
-    flags.add("sampled_temperature", &eo.sampled_temperature, "temperature of the seed-style classification");
-    flags.add("sampled_top_k", &eo.sampled_top_k, "top-k of the seed-style classification (clamped to the vocabulary)");
-    flags.add("naive_prompts", &eo.naive_prompts, "prompts timed one at a time without cache (0 = skip)");
-    flags.add("samples_per_digit", &eo.samples_per_digit, "generated images per digit");
-    flags.add("gen_temperature", &eo.gen_temperature, "generation temperature");
-    flags.add("gen_top_k", &eo.gen_top_k, "generation top-k (0 = off)");
-    flags.add("grid_columns", &eo.grid_columns, "samples per digit row in the PNG grids");
+    vlm::add_evaluator_flags(flags, eo);
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(!gpt.empty(), "--gpt=CHECKPOINT is required (a GPT checkpoint written by train_gpt)");
     eo.seed = common.seed;

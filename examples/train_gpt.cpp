@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
+#include "vlm/pipeline/option_flags.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/text/char_tokenizer.h"
@@ -39,35 +40,10 @@ int main(int argc, char** argv) {
     flags.add("write_text", &write_text_dir, "with --tokenizer: also write train.txt and valid.txt to this directory");
     flags.add("image_alphabet", &image_alphabet, "letters of the image tokens (with --train_text)");
     vlm::examples::add_common_flags(flags, common);
-    flags.add("n_layer", &model.n_layer(), "transformer blocks");
-    flags.add("n_head", &model.n_head(), "attention heads");
-    flags.add("n_embd", &model.n_embd(), "embedding width");
-    flags.add("block_size", &model.block_size(), "sequence length (characters, padded with #)");
-    flags.add("dropout", &model.dropout(), "dropout probability");
-    flags.add("bias", &model.bias(), "biases in Linear and LayerNorm layers");
-    flags.add("attention", &model.attention(), "attention implementation (naive)");
+    vlm::add_gpt_model_flags(flags, model);
     flags.add("out_dir", &train.out_dir, "checkpoints and metrics.jsonl");
     flags.add("init_from", &train.init_from, "scratch or resume (from out_dir/ckpt.pt)");
-    flags.add("eval_interval", &train.eval_interval, "evaluate every N iterations");
-    flags.add("eval_iters", &train.eval_iters, "loss estimates over eval_iters * batch_size sequences");
-    flags.add("eval_classify", &train.eval_classify, "validation images classified per eval (-1 all, 0 none)");
-    flags.add("final_classify", &train.final_classify, "validation images classified at the end (-1 all, 0 none)");
-    flags.add("log_interval", &train.log_interval, "log every N iterations");
-    flags.add("checkpoint_interval", &train.checkpoint_interval, "write ckpt.pt every N iterations");
-    flags.add("batch_size", &train.batch_size, "sequences per iteration");
-    flags.add("template_mode", &train.template_mode, "once (seed), fresh (redrawn per use) or both");
-    flags.add("ignore_padding", &train.ignore_padding, "leave '#' targets out of the loss");
-    flags.add("learning_rate", &train.learning_rate, "peak learning rate");
-    flags.add("max_iters", &train.max_iters, "training iterations");
-    flags.add("weight_decay", &train.weight_decay, "AdamW weight decay (2-D weights only)");
-    flags.add("beta1", &train.beta1, "AdamW beta1");
-    flags.add("beta2", &train.beta2, "AdamW beta2");
-    flags.add("grad_clip", &train.grad_clip, "clip the gradient norm (0 = off)");
-    flags.add("decay_lr", &train.decay_lr, "cosine decay with warm-up");
-    flags.add("warmup_iters", &train.warmup_iters, "linear warm-up iterations");
-    flags.add("lr_decay_iters", &train.lr_decay_iters, "iterations to reach min_lr");
-    flags.add("min_lr", &train.min_lr, "final learning rate");
-    flags.add("measure_gemm", &train.measure_gemm, "time a GEMM at start as the MFU reference");
+    vlm::add_gpt_train_flags(flags, train);
     vlm::apply_seed_preset(model, train);  // defaults = the seed
     flags.add_preset("seed", [&] { vlm::apply_seed_preset(model, train); }, "nanoGPT's train_mnist_vlm config");
     flags.add_preset("cpu", [&] { vlm::apply_cpu_preset(model, train); }, "smallest and fastest measured (docs/lm_presets.md)");

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
+#include "vlm/pipeline/option_flags.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
@@ -89,16 +90,6 @@ int main(int argc, char** argv) {
         .add("use_ema", &use_ema, "EMA codebook updates instead of the codebook loss")
         .add("ema_decay", &ema_decay, "EMA decay")
         .add("dead_code_threshold", &dead_code, "restart codes used less than this per batch (EMA); 0 = off")
-        .add("lr", &train_options.lr, "Adam learning rate")
-        .add("lr_schedule", &train_options.lr_schedule, "constant or cosine")
-        .add("min_lr", &train_options.min_lr, "floor of the cosine schedule")
-        .add("batch_size", &train_options.batch_size, "training batch size")
-        .add("max_epochs", &train_options.max_epochs, "at most this many epochs")
-        .add("patience", &train_options.patience, "early stopping patience in epochs (0 = off)")
-        .add("monitor", &train_options.monitor, "val_loss (the seed) or val_recon: early stopping and best epoch")
-        .add("label_weight", &train_options.label_weight,
-             "caption alignment: weight of the loss in which the codes predict the digit (0 = unsupervised)")
-        .add("label_head", &train_options.label_head, "per_code (every letter predicts the digit) or joint")
         .add("alphabet", &alphabet, "one letter per code, stored in the checkpoint")
         .add("limit_train", &limit_train, "use only the first N training-file images (0 = all; for smoke tests)")
         .add("probe_k", &probe_k, "neighbours of the Hamming k-NN token probe")
@@ -106,6 +97,7 @@ int main(int argc, char** argv) {
         .add("recon_images", &recon_images, "test images in recon.png")
         .add("progress", &progress, "progress line per epoch")
         .add("eval_only", &eval_only, "skip training: measure and plot the checkpoint already in --out_dir");
+    vlm::add_vqvae_train_flags(flags, train_options);
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(variant_flag == variant, "--variant: give it as --variant=", variant_flag,
               " (it is read before the other flags)");

@@ -11,6 +11,7 @@
 #include "vlm/data/idx.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/io/png_read.h"
+#include "vlm/pipeline/option_flags.h"
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/pipeline/stage.h"
 #include "vlm/text/sequences.h"
@@ -142,4 +143,30 @@ TEST_CASE("Pipeline flags reject unknown keys and presets, and a missing run is 
   CHECK(o.gpt_model.n_layer() == 8);
   CHECK(o.gpt_train.max_iters == 7);
   CHECK_THROWS_WITH(vlm::RunPaths::of("/nonexistent/run"), Catch::Contains("does not exist"));
+}
+
+TEST_CASE("Module option flags: the drivers' keys, and the pipeline's with their stage prefix", "[pipeline][flags]") {
+  vlm::GPTTrainOptions train;
+  vlm::GPTOptions model;
+  vlm::Flags alone("train_gpt", "test");
+  vlm::add_gpt_model_flags(alone, model);
+  vlm::add_gpt_train_flags(alone, train);
+  REQUIRE(alone.parse({"--max_iters=7", "--ignore_padding=true", "--n_layer=3", "--attention=fast"}));
+  CHECK(train.max_iters == 7);
+  CHECK(train.ignore_padding);
+  CHECK(model.n_layer() == 3);
+  CHECK(model.attention() == "fast");
+
+  vlm::PipelineOptions o;
+  vlm::Flags run("vlm run", "test");
+  o.register_flags(run);
+  REQUIRE(run.parse({"--gpt.max_iters=9", "--gpt.beta2=0.95", "--vq.label_weight=0.2", "--vq.min_lr=1e-5",
+                     "--eval.grid_columns=5", "--eval.sampled_top_k=7"}));
+  CHECK(o.gpt_train.max_iters == 9);
+  CHECK(o.gpt_train.beta2 == Approx(0.95));
+  CHECK(o.vq_train.label_weight == Approx(0.2));
+  CHECK(o.vq_train.min_lr == Approx(1e-5));
+  CHECK(o.eval.grid_columns == 5);
+  CHECK(o.eval.sampled_top_k == 7);
+  CHECK_THROWS_WITH(run.parse({"--max_iters=3"}), Catch::Contains("unknown flag --max_iters"));
 }

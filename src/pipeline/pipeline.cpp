@@ -1,4 +1,5 @@
 #include "vlm/pipeline/pipeline.h"
+#include "vlm/pipeline/option_flags.h"
 
 #include <chrono>
 #include <filesystem>
@@ -128,7 +129,7 @@ void PipelineOptions::apply_preset(const std::string& name) {
 void PipelineOptions::register_flags(Flags& f) {
   f.add("run_dir", &run_dir, "run directory (stage outputs, report.md, summary.json)");
   f.add("data_dir", &data_dir, "directory with the four MNIST-format IDX files (raw or .gz)");
-  f.add("threads", &threads, "threads for LibTorch and OpenBLAS (0 = all cores)");
+  f.add("threads", &threads, "cores to use (0 = all); each stage splits them between OpenBLAS and LibTorch as measured fastest");
   f.add("seed", &seed, "random seed of every stage");
   f.add("device", &device, "cpu, cuda, cuda:N or auto");
   f.add("force", &force, "redo every stage");
@@ -143,44 +144,18 @@ void PipelineOptions::register_flags(Flags& f) {
   f.add("vq.embedding_dim", &vq_model.quantizer().embedding_dim(), "code vector dimension");
   f.add("vq.hidden_dim", &vq_model.hidden_dim(), "hidden width");
   f.add("vq.channels", &vq_model.channels(), "conv: channels of the first layer");
-  f.add("vq.lr", &vq_train.lr, "Adam learning rate");
-  f.add("vq.lr_schedule", &vq_train.lr_schedule, "constant or cosine");
-  f.add("vq.batch_size", &vq_train.batch_size, "batch size");
-  f.add("vq.max_epochs", &vq_train.max_epochs, "at most this many epochs");
-  f.add("vq.patience", &vq_train.patience, "early stopping patience (0 = off)");
-  f.add("vq.monitor", &vq_train.monitor, "val_loss or val_recon");
-  f.add("vq.label_weight", &vq_train.label_weight, "caption alignment weight (0 = unsupervised tokenizer)");
-  f.add("vq.label_head", &vq_train.label_head, "per_code or joint caption-alignment head");
+  add_vqvae_train_flags(f, vq_train, "vq.");
   f.add("vq.threads", &vq_threads, "threads while training the VQ-VAE (0 = --threads)");
   // reference classifier
   f.add("clf.epochs", &clf_train.epochs, "reference classifier epochs");
   f.add("clf.channels", &clf_model.channels(), "reference classifier conv width");
   // language model
-  f.add("gpt.n_layer", &gpt_model.n_layer(), "transformer blocks");
-  f.add("gpt.n_head", &gpt_model.n_head(), "attention heads");
-  f.add("gpt.n_embd", &gpt_model.n_embd(), "embedding width");
-  f.add("gpt.dropout", &gpt_model.dropout(), "dropout");
-  f.add("gpt.bias", &gpt_model.bias(), "biases in Linear and LayerNorm");
-  f.add("gpt.attention", &gpt_model.attention(), "attention implementation");
-  f.add("gpt.batch_size", &gpt_train.batch_size, "sequences per iteration");
-  f.add("gpt.max_iters", &gpt_train.max_iters, "training iterations");
-  f.add("gpt.learning_rate", &gpt_train.learning_rate, "peak learning rate");
-  f.add("gpt.min_lr", &gpt_train.min_lr, "final learning rate");
-  f.add("gpt.warmup_iters", &gpt_train.warmup_iters, "warm-up iterations");
-  f.add("gpt.lr_decay_iters", &gpt_train.lr_decay_iters, "iterations to reach min_lr");
-  f.add("gpt.weight_decay", &gpt_train.weight_decay, "AdamW weight decay");
-  f.add("gpt.template_mode", &gpt_train.template_mode, "once (the seed), fresh or both");
-  f.add("gpt.ignore_padding", &gpt_train.ignore_padding, "leave '#' targets out of the loss");
-  f.add("gpt.eval_interval", &gpt_train.eval_interval, "evaluate every N iterations");
-  f.add("gpt.eval_classify", &gpt_train.eval_classify, "validation images classified per eval (-1 all)");
+  add_gpt_model_flags(f, gpt_model, "gpt.");
+  add_gpt_train_flags(f, gpt_train, "gpt.");
   f.add("gpt.snapshots", &gpt_snapshots, "checkpoints kept along training for the accuracy chart");
   f.add("gpt.threads", &gpt_threads, "threads while training the GPT (0 = --threads)");
   // evaluation
-  f.add("eval.samples_per_digit", &eval.samples_per_digit, "generated images per digit");
-  f.add("eval.gen_temperature", &eval.gen_temperature, "generation temperature");
-  f.add("eval.gen_top_k", &eval.gen_top_k, "generation top-k (0 = off)");
-  f.add("eval.sampled", &eval.sampled, "also classify the seed's way (sampling)");
-  f.add("eval.naive_prompts", &eval.naive_prompts, "prompts timed in the seed's naive loop");
+  add_evaluator_flags(f, eval, "eval.");
   for (const char* p : {"default", "seed", "tiny"})
     f.add_preset(p, [this, p] { apply_preset(p); },
                  std::string(p) == "default" ? "minutes on 2 cores (conv tokenizer, cpu GPT)"
@@ -377,7 +352,9 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
             {"seed", o.seed},
             {"eval", {{"samples_per_digit", o.eval.samples_per_digit}, {"gen_temperature", o.eval.gen_temperature},
                       {"gen_top_k", o.eval.gen_top_k}, {"sampled", o.eval.sampled},
-                      {"naive_prompts", o.eval.naive_prompts}}}});
+                      {"sampled_temperature", o.eval.sampled_temperature}, {"sampled_top_k", o.eval.sampled_top_k},
+                      {"naive_prompts", o.eval.naive_prompts}, {"grid_columns", o.eval.grid_columns},
+                      {"batch_size", o.eval.batch_size}}}});
   run_stage(ev, forced(o, "eval"), [&](Clock::time_point t0) {
     auto loaded = load_gpt_checkpoint(gpt.path("best.pt"));
     loaded.model->to(device);
