@@ -5,7 +5,7 @@
 //
 // Writes to --out_dir (default runs/vqvae-<variant>): vqvae.pt (best epoch, a tokenizer checkpoint that
 // ImageTokenCodec::load reads), epochs.jsonl, metrics.json, recon.png (test originals above their reconstructions)
-// and latents.png (2-D PCA of encoder outputs of validation images, coloured by digit).
+// and latents.png (a 2-D t-SNE, or PCA, map of encoder outputs of validation images, coloured by digit).
 #include <chrono>
 #include <iostream>
 
@@ -18,6 +18,7 @@
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/token_probe.h"
+#include "vlm/eval/tsne.h"
 #include "vlm/io/png.h"
 #include "vlm/tokenizer/image_token_codec.h"
 #include "vlm/train/vqvae_trainer.h"
@@ -63,7 +64,8 @@ int main(int argc, char** argv) {
     auto& q = model_options.quantizer();
     vlm::VQVAETrainOptions train_options = vlm::VQVAETrainOptions::preset(variant);
     std::string variant_flag = variant, out_dir = "runs/vqvae-" + variant, alphabet = vlm::kDefaultImageAlphabet;
-    int64_t limit_train = 0, probe_k = 10, latent_points = 3000, recon_images = 32;
+    int64_t limit_train = 0, probe_k = 10, latent_points = 2000, recon_images = 32;
+    std::string latent_map = "tsne";
     int64_t image_size = model_options.image_size(), hidden_dim = model_options.hidden_dim();
     int64_t channels = model_options.channels(), n_codes = model_options.n_codes();
     int64_t num_embeddings = q.num_embeddings(), embedding_dim = q.embedding_dim(), kmeans_iters = q.kmeans_iters();
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
         .add("limit_train", &limit_train, "use only the first N training-file images (0 = all; for smoke tests)")
         .add("probe_k", &probe_k, "neighbours of the Hamming k-NN token probe")
         .add("latent_points", &latent_points, "validation images in latents.png")
+        .add("latent_map", &latent_map, "tsne (as the seed drew it) or pca: the 2-D map in latents.png")
         .add("recon_images", &recon_images, "test images in recon.png")
         .add("progress", &progress, "progress line per epoch")
         .add("eval_only", &eval_only, "skip training: measure and plot the checkpoint already in --out_dir");
@@ -101,6 +104,7 @@ int main(int argc, char** argv) {
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(variant_flag == variant, "--variant: give it as --variant=", variant_flag,
               " (it is read before the other flags)");
+    VLM_CHECK(latent_map == "tsne" || latent_map == "pca", "--latent_map must be tsne or pca, got '", latent_map, "'");
     auto runtime = vlm::examples::start(flags, common);
     model_options.image_size(image_size).hidden_dim(hidden_dim).channels(channels).n_codes(n_codes);
     model_options.spatial_tokens(spatial_tokens).code_dropout(code_dropout);
@@ -164,10 +168,12 @@ int main(int argc, char** argv) {
                    originals_above_reconstructions(mnist.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown),
                                                    16));
     const int64_t points = std::min<int64_t>(latent_points, split.validation.size());
-    auto pca = pca_2d(val.latents.slice(0, 0, points).flatten(1).to(at::kFloat));  // (P, 2)
+    auto latents = val.latents.slice(0, 0, points).flatten(1).to(at::kFloat);  // (P, L*D)
+    auto map = latent_map == "tsne" ? vlm::tsne_2d(latents, vlm::TsneOptions().seed(common.seed)) : pca_2d(latents);
     vlm::ScatterOptions so;
-    so.title = fmt::format("PCA of {} VQ-VAE encoder outputs ({} validation images)", variant, points);
-    vlm::write_png(out_dir + "/latents.png", vlm::scatter_plot(pca, split.validation.labels.slice(0, 0, points), so));
+    so.title = fmt::format("{} of {} VQ-VAE encoder outputs ({} validation images)", latent_map == "tsne" ? "t-SNE" : "PCA",
+                           variant, points);
+    vlm::write_png(out_dir + "/latents.png", vlm::scatter_plot(map, split.validation.labels.slice(0, 0, points), so));
 
     nlohmann::json metrics = {
         {"variant", variant},

@@ -4,11 +4,14 @@
 
 #include <fstream>
 
+#include <cmath>
+
 #include <ATen/ATen.h>
 
 #include "test_helpers.h"
 #include "vlm/core/check.h"
 #include "vlm/eval/token_probe.h"
+#include "vlm/eval/tsne.h"
 #include "vlm/tokenizer/image_token_codec.h"
 
 TEST_CASE("Hamming distances count the positions that differ", "[probe]") {
@@ -69,4 +72,30 @@ TEST_CASE("Token text in either of the seed's templates is parsed", "[probe]") {
     f << "number:5, image:RNMIBNTY.\nnumber:x, picture:AB.\n";
   }
   CHECK_THROWS_WITH(vlm::read_token_text_file(dir.file("bad.txt")), Catch::Contains("bad.txt:2"));
+}
+
+TEST_CASE("t-SNE calibrates each row to the perplexity asked for and keeps separated clusters apart", "[tsne]") {
+  at::manual_seed(3);
+  const int64_t per = 60, k = 3;
+  auto centres = at::randn({k, 10}) * 10;                             // far apart in 10-D
+  auto labels = at::arange(k).repeat_interleave(per);                 // (180)
+  auto x = centres.index_select(0, labels) + at::randn({k * per, 10});  // (180, 10)
+  auto cond = vlm::tsne_conditional(x, 15.0);
+  CHECK(at::allclose(vlm::row_perplexity(cond), at::full({k * per}, 15.0, at::kDouble), 1e-4, 1e-3));
+  CHECK(at::allclose(cond.sum(1), at::ones({k * per}, at::kDouble)));
+  CHECK(cond.diagonal().abs().max().item<double>() == 0.0);
+  auto P = vlm::tsne_affinities(x, 15.0);
+  CHECK(P.sum().item<double>() == Approx(1.0).epsilon(1e-4));
+  CHECK(at::allclose(P, P.t()));
+
+  auto y = vlm::tsne_2d(x, vlm::TsneOptions().perplexity(15).iterations(400));
+  REQUIRE(y.sizes() == at::IntArrayRef({k * per, 2}));
+  // Every point's nearest neighbour in the map belongs to its own cluster.
+  auto d = (y.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(2);  // (N, N)
+  d.fill_diagonal_(INFINITY);
+  auto nearest = d.argmin(1);
+  CHECK(labels.index_select(0, nearest).eq(labels).all().item<bool>());
+  // Same seed, same map.
+  CHECK(at::equal(y, vlm::tsne_2d(x, vlm::TsneOptions().perplexity(15).iterations(400))));
+  CHECK_THROWS_WITH(vlm::tsne_2d(x, vlm::TsneOptions().perplexity(500)), Catch::Contains("perplexity"));
 }
