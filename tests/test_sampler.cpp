@@ -33,7 +33,7 @@ TEST_CASE("Greedy generation with and without the key/value cache gives identica
   std::vector<std::string> same(3, "number:5, image:");
   auto c = cached.complete(same), d = uncached.complete(same);
   CHECK(c == d);
-  CHECK(c[0] == a[0].substr(0, 0) + uncached.complete({"number:5, image:"})[0]);
+  CHECK(c[0] == uncached.complete({"number:5, image:"})[0]);
 }
 
 TEST_CASE("Constrained decoding never emits a character the template forbids", "[sampler]") {

@@ -40,21 +40,9 @@ Classification classify_images(GPT& model, const CharTokenizer& tokenizer, const
       auto idx = at::empty({B, static_cast<int64_t>(T)}, at::kLong);  // (B, T)
       auto* p = idx.data_ptr<int64_t>();
       for (size_t r = start; r < end; ++r) std::copy(encoded[members[r]].begin(), encoded[members[r]].end(), p + (r - start) * T);
-      // Every prompt starts with the same characters ("image:"): run them once and share their keys and values.
-      int64_t P = 0;
-      while (P + 1 < static_cast<int64_t>(T) && idx.select(1, P).eq(p[P]).all().item<bool>()) ++P;
-      at::Tensor logits;  // (B, V) at the last position
-      if (P > 0) {
-        GPTImpl::KVCache cache;
-        model->forward_last(idx.narrow(0, 0, 1).narrow(1, 0, P).to(device), &cache);
-        for (size_t l = 0; l < cache.k.size(); ++l) {
-          cache.k[l] = cache.k[l].expand({B, -1, -1, -1});  // (B, nh, P, hs), no copy
-          cache.v[l] = cache.v[l].expand({B, -1, -1, -1});
-        }
-        logits = model->forward_last(idx.narrow(1, P, static_cast<int64_t>(T) - P).to(device), &cache);
-      } else {
-        logits = model->forward_last(idx.to(device));
-      }
+      // Every prompt starts with the same characters ("image:"): they run once, shared by the batch.
+      GPTImpl::KVCache cache;
+      auto logits = model->forward_last_shared_prefix(idx.to(device), cache);  // (B, V) at the last position
       auto lp = at::log_softmax(logits.to(at::kFloat), -1).index_select(1, digit_index).cpu();  // (B, 10)
       auto pred = lp.argmax(1);                                                            // (B)
       auto rows = at::tensor(std::vector<int64_t>(members.begin() + start, members.begin() + end), at::kLong);

@@ -210,6 +210,22 @@ at::Tensor GPTImpl::forward_last(const at::Tensor& idx, KVCache* cache) {
   return at::linear(h.select(1, 0), wte->weight);                            // (B, V)
 }
 
+at::Tensor GPTImpl::forward_last_shared_prefix(const at::Tensor& idx, KVCache& cache) {
+  VLM_CHECK(cache.length == 0, "GPT: forward_last_shared_prefix needs an empty cache, this one holds ", cache.length,
+            " tokens");
+  const int64_t B = idx.size(0), T = idx.size(1);
+  // Length of the prefix every row shares with row 0.
+  const int64_t P = B > 1 ? idx.eq(idx.narrow(0, 0, 1)).all(0).to(at::kLong).cumprod(0).sum().item<int64_t>() : 0;
+  if (P == 0) return forward_last(idx, &cache);
+  at::Tensor logits = forward_last(idx.narrow(0, 0, 1).narrow(1, 0, P), &cache);  // (1, V)
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    cache.k[l] = cache.k[l].expand({B, -1, -1, -1});  // (B, nh, P, hs), a view
+    cache.v[l] = cache.v[l].expand({B, -1, -1, -1});
+  }
+  if (P == T) return logits.expand({B, -1});  // identical rows
+  return forward_last(idx.narrow(1, P, T - P), &cache);  // (B, V)
+}
+
 at::Tensor GPTImpl::forward(const at::Tensor& idx, KVCache& cache) {
   return at::linear(run(idx, cache.length, &cache), wte->weight);  // (B, T_new, V)
 }

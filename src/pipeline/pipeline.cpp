@@ -219,8 +219,6 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
   Stage vq(o.run_dir, "vqvae", {{"data", data_sum}, {"seed", o.seed}, {"vq", cfg["vq"]}});
   run_stage(vq, forced(o, "vqvae"), [&](Clock::time_point t0) {
     seed_everything(o.seed);
-    const ThreadSetting threads_before = current_threads();
-    set_threads(o.vq_threads > 0 ? o.vq_threads : o.threads, ThreadPool::kBlas);
     VQVAEOptions mo = o.vq_model;
     mo.variant(o.vq_variant).image_size(mnist.train.height());
     VQVAE model(mo);
@@ -229,12 +227,14 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
     to.log_path = vq.path("epochs.jsonl");
     to.device = device;
     to.extra_meta = {{"config", cfg["vq"]}};
-    auto result = train_vqvae(model, split.train, split.validation, to, [](const VQVAEEpochLog& e) {
-      fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}  {:.1f}s{}\n", e.epoch,
-                 e.train_recon, e.val_recon, e.perplexity, e.codes_used, e.seconds, e.improved ? "  *" : "");
-      std::fflush(stdout);
-    });
-    apply_threads(threads_before);
+    auto result = [&] {
+      ScopedThreads threads(o.vq_threads > 0 ? o.vq_threads : o.threads, ThreadPool::kBlas);
+      return train_vqvae(model, split.train, split.validation, to, [](const VQVAEEpochLog& e) {
+        fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}  {:.1f}s{}\n", e.epoch,
+                   e.train_recon, e.val_recon, e.perplexity, e.codes_used, e.seconds, e.improved ? "  *" : "");
+        std::fflush(stdout);
+      });
+    }();
     auto codec = ImageTokenCodec::load(to.checkpoint_path, device);
     auto test = evaluate_vqvae(codec.model(), mnist.test.images, 1000, device, /*keep_recon=*/true);
     auto train_codes = codec.encode_codes(split.train.images);
@@ -275,14 +275,14 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
     Stage clf(o.run_dir, "classifier", {{"data", data_sum}, {"seed", o.seed}, {"classifier", cfg["classifier"]}});
     run_stage(clf, forced(o, "classifier"), [&](Clock::time_point t0) {
       seed_everything(o.seed);
-      const ThreadSetting threads_before = current_threads();
-      set_threads(o.threads, ThreadPool::kTorch);
       DigitClassifierOptions mo = o.clf_model;
       mo.image_size(mnist.train.height());
       DigitClassifier model(mo);
       model->to(device);
-      auto r = train_digit_classifier(model, split.train, split.validation, o.clf_train);
-      apply_threads(threads_before);
+      auto r = [&] {
+        ScopedThreads threads(o.threads, ThreadPool::kTorch);
+        return train_digit_classifier(model, split.train, split.validation, o.clf_train);
+      }();
       double test_acc = classifier_accuracy(model, mnist.test);
       nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.validation_accuracy},
                             {"train_seconds", r.train_seconds}};
@@ -312,8 +312,7 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
     std::vector<std::string> outputs = {"best.pt", "ckpt.pt", "metrics.jsonl"};
     GPTTrainSummary last;
     double train_seconds = 0;
-    const ThreadSetting threads_before = current_threads();
-    set_threads(o.gpt_threads > 0 ? o.gpt_threads : o.threads, ThreadPool::kBlas);
+    ScopedThreads threads(o.gpt_threads > 0 ? o.gpt_threads : o.threads, ThreadPool::kBlas);
     for (int64_t k = 1; k <= parts; ++k) {
       GPTTrainOptions seg = to;
       seg.max_iters = total * k / parts;
@@ -328,7 +327,6 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
       fs::copy_file(trainer.checkpoint_path(), gpt.path(snap), fs::copy_options::overwrite_existing);
       outputs.push_back(snap);
     }
-    apply_threads(threads_before);
     nlohmann::json res = {{"iters", last.end_iter},
                           {"val_loss", last.last_eval.val_loss},
                           {"val_accuracy", last.last_eval.val_accuracy},

@@ -1,6 +1,5 @@
 #include "vlm/sample/sampler.h"
 
-#include <algorithm>
 #include <limits>
 #include <map>
 
@@ -89,33 +88,10 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   const int64_t stop_id = options_.stop() == '\0' ? -1 : tokenizer_.id(options_.stop());
   auto finished = at::zeros({B}, at::kBool);
   GPTImpl::KVCache cache;
-  // Logits of the last position only (B, V): nanoGPT's inference path, plus the last block on that position alone.
-  at::Tensor logits;
-  if (options_.use_cache()) {
-    // The rows' common prefix (all of it for the evaluator's repeated "number:n, image:" prompts) runs once, for one
-    // row, and its keys and values are shared by the batch (expanded, not copied).
-    int64_t P = 0;
-    while (P < T0 && std::all_of(prompts.begin(), prompts.end(), [&](const std::string& q) { return q[P] == prompts[0][P]; }))
-      ++P;
-    auto share = [&] {  // (1, nh, P, hs) -> (B, nh, P, hs), a view
-      for (size_t l = 0; l < cache.k.size(); ++l) {
-        cache.k[l] = cache.k[l].expand({B, -1, -1, -1});
-        cache.v[l] = cache.v[l].expand({B, -1, -1, -1});
-      }
-    };
-    if (B > 1 && P == T0) {
-      logits = model_->forward_last(seq.narrow(0, 0, 1).to(device), &cache).expand({B, -1});  // (B, V)
-      share();
-    } else if (B > 1 && P > 1) {
-      model_->forward_last(seq.narrow(0, 0, 1).narrow(1, 0, P).to(device), &cache);
-      share();
-      logits = model_->forward_last(seq.narrow(1, P, T0 - P).to(device), &cache);
-    } else {
-      logits = model_->forward_last(seq.to(device), &cache);
-    }
-  } else {
-    logits = model_->forward_last(seq.to(device));
-  }
+  // Logits of the last position only (B, V): nanoGPT's inference path, plus the last block on that position alone;
+  // with the cache, the prompts' common prefix (all of it for the evaluator's repeated prompts) runs once.
+  at::Tensor logits = options_.use_cache() ? model_->forward_last_shared_prefix(seq.to(device), cache)
+                                           : model_->forward_last(seq.to(device));
 
   for (int64_t pos = T0; pos < limit; ++pos) {
     auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)

@@ -41,7 +41,6 @@ VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
   // Caption alignment, measured at 5 epochs (test MSE / 10-NN probe): off 0.0194 / 0.878, joint 0.01 0.0147 / 0.938,
   // joint 0.05 0.0164 / 0.979, per_code 0.01 0.0205 / 0.973 (docs/results.md).
   o.label_weight = 0.05;
-  o.label_head = "joint";
   return o;
 }
 

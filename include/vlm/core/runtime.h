@@ -59,6 +59,17 @@ RuntimeInfo init_runtime(const RuntimeOptions& options = {});
 
 /// Gives n threads (n <= 0: all cores) to the pool(s) `pool` names, 1 to the other. Returns the count used.
 int set_threads(int n, ThreadPool pool = ThreadPool::kBlas);
+/// set_threads for a scope (a pipeline stage): the split found on entry comes back on exit, also on an exception.
+class ScopedThreads {
+ public:
+  ScopedThreads(int n, ThreadPool pool) : saved_(current_threads()) { set_threads(n, pool); }
+  ~ScopedThreads() { apply_threads(saved_); }
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  ThreadSetting saved_;
+};
 int hardware_threads();
 /// How many of LibTorch's intra-op threads an at::parallel_for over `tasks` items, compiled into this library,
 /// actually uses: less than asked when the library was built without OpenMP (at::parallel_for is inline and then

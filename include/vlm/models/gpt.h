@@ -115,6 +115,10 @@ class GPTImpl : public torch::nn::Cloneable<GPTImpl> {
   /// attention output and MLP for that position alone. With a cache, continues after cache.length tokens and
   /// appends to it, as forward(idx, cache) does.
   at::Tensor forward_last(const at::Tensor& idx, KVCache* cache = nullptr);
+  /// forward_last for a batch whose rows start alike (the evaluator's prompts): the prefix all rows share runs once,
+  /// for one row, and its keys and values are expanded (not copied) to the batch. `cache` must be empty; it ends
+  /// holding the whole batch, ready for one-token steps.
+  at::Tensor forward_last_shared_prefix(const at::Tensor& idx, KVCache& cache);
   /// The final hidden states ln_f(...) (B, T, C), before the tied output projection.
   at::Tensor hidden(const at::Tensor& idx);
 

@@ -47,9 +47,9 @@ struct VQVAETrainOptions {
   /// (aligned with text, not only with pixels); here it makes the 8 letters carry the class, which reconstruction
   /// alone does not (docs/results.md).
   double label_weight = 0.0;
-  /// "per_code": each code position alone predicts the caption (one head per position), so every letter carries
-  /// class information and Hamming-close strings share a class; "joint": one head on all L x D quantized values.
-  std::string label_head = "per_code";
+  /// "joint": one head on all L x D quantized values (measured best, docs/results.md); "per_code": each code
+  /// position alone predicts the caption (one head per position), so every letter carries class information.
+  std::string label_head = "joint";
   int64_t num_classes = 10;            ///< labels in [0, num_classes)
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
@@ -64,7 +64,7 @@ struct VQVAEEpochLog {
   int64_t epoch = 0;  ///< 1-based
   double lr = 0;
   double train_loss = 0, train_recon = 0, train_vq = 0;
-  double train_label_loss = 0, train_label_acc = 0;  ///< caption alignment (label_weight > 0), per-code mean
+  double train_label_loss = 0, train_label_acc = 0;  ///< caption alignment (label_weight > 0); per_code: mean of L
   double val_loss = 0, val_recon = 0, val_vq = 0;
   double perplexity = 0;      ///< of the codes of this epoch's training batches
   int64_t codes_used = 0;     ///< codes used at least once in this epoch's training batches
