@@ -226,12 +226,12 @@ void BM_TrainStep(benchmark::State& state, const std::string& attention) {
 at::Tensor sample_greedy(vlm::GPT& model, const at::Tensor& prompt, int64_t t, bool cached) {
   at::Tensor idx = prompt;
   vlm::GPTImpl::KVCache cache;
-  at::Tensor logits = cached ? model->forward(prompt, cache) : model->forward(prompt);  // (B, P, V)
+  at::Tensor logits = cached ? model->forward(prompt, &cache) : model->forward(prompt);  // (B, P, V)
   while (idx.size(1) < t) {
     at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1, /*keepdim=*/true);  // (B, 1)
     idx = at::cat({idx, next}, 1);
     if (idx.size(1) == t) break;
-    logits = cached ? model->forward(next, cache) : model->forward(idx);
+    logits = cached ? model->forward(next, &cache) : model->forward(idx);
   }
   return idx;
 }

@@ -8,14 +8,13 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
-#include "vlm/pipeline/option_flags.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/text/sequences.h"
 #include "vlm/tokenizer/image_token_codec.h"
-#include "vlm/train/gpt_trainer.h"
+#include "vlm/models/gpt_checkpoint.h"
 
 namespace {
 std::vector<std::string> split_list(const std::string& s) {
@@ -42,16 +41,15 @@ int main(int argc, char** argv) {
     flags.add("test_text", &test_text, "classify the lines of this token text file (seed format) instead of MNIST test");
     flags.add("train_text", &train_text, "token text file of the GPT's training set (for memorisation)");
     flags.add("limit_test", &limit_test, "use only the first N test examples (0 = all)");
-    flags.add("out_dir", &eo.out_dir, "where figures and summary.json go");
-    vlm::add_evaluator_flags(flags, eo);
+    vlm::add_option_flags(flags, eo);
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(!gpt.empty(), "--gpt=CHECKPOINT is required (a GPT checkpoint written by train_gpt)");
     eo.seed = common.seed;
     vlm::examples::start(flags, common);
     auto device = vlm::resolve_device(common.device);
 
-    auto loaded = vlm::load_gpt_checkpoint(gpt);
-    loaded.model->to(device);
+    VLM_CHECK(limit_test >= 0, "--limit_test must be >= 0 (0 = all), got ", limit_test);
+    auto loaded = vlm::load_gpt_checkpoint(gpt, device);
     vlm::EvaluationInputs in;
     in.model = loaded.model;
     in.tokenizer = loaded.tokenizer;

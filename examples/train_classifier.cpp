@@ -7,6 +7,7 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/digit_classifier.h"
+#include "vlm/train/classifier_trainer.h"
 
 int main(int argc, char** argv) {
   return vlm::examples::run_main("train_classifier", [&] {
@@ -15,14 +16,12 @@ int main(int argc, char** argv) {
     vlm::ClassifierTrainOptions train;
     vlm::DigitClassifierOptions model_options;
     std::string out = "runs/classifier/classifier.pt";
-    int64_t limit_train = 0, limit_test = 0, channels = model_options.channels();
+    int64_t limit_train = 0, limit_test = 0;
     vlm::Flags flags("train_classifier", "Train the reference digit classifier on real MNIST pixels.");
     vlm::examples::add_common_flags(flags, common);
     flags.add("out", &out, "checkpoint path");
-    flags.add("epochs", &train.epochs, "epochs over the 50k training split");
-    flags.add("batch_size", &train.batch_size, "batch size");
-    flags.add("learning_rate", &train.learning_rate, "Adam learning rate (cosine-decayed)");
-    flags.add("channels", &channels, "first conv width (second is twice)");
+    vlm::add_option_flags(flags, train);
+    vlm::add_option_flags(flags, model_options);
     flags.add("limit_train", &limit_train, "use only the first N training images (0 = all)");
     flags.add("limit_test", &limit_test, "use only the first N test images (0 = all)");
     if (!flags.parse(argc, argv)) return 0;
@@ -31,10 +30,9 @@ int main(int argc, char** argv) {
 
     auto mnist = vlm::load_mnist(common.data_dir, limit_train, limit_test);
     auto split = vlm::split_train_validation(mnist.train);
-    model_options.image_size(mnist.train.height()).channels(channels);
+    model_options.image_size(mnist.train.height());
     vlm::DigitClassifier model(model_options);
-    model->to(device);
-    auto result = vlm::train_digit_classifier(model, split.train, split.validation, train);
+    auto result = vlm::ClassifierTrainer(model, train, split.train, split.validation, device).train();
     double test_accuracy = vlm::classifier_accuracy(model, mnist.test);
     nlohmann::json info = {{"test_accuracy", test_accuracy},
                            {"validation_accuracy", result.validation_accuracy},

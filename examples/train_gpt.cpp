@@ -9,12 +9,12 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
-#include "vlm/pipeline/option_flags.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/text/char_tokenizer.h"
 #include "vlm/text/sequences.h"
 #include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/train/gpt_presets.h"
 #include "vlm/train/gpt_trainer.h"
 
 namespace {
@@ -40,16 +40,14 @@ int main(int argc, char** argv) {
     flags.add("write_text", &write_text_dir, "with --tokenizer: also write train.txt and valid.txt to this directory");
     flags.add("image_alphabet", &image_alphabet, "letters of the image tokens (with --train_text)");
     vlm::examples::add_common_flags(flags, common);
-    vlm::add_gpt_model_flags(flags, model);
-    flags.add("out_dir", &train.out_dir, "checkpoints and metrics.jsonl");
-    flags.add("init_from", &train.init_from, "scratch or resume (from out_dir/ckpt.pt)");
-    vlm::add_gpt_train_flags(flags, train);
+    vlm::add_option_flags(flags, model);
+    vlm::add_option_flags(flags, train);
     vlm::apply_seed_preset(model, train);  // defaults = the seed
     flags.add_preset("seed", [&] { vlm::apply_seed_preset(model, train); }, "nanoGPT's train_mnist_vlm config");
     flags.add_preset("cpu", [&] { vlm::apply_cpu_preset(model, train); }, "smallest and fastest measured (docs/lm_presets.md)");
     if (!flags.parse(argc, argv)) return 0;
     vlm::examples::start(flags, common);
-    VLM_CHECK(common.device == "cpu", "--device=", common.device, ": train_gpt runs on the CPU only for now");
+    const auto device = vlm::resolve_device(common.device);
     train.seed = common.seed;
 
     std::vector<vlm::Sequence> train_set, val_set;
@@ -73,7 +71,8 @@ int main(int argc, char** argv) {
       val_set = vlm::read_sequences(val_text);
     }
     auto tokenizer = vlm::CharTokenizer::for_sequences(image_alphabet);
-    vlm::GPTTrainer trainer(train, model, tokenizer, train_set, val_set);
+    vlm::GPTTrainer trainer(model, train, vlm::TokenDataset::build(train_set, tokenizer, model.block_size()),
+                            vlm::TokenDataset::build(val_set, tokenizer, model.block_size()), device);
     auto s = trainer.train();
     fmt::print("final: val loss {:.4f} (all targets {:.4f}), val accuracy {:.4f}, best val loss {:.4f}, wall {:.1f} s\n",
                s.last_eval.val_loss, s.last_eval.val_loss_all, s.last_eval.val_accuracy, s.best_val_loss,

@@ -13,7 +13,6 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
-#include "vlm/pipeline/option_flags.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
@@ -24,16 +23,6 @@
 #include "vlm/train/vqvae_trainer.h"
 
 namespace {
-
-// --variant picks the defaults of every other flag, so it is read before the flags are registered.
-std::string variant_from_args(int argc, char** argv) {
-  std::string variant = "mlp";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--variant=", 0) == 0) variant = a.substr(10);
-  }
-  return variant;
-}
 
 // Rows of originals above rows of their reconstructions, `cols` images per row.
 at::Tensor originals_above_reconstructions(const at::Tensor& originals, const at::Tensor& recons, int64_t cols) {
@@ -59,76 +48,53 @@ at::Tensor pca_2d(const at::Tensor& x) {
 int main(int argc, char** argv) {
   return vlm::examples::run_main("train_vqvae", [&] {
     vlm::examples::CommonOptions common;
-    const std::string variant = variant_from_args(argc, argv);
-    vlm::VQVAEOptions model_options = vlm::VQVAEOptions::preset(variant);
-    auto& q = model_options.quantizer();
-    vlm::VQVAETrainOptions train_options = vlm::VQVAETrainOptions::preset(variant);
-    std::string variant_flag = variant, out_dir = "runs/vqvae-" + variant, alphabet = vlm::kDefaultImageAlphabet;
+    vlm::VQVAEOptions model_options = vlm::VQVAEOptions::preset("mlp");
+    vlm::VQVAETrainOptions train_options = vlm::VQVAETrainOptions::preset("mlp");
+    std::string variant = "mlp", out_dir;
     int64_t limit_train = 0, probe_k = 10, latent_points = 2000, recon_images = 32;
     std::string latent_map = "tsne";
-    int64_t image_size = model_options.image_size(), hidden_dim = model_options.hidden_dim();
-    int64_t channels = model_options.channels(), n_codes = model_options.n_codes();
-    int64_t num_embeddings = q.num_embeddings(), embedding_dim = q.embedding_dim(), kmeans_iters = q.kmeans_iters();
-    double commitment_cost = q.commitment_cost(), ema_decay = q.ema_decay(), dead_code = q.dead_code_threshold();
-    bool use_ema = q.use_ema(), kmeans_init = q.kmeans_init(), progress = true, eval_only = false;
-    bool per_position = q.groups() > 1, spatial_tokens = model_options.spatial_tokens();
-    double code_dropout = model_options.code_dropout();
+    bool eval_only = false;
 
     vlm::Flags flags("train_vqvae", "Train the VQ-VAE image tokenizer and measure it on MNIST test.");
     vlm::examples::add_common_flags(flags, common);
-    flags.add("variant", &variant_flag, "mlp (the seed) or conv; sets the defaults of the flags below")
-        .add("out_dir", &out_dir, "output directory (checkpoint, logs, metrics, PNGs)")
-        .add("hidden_dim", &hidden_dim, "fully connected hidden width")
-        .add("channels", &channels, "conv: channels of the first conv layer")
-        .add("n_codes", &n_codes, "codes (tokens) per image")
-        .add("num_embeddings", &num_embeddings, "codebook size K")
-        .add("embedding_dim", &embedding_dim, "code vector dimension D")
-        .add("spatial_tokens", &spatial_tokens, "conv: code p summarises grid cell p of the image")
-        .add("code_dropout", &code_dropout, "training: replace each code by a random one with this probability")
-        .add("per_position_codebooks", &per_position, "one codebook of K codes per code position (else shared)")
-        .add("commitment_cost", &commitment_cost, "beta of the commitment term")
-        .add("kmeans_init", &kmeans_init, "k-means codebook init on the first batch")
-        .add("kmeans_iters", &kmeans_iters, "Lloyd iterations of that init")
-        .add("use_ema", &use_ema, "EMA codebook updates instead of the codebook loss")
-        .add("ema_decay", &ema_decay, "EMA decay")
-        .add("dead_code_threshold", &dead_code, "restart codes used less than this per batch (EMA); 0 = off")
-        .add("alphabet", &alphabet, "one letter per code, stored in the checkpoint")
+    auto choose = [&](const std::string& v) {
+      model_options = vlm::VQVAEOptions::preset(v);
+      train_options = vlm::VQVAETrainOptions::preset(v);
+    };
+    flags.add_choice("variant", &variant, {{"mlp", [&] { choose("mlp"); }}, {"conv", [&] { choose("conv"); }}},
+                     "mlp (the seed) or conv; sets the defaults of the flags below");
+    flags.add("out_dir", &out_dir, "output directory (checkpoint, logs, metrics, PNGs; default runs/vqvae-<variant>)")
         .add("limit_train", &limit_train, "use only the first N training-file images (0 = all; for smoke tests)")
         .add("probe_k", &probe_k, "neighbours of the Hamming k-NN token probe")
         .add("latent_points", &latent_points, "validation images in latents.png")
         .add("latent_map", &latent_map, "tsne (as the seed drew it) or pca: the 2-D map in latents.png")
         .add("recon_images", &recon_images, "test images in recon.png")
-        .add("progress", &progress, "progress line per epoch")
         .add("eval_only", &eval_only, "skip training: measure and plot the checkpoint already in --out_dir");
-    vlm::add_vqvae_train_flags(flags, train_options);
+    vlm::add_option_flags(flags, model_options);
+    vlm::add_option_flags(flags, train_options, "", /*with_run_control=*/false);
+    flags.add("progress", &train_options.progress, "progress line per epoch");
     if (!flags.parse(argc, argv)) return 0;
-    VLM_CHECK(variant_flag == variant, "--variant: give it as --variant=", variant_flag,
-              " (it is read before the other flags)");
     VLM_CHECK(latent_map == "tsne" || latent_map == "pca", "--latent_map must be tsne or pca, got '", latent_map, "'");
+    VLM_CHECK(limit_train >= 0, "--limit_train must be >= 0 (0 = all), got ", limit_train);
+    if (out_dir.empty()) out_dir = "runs/vqvae-" + variant;
     auto runtime = vlm::examples::start(flags, common);
-    model_options.image_size(image_size).hidden_dim(hidden_dim).channels(channels).n_codes(n_codes);
-    model_options.spatial_tokens(spatial_tokens).code_dropout(code_dropout);
-    q.num_embeddings(num_embeddings).embedding_dim(embedding_dim).commitment_cost(commitment_cost);
-    q.kmeans_init(kmeans_init).kmeans_iters(kmeans_iters).use_ema(use_ema).ema_decay(ema_decay);
-    q.dead_code_threshold(dead_code).groups(per_position ? n_codes : 1);
+    const auto& alphabet = train_options.alphabet;
+    const int64_t num_embeddings = model_options.quantizer().num_embeddings();
     vlm::check_alphabet(alphabet, num_embeddings);
 
     const auto device = vlm::resolve_device(common.device);
     vlm::Mnist mnist = vlm::load_mnist(common.data_dir, limit_train);
     auto split = vlm::split_train_validation(mnist.train);
+    model_options.image_size(mnist.train.height());
     vlm::ensure_directory(out_dir);
     train_options.checkpoint_path = out_dir + "/vqvae.pt";
     train_options.log_path = out_dir + "/epochs.jsonl";
-    train_options.alphabet = alphabet;
-    train_options.extra_meta = {{"config", flags.to_json()}};
-    train_options.progress = progress;
-    train_options.device = device;
 
     vlm::VQVAE model(model_options);
     int64_t n_params = 0;
     for (const auto& p : model->parameters()) n_params += p.numel();
-    fmt::print("model: {} VQ-VAE, {} parameters, {} codes of {} per image, code dim {}\n", variant, n_params, n_codes,
-               num_embeddings, embedding_dim);
+    fmt::print("model: {} VQ-VAE, {} parameters, {} codes of {} per image, code dim {}\n", variant, n_params,
+               model_options.n_codes(), num_embeddings, model_options.quantizer().embedding_dim());
     auto log_epoch = [](const vlm::VQVAEEpochLog& e) {
       fmt::print("epoch {:>2}  lr {:.2e}  train loss {:.5f} (mse {:.5f} vq {:.5f})  val loss {:.5f} (mse {:.5f})  "
                  "perplexity {:.2f}  codes used {}  restarts {}{}  {:.1f}s{}\n",
@@ -141,15 +107,20 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     };
     vlm::VQVAETrainResult result;
-    if (!eval_only) result = vlm::train_vqvae(model, split.train, split.validation, train_options, log_epoch);
+    if (!eval_only) {
+      vlm::VQVAETrainer trainer(model, train_options, split.train, split.validation, device);
+      trainer.checkpoint_meta()["config"] = flags.to_json();
+      trainer.hooks().on_eval = log_epoch;
+      result = trainer.train();
+    }
     fmt::print("trained {} epochs in {:.1f}s (best epoch {}, {} {:.5f}){}\n", result.history.size(), result.seconds,
                result.best_epoch, train_options.monitor, result.best_val_loss,
                result.early_stopped ? ", early stop" : "");
 
     // Everything below reads the checkpoint back, so the numbers are those of the file the next stages load.
     auto codec = vlm::ImageTokenCodec::load(train_options.checkpoint_path, device);
-    auto test = vlm::evaluate_vqvae(codec.model(), mnist.test.images, 1000, device, /*keep_recon=*/true);
-    auto val = vlm::evaluate_vqvae(codec.model(), split.validation.images, 1000, device, false, /*keep_latents=*/true);
+    auto test = vlm::evaluate_vqvae(codec.model(), mnist.test.images, 1000, /*keep_recon=*/true);
+    auto val = vlm::evaluate_vqvae(codec.model(), split.validation.images, 1000, false, /*keep_latents=*/true);
     auto train_codes = codec.encode_codes(split.train.images);  // (50000, L)
     auto stats = vlm::token_stats(test.codes, num_embeddings);
     auto probe = vlm::knn_probe(test.codes, mnist.test.labels, train_codes, split.train.labels, probe_k);

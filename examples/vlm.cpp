@@ -21,7 +21,7 @@
 #include "vlm/sample/sampler.h"
 #include "vlm/text/sequences.h"
 #include "vlm/tokenizer/image_token_codec.h"
-#include "vlm/train/gpt_trainer.h"
+#include "vlm/models/gpt_checkpoint.h"
 
 namespace {
 
@@ -126,8 +126,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     fmt::print("{}\n", codec.encode_text_one(input_image(e, size)));
     return 0;
   }
-  auto gpt = vlm::load_gpt_checkpoint(paths.gpt);
-  gpt.model->to(device);
+  auto gpt = vlm::load_gpt_checkpoint(paths.gpt, device);
   if (cmd == "classify") {
     auto tokens = codec.encode_text_one(input_image(e, size));
     auto c = vlm::classify_images(gpt.model, gpt.tokenizer, {tokens});

@@ -159,8 +159,8 @@ TEST_CASE("attention=fast falls back to the naive path for a key/value cache and
   at::Tensor idx = at::randint(0, 50, {2, 12});
   const at::Tensor full = fast->forward(idx);  // (2, 12, V)
   vlm::GPTImpl::KVCache cache;
-  at::Tensor first = fast->forward(idx.narrow(1, 0, 7), cache);
-  at::Tensor rest = fast->forward(idx.narrow(1, 7, 5), cache);  // 5 queries after 7 cached keys
+  at::Tensor first = fast->forward(idx.narrow(1, 0, 7), &cache);
+  at::Tensor rest = fast->forward(idx.narrow(1, 7, 5), &cache);  // 5 queries after 7 cached keys
   CHECK(relative_error(at::cat({first, rest}, 1), full) < 1e-5);
   // Attention dropout while training: the fast name must still train (through the naive path), not throw.
   vlm::GPT dropped(gpt_options("fast").dropout(0.1));

@@ -5,6 +5,7 @@
 #include "test_helpers.h"
 #include "vlm/core/runtime.h"
 #include "vlm/models/digit_classifier.h"
+#include "vlm/train/classifier_trainer.h"
 
 namespace {
 // Two easily separable synthetic classes: a bright left half versus a bright right half, plus noise.
@@ -28,7 +29,12 @@ TEST_CASE("The reference classifier learns a separable toy problem", "[classifie
   o.epochs = 4;
   o.batch_size = 32;
   o.verbose = false;
-  auto r = vlm::train_digit_classifier(model, data, halves(64), o);
+  std::vector<double> epoch_accuracy;
+  vlm::ClassifierTrainer trainer(model, o, data, halves(64));
+  trainer.hooks().on_eval = [&](const vlm::ClassifierEpochLog& e) { epoch_accuracy.push_back(e.validation_accuracy); };
+  auto r = trainer.train();
+  REQUIRE(epoch_accuracy.size() == 4);  // the hook saw every epoch, the last one being the result's
+  CHECK(epoch_accuracy.back() == r.validation_accuracy);
   CHECK(r.validation_accuracy > 0.95);
   CHECK(r.validation_accuracy > before);
 }

@@ -9,6 +9,7 @@
 #include "vlm/models/attention.h"
 #include "vlm/models/fast_dropout.h"
 #include "vlm/models/gpt.h"
+#include "vlm/sample/shared_prefix.h"
 
 namespace {
 vlm::GPTOptions tiny(double dropout = 0.0, bool bias = false) {
@@ -73,20 +74,20 @@ TEST_CASE("Continuing from a key/value cache gives the logits of the full forwar
   auto idx = at::randint(50, {2, 12}, at::kLong);
   auto full = model->forward(idx);  // (2, 12, 50)
   vlm::GPTImpl::KVCache cache;
-  auto first = model->forward(idx.narrow(1, 0, 9), cache);  // the prompt
+  auto first = model->forward(idx.narrow(1, 0, 9), &cache);  // the prompt
   CHECK(cache.length == 9);
-  REQUIRE(cache.k.size() == 2);
-  CHECK(cache.k[0].sizes() == at::IntArrayRef({2, 2, 9, 16}));
+  REQUIRE(cache.layers.size() == 2);
+  CHECK(cache.layers[0].k.sizes() == at::IntArrayRef({2, 2, 9, 16}));
   CHECK(at::allclose(first, full.narrow(1, 0, 9), 1e-5, 1e-5));
   for (int64_t t = 9; t < 12; ++t) {
-    auto step = model->forward(idx.narrow(1, t, 1), cache);  // one token at a time
+    auto step = model->forward(idx.narrow(1, t, 1), &cache);  // one token at a time
     CHECK(at::allclose(step.select(1, 0), full.select(1, t), 1e-5, 1e-5));
   }
   CHECK(cache.length == 12);
-  CHECK_THROWS_AS(model->forward(at::zeros({2, 21}, at::kLong), cache), vlm::Error);  // past block_size
+  CHECK_THROWS_AS(model->forward(at::zeros({2, 21}, at::kLong), &cache), vlm::Error);  // past block_size
 }
 
-TEST_CASE("forward_last gives the full forward's last logits, with or without a shared, expanded prefix cache",
+TEST_CASE("last_only gives the full forward's last logits, with or without a shared, expanded prefix cache",
           "[gpt]") {
   for (const char* attention : {"naive", "fast"}) {
     DYNAMIC_SECTION(attention) {
@@ -95,19 +96,25 @@ TEST_CASE("forward_last gives the full forward's last logits, with or without a 
       model->eval();
       auto idx = at::randint(50, {3, 11}, at::kLong);
       auto full = model->forward(idx);  // (3, 11, 50)
-      CHECK(at::allclose(model->forward_last(idx), full.select(1, 10), 1e-5, 1e-5));
+      auto last_only = model->forward(idx, nullptr, /*last_only=*/true);  // (3, 1, 50)
+      CHECK(last_only.sizes() == at::IntArrayRef({3, 1, 50}));
+      CHECK(at::allclose(last_only.select(1, 0), full.select(1, 10), 1e-5, 1e-5));
       // One prompt's first 4 tokens in the cache, expanded to the batch (as exact classification shares "image:").
       idx.narrow(1, 0, 4).copy_(idx.narrow(0, 0, 1).narrow(1, 0, 4).expand({3, 4}));
       full = model->forward(idx);
       vlm::GPTImpl::KVCache cache;
-      model->forward_last(idx.narrow(0, 0, 1).narrow(1, 0, 4), &cache);
-      for (size_t l = 0; l < cache.k.size(); ++l) {
-        cache.k[l] = cache.k[l].expand({3, -1, -1, -1});
-        cache.v[l] = cache.v[l].expand({3, -1, -1, -1});
+      model->forward(idx.narrow(0, 0, 1).narrow(1, 0, 4), &cache, true);
+      for (auto& layer : cache.layers) {
+        layer.k = layer.k.expand({3, -1, -1, -1});
+        layer.v = layer.v.expand({3, -1, -1, -1});
       }
-      auto last = model->forward_last(idx.narrow(1, 4, 7), &cache);  // (3, 50)
+      auto last = model->forward(idx.narrow(1, 4, 7), &cache, true).select(1, 0);  // (3, 50)
       CHECK(cache.length == 11);
       CHECK(at::allclose(last, full.select(1, 10), 1e-5, 1e-5));
+      // The library's shared-prefix path finds the 4 common tokens itself.
+      vlm::GPTImpl::KVCache shared;
+      CHECK(at::allclose(vlm::forward_last_shared_prefix(model, idx, shared), full.select(1, 10), 1e-5, 1e-5));
+      CHECK(shared.length == 11);
     }
   }
 }
@@ -115,7 +122,6 @@ TEST_CASE("forward_last gives the full forward's last logits, with or without a 
 TEST_CASE("The output head is wte itself: tied storage, one parameter, shared updates", "[gpt]") {
   at::manual_seed(4);
   vlm::GPT model(tiny());
-  CHECK(model->lm_head_weight().data_ptr() == model->wte->weight.data_ptr());
   int64_t wte_count = 0;
   for (auto& p : model->named_parameters()) {
     wte_count += p.value().data_ptr() == model->wte->weight.data_ptr();
@@ -125,7 +131,10 @@ TEST_CASE("The output head is wte itself: tied storage, one parameter, shared up
   model->eval();
   auto idx = at::randint(50, {2, 6}, at::kLong);
   auto check_tied = [&] {
-    auto expected = at::matmul(model->hidden(idx), model->wte->weight.t());  // (2, 6, 50)
+    // The hidden states by hand: embeddings, the blocks, ln_f; then the head must be wte.
+    auto x = model->wte(idx) + model->wpe(at::arange(6, at::kLong));
+    for (auto& block : model->blocks) x = block->forward(x);
+    auto expected = at::matmul(model->ln_f(x), model->wte->weight.t());  // (2, 6, 50)
     CHECK(at::allclose(model->forward(idx), expected, 1e-5, 1e-6));
   };
   check_tied();
@@ -163,11 +172,31 @@ TEST_CASE("GPT has nanoGPT's parameter names, count and initialisation", "[gpt]"
 
 TEST_CASE("GPT options survive JSON and bad options are errors naming the field", "[gpt]") {
   auto o = tiny(0.1, true);
-  auto back = vlm::GPTOptions::from_json(nlohmann::json::parse(o.to_json().dump()));
-  CHECK(back.to_json() == o.to_json());
+  auto json = vlm::options_to_json(o);
+  CHECK(json == nlohmann::json{{"vocab_size", 50}, {"block_size", 32}, {"n_layer", 2},  {"n_head", 2},
+                               {"n_embd", 32},     {"dropout", 0.1},    {"bias", true}, {"attention", "naive"}});
+  auto back = vlm::options_from_json<vlm::GPTOptions>(nlohmann::json::parse(json.dump()), "gpt");
+  CHECK(vlm::options_to_json(back) == json);
+  // Absent keys keep their defaults (files written before a field existed); unknown keys and wrong types are errors.
+  CHECK(vlm::options_from_json<vlm::GPTOptions>({{"n_layer", 2}}, "gpt").n_embd() == vlm::GPTOptions().n_embd());
+  CHECK_THROWS_WITH(vlm::options_from_json<vlm::GPTOptions>({{"n_layers", 2}}, "ckpt.pt: gpt"),
+                    Catch::Contains("ckpt.pt: gpt: unknown key 'n_layers'"));
+  CHECK_THROWS_WITH(vlm::options_from_json<vlm::GPTOptions>({{"bias", 1}}, "gpt"),
+                    Catch::Contains("gpt.bias: expected a boolean, got 1"));
   CHECK_THROWS_WITH(vlm::GPT(tiny().n_head(3)), Catch::Contains("n_head"));
   CHECK_THROWS_AS(vlm::GPT(tiny().attention("fused")), vlm::Error);
-  CHECK_THROWS_AS(vlm::GPTOptions::from_json({{"n_layer", 2}}), vlm::Error);
+}
+
+TEST_CASE("The module tree is nanoGPT's and holds nothing forward does not call", "[gpt]") {
+  vlm::GPT model(tiny(0.1));
+  std::vector<std::string> names;
+  for (const auto& m : model->named_modules("", /*include_self=*/false)) names.push_back(m.key());
+  // Dropout has no parameters and forward applies fast_dropout, so no Dropout module is registered.
+  const std::vector<std::string> expected = {
+      "wte", "wpe", "h", "h.0", "h.0.ln_1", "h.0.attn", "h.0.attn.c_attn", "h.0.attn.c_proj", "h.0.ln_2", "h.0.mlp",
+      "h.0.mlp.c_fc", "h.0.mlp.c_proj", "h.1", "h.1.ln_1", "h.1.attn", "h.1.attn.c_attn", "h.1.attn.c_proj",
+      "h.1.ln_2", "h.1.mlp", "h.1.mlp.c_fc", "h.1.mlp.c_proj", "ln_f"};
+  CHECK(names == expected);
 }
 
 TEST_CASE("fast_dropout keeps 1 - p of the values scaled by 1 / (1 - p), reproducibly, and passes gradients through the mask",

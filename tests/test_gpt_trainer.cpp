@@ -12,6 +12,7 @@
 #include "vlm/core/check.h"
 #include "vlm/eval/classify.h"
 #include "vlm/io/checkpoint.h"
+#include "vlm/models/gpt_checkpoint.h"
 #include "vlm/train/gpt_trainer.h"
 
 namespace {
@@ -49,13 +50,18 @@ vlm::GPTTrainOptions tiny_train(const std::string& out_dir) {
   o.checkpoint_interval = 10;
   o.log_interval = 5;
   o.quiet = true;
-  o.measure_gemm = false;
   return o;
 }
 
 const vlm::CharTokenizer& tokenizer() {
   static vlm::CharTokenizer tok = vlm::CharTokenizer::for_sequences(vlm::kSeedImageAlphabet);
   return tok;
+}
+
+vlm::TokenDataset tokens(const std::vector<vlm::Sequence>& seqs) { return vlm::TokenDataset::build(seqs, tokenizer(), 32); }
+
+vlm::GPTTrainer make(const vlm::GPTTrainOptions& o, const vlm::GPTOptions& m, const std::vector<vlm::Sequence>& data) {
+  return vlm::GPTTrainer(m, o, tokens(data), tokens(data));
 }
 
 }  // namespace
@@ -86,7 +92,7 @@ TEST_CASE("Batches are whole sequences from their first character and never span
       o.template_mode = mode;
       o.ignore_padding = ignore_padding;
       o.batch_size = 64;
-      vlm::GPTTrainer trainer(o, tiny_model(), tokenizer(), data, data);
+      vlm::GPTTrainer trainer(tiny_model(), o, tokens(data), tokens(data));
       const int64_t T = trainer.train_tokens_per_row();
       CHECK(T == (ignore_padding ? 24 : 31));  // "number:7, image:ABCDEFGH." is 25 characters
       int64_t templates_seen[2] = {0, 0};
@@ -133,7 +139,7 @@ TEST_CASE("A tiny model overfits a few sequences and then classifies them", "[gp
   o.checkpoint_interval = 0;
   o.eval_iters = 1;
   o.eval_classify = -1;
-  vlm::GPTTrainer trainer(o, tiny_model(), tokenizer(), data, data);
+  vlm::GPTTrainer trainer(tiny_model(), o, tokens(data), tokens(data));
   auto first = trainer.evaluate();
   auto s = trainer.train();
   CHECK(first.train_loss > 2.5);  // about ln(50) at initialisation
@@ -153,12 +159,12 @@ TEST_CASE("A checkpoint loads back into a model with identical logits", "[gpt_tr
   auto data = synthetic(16, 3);
   auto o = tiny_train(dir.str());
   o.max_iters = 5;
-  vlm::GPTTrainer trainer(o, tiny_model(0.1).bias(true), tokenizer(), data, data);
+  vlm::GPTTrainer trainer(tiny_model(0.1).bias(true), o, tokens(data), tokens(data));
   trainer.train();
   auto loaded = vlm::load_gpt_checkpoint(trainer.checkpoint_path());
   CHECK(loaded.tokenizer == tokenizer());
   CHECK(loaded.meta["iter"] == 5);
-  CHECK(loaded.model->options.to_json() == trainer.model()->options.to_json());
+  CHECK(vlm::options_to_json(loaded.model->options) == vlm::options_to_json(trainer.model()->options));
   trainer.model()->eval();
   auto idx = at::randint(50, {4, 31}, at::kLong);
   CHECK(at::equal(trainer.model()->forward(idx), loaded.model->forward(idx)));
@@ -171,23 +177,25 @@ TEST_CASE("Resuming after N steps gives the parameters of an uninterrupted run",
   auto data = synthetic(64, 4);
   auto o = tiny_train(a.str());
   o.template_mode = "fresh";  // the data RNG draws templates too
-  vlm::GPTTrainer straight(o, tiny_model(0.2), tokenizer(), data, data);
+  vlm::GPTTrainer straight(tiny_model(0.2), o, tokens(data), tokens(data));
   straight.train();
 
   auto first = tiny_train(b.str());
   first.template_mode = "fresh";
   first.max_iters = 10;
   {
-    vlm::GPTTrainer part(first, tiny_model(0.2), tokenizer(), data, data);
+    vlm::GPTTrainer part(tiny_model(0.2), first, tokens(data), tokens(data));
     part.train();
     at::rand({100});  // whatever happens between the runs must not matter
   }
   auto second = first;
   second.max_iters = 20;
   second.init_from = "resume";
-  vlm::GPTTrainer resumed(second, tiny_model(0.2).n_layer(5), tokenizer(), data, data);  // options come from ckpt
+  // Another architecture than the checkpoint's is an error naming what differs, not silently the checkpoint's.
+  CHECK_THROWS_WITH(make(second, tiny_model(0.2).n_layer(5), data),
+                    Catch::Contains("n_layer = 5 (checkpoint: 2)") && Catch::Contains("different model"));
+  vlm::GPTTrainer resumed(tiny_model(0.2), second, tokens(data), tokens(data));
   CHECK(resumed.iter() == 10);
-  CHECK(resumed.model()->options.n_layer() == 2);
   resumed.train();
   auto p = straight.model()->named_parameters(), q = resumed.model()->named_parameters();
   REQUIRE(p.size() == q.size());
@@ -210,7 +218,7 @@ TEST_CASE("A NaN in the loss stops training and leaves the last good checkpoint 
   vlm::testing::TempDir dir;
   auto data = synthetic(16, 5);
   auto o = tiny_train(dir.str());
-  vlm::GPTTrainer trainer(o, tiny_model(), tokenizer(), data, data);
+  vlm::GPTTrainer trainer(tiny_model(), o, tokens(data), tokens(data));
   trainer.set_loss_hook([](int64_t iter, const at::Tensor& loss) {
     return iter == 15 ? loss * std::numeric_limits<float>::quiet_NaN() : loss;
   });
@@ -225,19 +233,19 @@ TEST_CASE("Trainer options are checked with the flag named", "[gpt_trainer]") {
   auto data = synthetic(4, 6);
   auto o = tiny_train(dir.str());
   o.template_mode = "sometimes";
-  CHECK_THROWS_WITH(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), Catch::Contains("--template_mode"));
+  CHECK_THROWS_WITH(make(o, tiny_model(), data), Catch::Contains("--template_mode"));
   o = tiny_train(dir.str());
   o.batch_size = 0;
-  CHECK_THROWS_WITH(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), Catch::Contains("--batch_size"));
+  CHECK_THROWS_WITH(make(o, tiny_model(), data), Catch::Contains("--batch_size"));
   o = tiny_train(dir.str());
   o.init_from = "resume";  // nothing to resume from
-  CHECK_THROWS_AS(vlm::GPTTrainer(o, tiny_model(), tokenizer(), data, data), vlm::Error);
+  CHECK_THROWS_AS(make(o, tiny_model(), data), vlm::Error);
 }
 
 TEST_CASE("AdamW decays the 2-D weights only, with betas (0.9, 0.99)", "[gpt_trainer]") {
   vlm::testing::TempDir dir;
   auto data = synthetic(4, 7);
-  vlm::GPTTrainer trainer(tiny_train(dir.str()), tiny_model().bias(true), tokenizer(), data, data);
+  vlm::GPTTrainer trainer(tiny_model().bias(true), tiny_train(dir.str()), tokens(data), tokens(data));
   auto& groups = trainer.optimizer().param_groups();
   REQUIRE(groups.size() == 2);
   auto& decayed = static_cast<torch::optim::AdamWOptions&>(groups[0].options());
@@ -257,4 +265,42 @@ TEST_CASE("AdamW decays the 2-D weights only, with betas (0.9, 0.99)", "[gpt_tra
   CHECK(n == trainer.model()->num_params(false));
   // 2 layers: wte, wpe, c_attn, attn.c_proj, c_fc, mlp.c_proj per layer -> 2 + 4 * 2 matrices.
   CHECK(groups[0].params().size() == 10);
+}
+
+TEST_CASE("The trainer calls its hooks: every log line, every evaluation, every finished checkpoint", "[gpt_trainer]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic(16, 8);
+  auto o = tiny_train(dir.str());  // 20 iterations, eval and checkpoint every 10, a log line every 5
+  vlm::GPTTrainer trainer(tiny_model(), o, tokens(data), tokens(data));
+  std::vector<int64_t> logs, evals, checkpoints;
+  trainer.hooks().on_log = [&](const vlm::GPTStepLog& l) { logs.push_back(l.iter); };
+  trainer.hooks().on_eval = [&](const vlm::GPTEvalResult& e) { evals.push_back(e.iter); };
+  trainer.hooks().on_checkpoint = [&](int64_t iter, const std::string& path) {
+    // The file is complete when the hook runs: it loads, at the iteration the hook names.
+    CHECK(vlm::load_gpt_checkpoint(path).meta["iter"] == iter);
+    checkpoints.push_back(iter);
+  };
+  trainer.train();
+  CHECK(logs == std::vector<int64_t>{5, 10, 15, 20});
+  CHECK(evals == std::vector<int64_t>{10, 20});
+  CHECK(checkpoints == std::vector<int64_t>{10, 20});
+}
+
+TEST_CASE("Every trainer keeps its model, optimizer state and batches on the device it is given", "[gpt_trainer][device]") {
+  // A CPU-only build can only ask for the CPU; the check is that nothing is left behind elsewhere either way.
+  vlm::testing::TempDir dir;
+  auto data = synthetic(16, 9);
+  auto o = tiny_train(dir.str());
+  o.max_iters = 2;
+  const c10::Device device(c10::kCPU);
+  vlm::GPTTrainer trainer(tiny_model(), o, tokens(data), tokens(data), device);
+  trainer.train();
+  CHECK(trainer.device() == device);
+  for (const auto& p : trainer.model()->parameters()) CHECK(p.device() == device);
+  for (const auto& [key, state] : trainer.optimizer().state()) {
+    auto& adam = static_cast<torch::optim::AdamWParamState&>(*state);
+    CHECK(adam.exp_avg().device() == device);
+  }
+  auto loaded = vlm::load_gpt_checkpoint(trainer.checkpoint_path(), device);
+  for (const auto& p : loaded.model->parameters()) CHECK(p.device() == device);
 }

@@ -193,11 +193,13 @@ TEST_CASE("Perplexity is K for uniform use and 1 for a single code", "[vq]") {
 
 TEST_CASE("Quantizer options survive a JSON round trip and reject unknown fields", "[vq]") {
   auto o = vlm::VectorQuantizerOptions(30, 16).use_ema(true).dead_code_threshold(2.5).commitment_cost(0.5);
-  auto back = vlm::vector_quantizer_options_from_json(vlm::to_json(o));
+  auto back = vlm::options_from_json<vlm::VectorQuantizerOptions>(vlm::options_to_json(o), "test");
   CHECK(back.num_embeddings() == 30);
   CHECK(back.embedding_dim() == 16);
   CHECK(back.use_ema());
   CHECK(back.dead_code_threshold() == 2.5);
   CHECK(back.commitment_cost() == 0.5);
-  CHECK_THROWS_WITH(vlm::vector_quantizer_options_from_json({{"bogus", 1}}), Catch::Contains("bogus"));
+  CHECK_THROWS_WITH(vlm::options_from_json<vlm::VectorQuantizerOptions>({{"bogus", 1}}, "vq"), Catch::Contains("vq: unknown key 'bogus'"));
+  CHECK_THROWS_WITH(vlm::options_from_json<vlm::VectorQuantizerOptions>({{"groups", "two"}}, "vq"),
+                    Catch::Contains("vq.groups: expected an integer"));
 }

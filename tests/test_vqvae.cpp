@@ -111,7 +111,7 @@ TEST_CASE("Code dropout replaces codes in training only", "[vqvae]") {
 TEST_CASE("VQ-VAE options survive a JSON round trip and unknown variants are refused", "[vqvae]") {
   auto o = vlm::VQVAEOptions::preset("conv");
   o.n_codes(6).hidden_dim(64);
-  auto back = vlm::vqvae_options_from_json(vlm::to_json(o));
+  auto back = vlm::options_from_json<vlm::VQVAEOptions>(vlm::options_to_json(o), "test");
   CHECK(back.variant() == "conv");
   CHECK(back.n_codes() == 6);
   CHECK(back.hidden_dim() == 64);
@@ -138,7 +138,7 @@ TEST_CASE("A few hundred training steps on a small set lower the reconstruction 
       o.progress = false;
       o.checkpoint_path = dir.file(std::string(variant) + ".pt");
       o.log_path = dir.file(std::string(variant) + ".jsonl");
-      auto result = vlm::train_vqvae(model, train, validation, o);
+      auto result = vlm::VQVAETrainer(model, o, train, validation).train();
       REQUIRE(result.history.size() == 13);
       const double after = vlm::evaluate_vqvae(model, validation.images).recon_mse;
       CHECK(after < 0.5 * before);
@@ -167,7 +167,7 @@ TEST_CASE("Caption alignment trains a head on the quantized latents and refuses 
       o.label_weight = 0.5;
       o.label_head = head;
       o.progress = false;
-      auto result = vlm::train_vqvae(model, train, validation, o);
+      auto result = vlm::VQVAETrainer(model, o, train, validation).train();
       const auto& first = result.history.front();
       const auto& last = result.history.back();
       CHECK(first.train_label_loss > 0);
@@ -182,11 +182,11 @@ TEST_CASE("Caption alignment trains a head on the quantized latents and refuses 
   o.progress = false;
   o.label_weight = 0.1;
   o.label_head = "both";
-  CHECK_THROWS_WITH(vlm::train_vqvae(model, train, validation, o), Catch::Contains("--label_head"));
+  CHECK_THROWS_WITH(vlm::VQVAETrainer(model, o, train, validation).train(), Catch::Contains("--label_head"));
   o.label_head = "joint";
   o.num_classes = 5;  // labels go up to 9
-  CHECK_THROWS_WITH(vlm::train_vqvae(model, train, validation, o), Catch::Contains("[0, 5)"));
+  CHECK_THROWS_WITH(vlm::VQVAETrainer(model, o, train, validation).train(), Catch::Contains("[0, 5)"));
   o.num_classes = 10;
   o.label_weight = -1;
-  CHECK_THROWS_WITH(vlm::train_vqvae(model, train, validation, o), Catch::Contains("--label_weight"));
+  CHECK_THROWS_WITH(vlm::VQVAETrainer(model, o, train, validation).train(), Catch::Contains("--label_weight"));
 }

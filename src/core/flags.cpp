@@ -109,6 +109,22 @@ Flags& Flags::add_preset(const std::string& name, std::function<void()> apply, s
   return *this;
 }
 
+Flags& Flags::add_choice(const std::string& key, std::string* field,
+                         std::map<std::string, std::function<void()>> choices, std::string help) {
+  std::string names;
+  for (const auto& [name, apply] : choices) names += (names.empty() ? "" : ", ") + name;
+  Entry e{key, "choice", help + " (" + names + ")",
+          [this, key, field, choices, names](const std::string& v) {
+            auto it = choices.find(v);
+            VLM_CHECK(it != choices.end(), program_, ": --", key, "=", v, " is not one of ", names);
+            it->second();
+            *field = v;
+          },
+          [field] { return *field; }, [field] { return nlohmann::json(*field); }};
+  e.early = true;
+  return add_entry(std::move(e));
+}
+
 void Flags::set(const std::string& key, const std::string& value) {
   auto it = index_.find(key);
   if (it == index_.end()) {
@@ -162,11 +178,17 @@ bool Flags::parse(const std::vector<std::string>& args) {
     it->second.first();
     preset_ = value;
   }
-  for (const auto& [key, value] : pairs) {
-    if (key == "preset" && !index_.count("preset")) continue;
-    set(key, value);
-    given_[key] = true;
-  }
+  // Then choices, then everything else in order.
+  auto is_early = [this](const std::string& key) {
+    auto it = index_.find(key);
+    return it != index_.end() && entries_[it->second].early;
+  };
+  for (bool early : {true, false})
+    for (const auto& [key, value] : pairs) {
+      if ((key == "preset" && !index_.count("preset")) || is_early(key) != early) continue;
+      set(key, value);
+      given_[key] = true;
+    }
   return true;
 }
 

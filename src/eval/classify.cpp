@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "vlm/core/check.h"
+#include "vlm/sample/shared_prefix.h"
 #include "vlm/text/sequences.h"
 
 namespace vlm {
@@ -42,7 +43,7 @@ Classification classify_images(GPT& model, const CharTokenizer& tokenizer, const
       for (size_t r = start; r < end; ++r) std::copy(encoded[members[r]].begin(), encoded[members[r]].end(), p + (r - start) * T);
       // Every prompt starts with the same characters ("image:"): they run once, shared by the batch.
       GPTImpl::KVCache cache;
-      auto logits = model->forward_last_shared_prefix(idx.to(device), cache);  // (B, V) at the last position
+      auto logits = forward_last_shared_prefix(model, idx.to(device), cache);  // (B, V) at the last position
       auto lp = at::log_softmax(logits.to(at::kFloat), -1).index_select(1, digit_index).cpu();  // (B, 10)
       auto pred = lp.argmax(1);                                                            // (B)
       auto rows = at::tensor(std::vector<int64_t>(members.begin() + start, members.begin() + end), at::kLong);

@@ -14,7 +14,7 @@
 #include "vlm/io/png.h"
 #include "vlm/io/svg_plot.h"
 #include "vlm/text/sequences.h"
-#include "vlm/train/gpt_trainer.h"
+#include "vlm/models/gpt_checkpoint.h"
 
 namespace vlm {
 namespace {

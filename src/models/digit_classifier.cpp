@@ -1,15 +1,9 @@
 #include "vlm/models/digit_classifier.h"
 
-#include <chrono>
-#include <cmath>
-
 #include <ATen/ATen.h>
-#include <fmt/format.h>
 #include <torch/nn/functional.h>
-#include <torch/optim/adam.h>
 
 #include "vlm/core/check.h"
-#include "vlm/core/progress.h"
 #include "vlm/io/checkpoint.h"
 
 namespace vlm {
@@ -36,44 +30,6 @@ at::Tensor DigitClassifierImpl::forward(const at::Tensor& images) {
   return fc2(x);                                                                // (B, classes)
 }
 
-ClassifierTrainResult train_digit_classifier(DigitClassifier& model, const LabeledImages& train,
-                                             const LabeledImages& validation, const ClassifierTrainOptions& o) {
-  VLM_CHECK(train.size() > 0 && o.epochs > 0 && o.batch_size > 0, "train_digit_classifier: empty data or bad options");
-  auto device = model->parameters().front().device();
-  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(o.learning_rate).weight_decay(o.weight_decay));
-  const int64_t n = train.size(), steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
-  const int64_t total = steps_per_epoch * o.epochs;
-  auto start = std::chrono::steady_clock::now();
-  ClassifierTrainResult result;
-  Progress bar("classifier", total, "step", 5.0);  // drawn only when verbose
-  int64_t step = 0;
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    model->train();
-    auto order = at::randperm(n, at::kLong);
-    double loss_sum = 0;
-    for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
-      double lr = o.learning_rate * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * step / total)));
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
-      auto idx = order.slice(0, b * o.batch_size, std::min(n, (b + 1) * o.batch_size));
-      auto x = train.images.index_select(0, idx).to(device), y = train.labels.index_select(0, idx).to(device);
-      auto loss = at::cross_entropy_loss(model->forward(x), y);
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>();
-      if (o.verbose) bar.update(step + 1, fmt::format("epoch {} loss {:.4f}", epoch + 1, loss_sum / (b + 1)));
-    }
-    result.validation_accuracy = validation.size() ? classifier_accuracy(model, validation) : 0.0;
-    result.epochs_run = epoch + 1;
-    if (o.verbose)
-      fmt::print("epoch {}: train loss {:.4f}, validation accuracy {:.4f}\n", epoch + 1, loss_sum / steps_per_epoch,
-                 result.validation_accuracy);
-  }
-  if (o.verbose) bar.finish();
-  result.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
-}
-
 at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& images, int64_t batch_size) {
   VLM_CHECK(images.dim() == 4 && images.size(1) == 1, "classifier_probabilities: expected images (N,1,H,W), got ",
             images.sizes());
@@ -97,24 +53,15 @@ double classifier_accuracy(DigitClassifier& model, const LabeledImages& data) {
 }
 
 void save_digit_classifier(const std::string& path, DigitClassifier& model, const nlohmann::json& extra_meta) {
-  const auto& o = model->options;
-  nlohmann::json meta = {{"options",
-                          {{"image_size", o.image_size()},
-                           {"num_classes", o.num_classes()},
-                           {"channels", o.channels()},
-                           {"hidden", o.hidden()},
-                           {"dropout", o.dropout()}}}};
+  nlohmann::json meta = {{"options", options_to_json(model->options)}};
   if (!extra_meta.is_null()) meta["info"] = extra_meta;
   CheckpointWriter("classifier", kDigitClassifierVersion, meta).add_module("model", *model).save(path);
 }
 
 DigitClassifier load_digit_classifier(const std::string& path, const c10::Device& device) {
   CheckpointReader r(path, "classifier", kDigitClassifierVersion);
-  const auto& j = r.meta().at("options");
-  DigitClassifierOptions o;
-  o.image_size(j.at("image_size")).num_classes(j.at("num_classes")).channels(j.at("channels")).hidden(j.at("hidden"));
-  o.dropout(j.at("dropout"));
-  DigitClassifier model(o);
+  VLM_CHECK(r.meta().contains("options"), "'", path, "' is a classifier checkpoint without its options");
+  DigitClassifier model(options_from_json<DigitClassifierOptions>(r.meta()["options"], path + ": options"));
   r.load_module("model", *model);
   model->to(device);
   model->eval();

@@ -20,30 +20,6 @@ void GPTOptions::validate() const {
   find_attention(attention());
 }
 
-nlohmann::json GPTOptions::to_json() const {
-  return {{"vocab_size", vocab_size()}, {"block_size", block_size()}, {"n_layer", n_layer()},
-          {"n_head", n_head()},         {"n_embd", n_embd()},         {"dropout", dropout()},
-          {"bias", bias()},             {"attention", attention()}};
-}
-
-GPTOptions GPTOptions::from_json(const nlohmann::json& j) {
-  GPTOptions o;
-  try {
-    o.vocab_size(j.at("vocab_size").get<int64_t>())
-        .block_size(j.at("block_size").get<int64_t>())
-        .n_layer(j.at("n_layer").get<int64_t>())
-        .n_head(j.at("n_head").get<int64_t>())
-        .n_embd(j.at("n_embd").get<int64_t>())
-        .dropout(j.at("dropout").get<double>())
-        .bias(j.at("bias").get<bool>())
-        .attention(j.value("attention", std::string("naive")));
-  } catch (const nlohmann::json::exception& e) {
-    VLM_FAIL("GPT options in checkpoint are incomplete: ", e.what(), " in ", j.dump());
-  }
-  o.validate();
-  return o;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 
 GPTLayerNormImpl::GPTLayerNormImpl(int64_t n_, bool bias_) : n(n_), has_bias(bias_) { reset(); }
@@ -71,25 +47,18 @@ void CausalSelfAttentionImpl::reset() {
   const int64_t C = options.n_embd();
   c_attn = register_module("c_attn", make_linear(C, 3 * C, options.bias()));
   c_proj = register_module("c_proj", make_linear(C, C, options.bias()));
-  resid_dropout = register_module("resid_dropout", torch::nn::Dropout(options.dropout()));
   attention = find_attention(options.attention());
 }
 
-at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, at::Tensor* k_cache, at::Tensor* v_cache,
-                                            bool last_only) {
+at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x, LayerCache* cache, bool last_only) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), nh = options.n_head(), hs = C / nh;
   auto qkv = c_attn(x).view({B, T, 3, nh, hs}).permute({2, 0, 3, 1, 4});  // (3, B, nh, T, hs)
   auto q = qkv[0], k = qkv[1], v = qkv[2];                                // (B, nh, T, hs)
-  if (k_cache) {
-    if (k_cache->defined()) {
-      k = at::cat({*k_cache, k}, 2);  // (B, nh, T_cached + T, hs)
-      v = at::cat({*v_cache, v}, 2);
-    } else {
-      k = k.contiguous();
-      v = v.contiguous();
-    }
-    *k_cache = k;
-    *v_cache = v;
+  if (cache) {
+    k = cache->k.defined() ? at::cat({cache->k, k}, 2) : k.contiguous();  // (B, nh, T_cached + T, hs)
+    v = cache->v.defined() ? at::cat({cache->v, v}, 2) : v.contiguous();
+    cache->k = k;
+    cache->v = v;
   }
   const int64_t Tq = last_only ? 1 : T;
   if (last_only) q = q.narrow(2, T - 1, 1);                        // (B, nh, 1, hs): sits at the last key
@@ -104,7 +73,6 @@ void MLPImpl::reset() {
   const int64_t C = options.n_embd();
   c_fc = register_module("c_fc", make_linear(C, 4 * C, options.bias()));
   c_proj = register_module("c_proj", make_linear(4 * C, C, options.bias()));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) {
@@ -120,8 +88,8 @@ void BlockImpl::reset() {
   mlp = register_module("mlp", MLP(options));
 }
 
-at::Tensor BlockImpl::forward(const at::Tensor& x, at::Tensor* k_cache, at::Tensor* v_cache, bool last_only) {
-  auto a = attn(ln_1(x), k_cache, v_cache, last_only);            // (B, T, C), or (B, 1, C) if last_only
+at::Tensor BlockImpl::forward(const at::Tensor& x, LayerCache* cache, bool last_only) {
+  auto a = attn(ln_1(x), cache, last_only);                       // (B, T, C), or (B, 1, C) if last_only
   auto y = (last_only ? x.narrow(1, x.size(1) - 1, 1) : x) + a;
   return y + mlp(ln_2(y));
 }
@@ -135,7 +103,6 @@ void GPTImpl::reset() {
   const int64_t C = options.n_embd();
   wte = register_module("wte", torch::nn::Embedding(options.vocab_size(), C));
   wpe = register_module("wpe", torch::nn::Embedding(options.block_size(), C));
-  drop = register_module("drop", torch::nn::Dropout(options.dropout()));
   h = register_module("h", torch::nn::ModuleList());
   blocks.clear();
   for (int64_t i = 0; i < options.n_layer(); ++i) {
@@ -174,60 +141,25 @@ double GPTImpl::flops_per_token(int64_t T) const {
   return 6.0 * N + 12.0 * L * H * Q * static_cast<double>(T);
 }
 
-at::Tensor GPTImpl::run(const at::Tensor& idx, int64_t pos0, KVCache* cache, bool last_only) {
+at::Tensor GPTImpl::forward(const at::Tensor& idx, KVCache* cache, bool last_only) {
   VLM_CHECK(idx.dim() == 2 && idx.scalar_type() == at::kLong, "GPT: idx must be (B, T) int64, got ", idx.sizes(), " ",
             idx.scalar_type());
-  const int64_t T = idx.size(1);
+  const int64_t T = idx.size(1), pos0 = cache ? cache->length : 0;
   VLM_CHECK(T > 0 && pos0 + T <= options.block_size(), "GPT: cannot forward positions ", pos0, "..", pos0 + T - 1,
             ", the block size is only ", options.block_size());
-  auto pos = at::arange(pos0, pos0 + T, idx.options());  // (T)
-  auto x = fast_dropout(wte(idx) + wpe(pos), options.dropout(), is_training());  // (B, T, C)
   if (cache) {
-    if (cache->k.empty()) {
-      cache->k.resize(blocks.size());
-      cache->v.resize(blocks.size());
-    }
-    VLM_CHECK(cache->k.size() == blocks.size(), "GPT: KV cache has ", cache->k.size(), " layers, the model ",
+    if (cache->layers.empty()) cache->layers.resize(blocks.size());
+    VLM_CHECK(cache->layers.size() == blocks.size(), "GPT: KV cache has ", cache->layers.size(), " layers, the model ",
               blocks.size());
   }
+  auto pos = at::arange(pos0, pos0 + T, idx.options());                          // (T)
+  auto x = fast_dropout(wte(idx) + wpe(pos), options.dropout(), is_training());  // (B, T, C)
   for (size_t i = 0; i < blocks.size(); ++i) {
     const bool last = last_only && i + 1 == blocks.size();
-    x = cache ? blocks[i]->forward(x, &cache->k[i], &cache->v[i], last)
-              : blocks[i]->forward(x, nullptr, nullptr, last);  // (B, T, C), (B, 1, C) after the last if last_only
+    x = blocks[i]->forward(x, cache ? &cache->layers[i] : nullptr, last);  // (B, T, C); (B, 1, C) after the last
   }
   if (cache) cache->length += T;
-  return ln_f(x);  // (B, T, C) or (B, 1, C)
-}
-
-at::Tensor GPTImpl::hidden(const at::Tensor& idx) { return run(idx, 0, nullptr); }
-
-at::Tensor GPTImpl::forward(const at::Tensor& idx) {
-  return at::linear(run(idx, 0, nullptr), wte->weight);  // (B, T, V)
-}
-
-at::Tensor GPTImpl::forward_last(const at::Tensor& idx, KVCache* cache) {
-  auto h = run(idx, cache ? cache->length : 0, cache, /*last_only=*/true);  // (B, 1, C)
-  return at::linear(h.select(1, 0), wte->weight);                            // (B, V)
-}
-
-at::Tensor GPTImpl::forward_last_shared_prefix(const at::Tensor& idx, KVCache& cache) {
-  VLM_CHECK(cache.length == 0, "GPT: forward_last_shared_prefix needs an empty cache, this one holds ", cache.length,
-            " tokens");
-  const int64_t B = idx.size(0), T = idx.size(1);
-  // Length of the prefix every row shares with row 0.
-  const int64_t P = B > 1 ? idx.eq(idx.narrow(0, 0, 1)).all(0).to(at::kLong).cumprod(0).sum().item<int64_t>() : 0;
-  if (P == 0) return forward_last(idx, &cache);
-  at::Tensor logits = forward_last(idx.narrow(0, 0, 1).narrow(1, 0, P), &cache);  // (1, V)
-  for (size_t l = 0; l < cache.k.size(); ++l) {
-    cache.k[l] = cache.k[l].expand({B, -1, -1, -1});  // (B, nh, P, hs), a view
-    cache.v[l] = cache.v[l].expand({B, -1, -1, -1});
-  }
-  if (P == T) return logits.expand({B, -1});  // identical rows
-  return forward_last(idx.narrow(1, P, T - P), &cache);  // (B, V)
-}
-
-at::Tensor GPTImpl::forward(const at::Tensor& idx, KVCache& cache) {
-  return at::linear(run(idx, cache.length, &cache), wte->weight);  // (B, T_new, V)
+  return at::linear(ln_f(x), wte->weight);  // (B, T, V) or (B, 1, V): the output projection is tied to wte
 }
 
 }  // namespace vlm

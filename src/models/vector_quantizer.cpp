@@ -10,40 +10,6 @@
 
 namespace vlm {
 
-nlohmann::json to_json(const VectorQuantizerOptions& o) {
-  return {{"num_embeddings", o.num_embeddings()},
-          {"embedding_dim", o.embedding_dim()},
-          {"groups", o.groups()},
-          {"commitment_cost", o.commitment_cost()},
-          {"kmeans_init", o.kmeans_init()},
-          {"kmeans_iters", o.kmeans_iters()},
-          {"use_ema", o.use_ema()},
-          {"ema_decay", o.ema_decay()},
-          {"ema_epsilon", o.ema_epsilon()},
-          {"dead_code_threshold", o.dead_code_threshold()},
-          {"usage_decay", o.usage_decay()}};
-}
-
-VectorQuantizerOptions vector_quantizer_options_from_json(const nlohmann::json& j) {
-  VLM_CHECK(j.is_object(), "vector quantizer options: expected a JSON object, got ", j.dump());
-  VectorQuantizerOptions o;
-  for (const auto& [key, value] : j.items()) {
-    if (key == "num_embeddings") o.num_embeddings(value.get<int64_t>());
-    else if (key == "embedding_dim") o.embedding_dim(value.get<int64_t>());
-    else if (key == "groups") o.groups(value.get<int64_t>());
-    else if (key == "commitment_cost") o.commitment_cost(value.get<double>());
-    else if (key == "kmeans_init") o.kmeans_init(value.get<bool>());
-    else if (key == "kmeans_iters") o.kmeans_iters(value.get<int64_t>());
-    else if (key == "use_ema") o.use_ema(value.get<bool>());
-    else if (key == "ema_decay") o.ema_decay(value.get<double>());
-    else if (key == "ema_epsilon") o.ema_epsilon(value.get<double>());
-    else if (key == "dead_code_threshold") o.dead_code_threshold(value.get<double>());
-    else if (key == "usage_decay") o.usage_decay(value.get<double>());
-    else VLM_FAIL("vector quantizer options: unknown field '", key, "' (written by a newer vlm?)");
-  }
-  return o;
-}
-
 at::Tensor nearest_code(const at::Tensor& x, const at::Tensor& codebook) {
   VLM_CHECK(x.dim() == 2 && codebook.dim() == 2 && x.size(1) == codebook.size(1),
             "nearest_code: expected x (N, D) and codebook (K, D), got ", x.sizes(), " and ", codebook.sizes());

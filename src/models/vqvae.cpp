@@ -22,30 +22,6 @@ VQVAEOptions VQVAEOptions::preset(const std::string& variant) {
   return o;
 }
 
-nlohmann::json to_json(const VQVAEOptions& o) {
-  return {{"variant", o.variant()},       {"image_size", o.image_size()}, {"hidden_dim", o.hidden_dim()},
-          {"channels", o.channels()},     {"n_codes", o.n_codes()},       {"spatial_tokens", o.spatial_tokens()},
-          {"code_dropout", o.code_dropout()},
-          {"quantizer", to_json(o.quantizer())}};
-}
-
-VQVAEOptions vqvae_options_from_json(const nlohmann::json& j) {
-  VLM_CHECK(j.is_object(), "VQ-VAE options: expected a JSON object, got ", j.dump());
-  VQVAEOptions o;
-  for (const auto& [key, value] : j.items()) {
-    if (key == "variant") o.variant(value.get<std::string>());
-    else if (key == "image_size") o.image_size(value.get<int64_t>());
-    else if (key == "hidden_dim") o.hidden_dim(value.get<int64_t>());
-    else if (key == "channels") o.channels(value.get<int64_t>());
-    else if (key == "n_codes") o.n_codes(value.get<int64_t>());
-    else if (key == "spatial_tokens") o.spatial_tokens(value.get<bool>());
-    else if (key == "code_dropout") o.code_dropout(value.get<double>());
-    else if (key == "quantizer") o.quantizer(vector_quantizer_options_from_json(value));
-    else VLM_FAIL("VQ-VAE options: unknown field '", key, "' (written by a newer vlm?)");
-  }
-  return o;
-}
-
 VQVAEImpl::VQVAEImpl(VQVAEOptions options_) : options(std::move(options_)) { reset(); }
 
 void VQVAEImpl::reset() {

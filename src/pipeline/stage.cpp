@@ -54,12 +54,26 @@ bool Stage::up_to_date(bool force) {
   return true;
 }
 
+void Stage::begin() {
+  const std::string p = path("stage.started.json");
+  resuming_ = false;
+  if (std::filesystem::exists(p)) {
+    try {
+      resuming_ = nlohmann::json::parse(read_text_file(p)) == config_;
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  write_text_atomically(p, config_.dump() + "\n");
+}
+
 void Stage::complete(const std::vector<std::string>& outputs, double seconds, const nlohmann::json& results) {
   nlohmann::json sums = nlohmann::json::object();
   for (const auto& file : outputs) sums[file] = file_checksum(path(file));
   nlohmann::json r = {{"stage", name_}, {"config", config_}, {"outputs", sums}, {"seconds", seconds}};
   if (!results.is_null()) r["results"] = results;
   write_text_atomically(path("stage.json"), r.dump(2) + "\n");
+  std::error_code ec;
+  std::filesystem::remove(path("stage.started.json"), ec);
 }
 
 std::string Stage::output_checksum(const std::string& file) const {

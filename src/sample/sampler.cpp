@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "vlm/core/check.h"
+#include "vlm/sample/shared_prefix.h"
 
 namespace vlm {
 
@@ -90,8 +91,8 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   GPTImpl::KVCache cache;
   // Logits of the last position only (B, V): nanoGPT's inference path, plus the last block on that position alone;
   // with the cache, the prompts' common prefix (all of it for the evaluator's repeated prompts) runs once.
-  at::Tensor logits = options_.use_cache() ? model_->forward_last_shared_prefix(seq.to(device), cache)
-                                           : model_->forward_last(seq.to(device));
+  at::Tensor logits = options_.use_cache() ? forward_last_shared_prefix(model_, seq.to(device), cache)
+                                           : model_->forward(seq.to(device), nullptr, true).select(1, 0);  // (B, V)
 
   for (int64_t pos = T0; pos < limit; ++pos) {
     auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)
@@ -101,10 +102,10 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
     seq = at::cat({seq, next.view({B, 1})}, 1);
     finished |= next.eq(stop_id);
     if (finished.all().item<bool>() || pos + 1 >= limit) break;
-    logits = options_.use_cache()
-                 ? model_->forward_last(next.view({B, 1}).to(device), &cache)
-                 : model_->forward_last(seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
-                                                   std::min(seq.size(1), block)).to(device));
+    auto input = options_.use_cache() ? next.view({B, 1})  // (B, 1) after the cached tokens
+                                      : seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
+                                                   std::min(seq.size(1), block));  // nanoGPT: the last block_size
+    logits = model_->forward(input.to(device), options_.use_cache() ? &cache : nullptr, true).select(1, 0);
   }
   model_->train(was_training);
 

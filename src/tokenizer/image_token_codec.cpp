@@ -83,7 +83,7 @@ ImageTokenCodec ImageTokenCodec::load(const std::string& path, c10::Device devic
   const auto& meta = reader.meta();
   VLM_CHECK(meta.contains("options") && meta.contains("alphabet"), "tokenizer checkpoint ", path,
             " lacks 'options' or 'alphabet' in its meta; was it written by ImageTokenCodec::save?");
-  VQVAE model(vqvae_options_from_json(meta["options"]));
+  VQVAE model(options_from_json<VQVAEOptions>(meta["options"], path + ": options"));
   reader.load_module("model", *model);
   model->eval();
   ImageTokenCodec codec(model, meta["alphabet"].get<std::string>(), device);
@@ -93,7 +93,7 @@ ImageTokenCodec ImageTokenCodec::load(const std::string& path, c10::Device devic
 
 void ImageTokenCodec::save(const std::string& path, const nlohmann::json& extra_meta) const {
   nlohmann::json meta = extra_meta.is_object() ? extra_meta : nlohmann::json::object();
-  meta["options"] = to_json(model_->options);
+  meta["options"] = options_to_json(model_->options);
   meta["alphabet"] = alphabet_;
   meta["codes_per_image"] = codes_per_image();
   CheckpointWriter writer(kTokenizerCheckpointKind, kTokenizerCheckpointVersion, meta);

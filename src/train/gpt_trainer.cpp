@@ -1,7 +1,9 @@
 #include "vlm/train/gpt_trainer.h"
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -14,8 +16,10 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/progress.h"
+#include "vlm/core/runtime.h"
 #include "vlm/eval/classify.h"
 #include "vlm/io/checkpoint.h"
+#include "vlm/models/gpt_checkpoint.h"
 
 namespace vlm {
 
@@ -25,7 +29,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
-// Options, schedule, presets
+// Options, schedule, records
 
 void GPTTrainOptions::validate() const {
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
@@ -38,35 +42,12 @@ void GPTTrainOptions::validate() const {
   VLM_CHECK(weight_decay >= 0 && grad_clip >= 0, "--weight_decay and --grad_clip must be >= 0");
   VLM_CHECK(eval_interval >= 0 && checkpoint_interval >= 0 && log_interval >= 0 && eval_iters > 0,
             "--eval_interval, --checkpoint_interval, --log_interval must be >= 0 and --eval_iters positive");
+  VLM_CHECK(eval_classify >= -1 && final_classify >= -1, "--eval_classify and --final_classify must be >= -1");
   VLM_CHECK(init_from == "scratch" || init_from == "resume", "--init_from must be scratch or resume, got '", init_from,
             "'");
   VLM_CHECK(!out_dir.empty(), "--out_dir must not be empty");
+  VLM_CHECK(peak_gflops >= 0, "--peak_gflops must be >= 0, got ", peak_gflops);
   parse_template_mode(template_mode);
-}
-
-nlohmann::json GPTTrainOptions::to_json() const {
-  return {{"out_dir", out_dir},
-          {"init_from", init_from},
-          {"eval_interval", eval_interval},
-          {"eval_iters", eval_iters},
-          {"eval_classify", eval_classify},
-          {"final_classify", final_classify},
-          {"log_interval", log_interval},
-          {"checkpoint_interval", checkpoint_interval},
-          {"batch_size", batch_size},
-          {"template_mode", template_mode},
-          {"ignore_padding", ignore_padding},
-          {"learning_rate", learning_rate},
-          {"max_iters", max_iters},
-          {"weight_decay", weight_decay},
-          {"beta1", beta1},
-          {"beta2", beta2},
-          {"grad_clip", grad_clip},
-          {"decay_lr", decay_lr},
-          {"warmup_iters", warmup_iters},
-          {"lr_decay_iters", lr_decay_iters},
-          {"min_lr", min_lr},
-          {"seed", seed}};
 }
 
 double learning_rate_at(const GPTTrainOptions& o, int64_t it) {
@@ -79,45 +60,9 @@ double learning_rate_at(const GPTTrainOptions& o, int64_t it) {
   return o.min_lr + coeff * (o.learning_rate - o.min_lr);
 }
 
-void apply_seed_preset(GPTOptions& m, GPTTrainOptions& t) {
-  m.block_size(32).n_layer(8).n_head(8).n_embd(384).dropout(0.2).bias(false);
-  t.batch_size = 256;
-  t.learning_rate = 1e-3;
-  t.min_lr = 1e-4;
-  t.max_iters = 5000;
-  t.lr_decay_iters = 5000;
-  t.warmup_iters = 100;
-  t.beta1 = 0.9;
-  t.beta2 = 0.99;
-  t.weight_decay = 0.1;
-  t.grad_clip = 1.0;
-  t.eval_interval = 250;
-  t.checkpoint_interval = 250;
-  t.eval_iters = 20;
-  t.eval_classify = 1000;  // a forward of this model over 10k prompts takes minutes here; the final eval uses all
-  t.template_mode = "once";
-  t.ignore_padding = false;  // nanoGPT trains on every character, padding included
-}
-
-void apply_cpu_preset(GPTOptions& m, GPTTrainOptions& t) {
-  // Chosen by measurement on 2 cores (docs/lm_presets.md).
-  m.block_size(32).n_layer(4).n_head(4).n_embd(128).dropout(0.0).bias(false);
-  t.batch_size = 64;
-  t.learning_rate = 2e-3;
-  t.min_lr = 2e-4;
-  t.max_iters = 4000;
-  t.lr_decay_iters = 4000;
-  t.warmup_iters = 100;
-  t.beta1 = 0.9;
-  t.beta2 = 0.99;
-  t.weight_decay = 0.1;
-  t.grad_clip = 1.0;
-  t.eval_interval = 1000;
-  t.checkpoint_interval = 1000;
-  t.eval_iters = 20;
-  t.eval_classify = 2000;
-  t.template_mode = "both";
-  t.ignore_padding = true;
+nlohmann::json GPTStepLog::to_json() const {
+  return {{"kind", "train"}, {"iter", iter},        {"loss", loss}, {"lr", lr},
+          {"ms_per_iter", ms_per_iter}, {"tokens_per_s", tokens_per_second}, {"mfu", mfu}, {"grad_norm", grad_norm}};
 }
 
 nlohmann::json GPTEvalResult::to_json() const {
@@ -133,33 +78,13 @@ nlohmann::json GPTPhaseTimes::to_json(int64_t iters) const {
           {"eval_s", eval},                    {"checkpoint_s", checkpoint}};
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Data
-
-TokenizedSequences TokenizedSequences::build(const std::vector<Sequence>& seqs, const CharTokenizer& tok,
-                                             int64_t block_size) {
-  VLM_CHECK(!seqs.empty(), "no sequences to train or evaluate on");
-  TokenizedSequences d;
-  const int64_t N = static_cast<int64_t>(seqs.size()), L = block_size;
-  d.tokens = at::empty({N, 2, L}, at::kLong);
-  d.once_template = at::empty({N}, at::kLong);
-  auto* tp = d.tokens.data_ptr<int64_t>();
-  auto* op = d.once_template.data_ptr<int64_t>();
-  d.images.reserve(seqs.size());
-  d.labels.reserve(seqs.size());
-  for (int64_t i = 0; i < N; ++i) {
-    Sequence s = seqs[i];
-    op[i] = static_cast<int64_t>(s.tmpl);
-    for (int64_t t = 0; t < 2; ++t) {
-      s.tmpl = static_cast<Template>(t);
-      d.max_text_length = std::max<int64_t>(d.max_text_length, format_sequence_unpadded(s).size());
-      auto ids = tok.encode(format_sequence(s, L));
-      std::copy(ids.begin(), ids.end(), tp + (i * 2 + t) * L);
-    }
-    d.images.push_back(s.image);
-    d.labels.push_back(s.label);
-  }
-  return d;
+nlohmann::json GPTTrainSummary::to_json() const {
+  return {{"kind", "summary"},         {"start_iter", start_iter},
+          {"end_iter", end_iter},      {"wall_s", wall_seconds},
+          {"ms_per_iter", ms_per_iter}, {"tokens_per_s", tokens_per_second},
+          {"peak_gflops", peak.gflops}, {"peak_source", peak.source},
+          {"mfu", mfu},                {"phases", phases.to_json(end_iter - start_iter)},
+          {"best_val_loss", best_val_loss}, {"last_eval", last_eval.to_json()}};
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -178,28 +103,46 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(GPT& model, const GPTTrainOp
                       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(base).weight_decay(0.0)));
   return std::make_unique<torch::optim::AdamW>(std::move(groups), base);
 }
+
+// The keys whose values differ between two JSON objects, for "resume with other options" errors.
+std::string differing_keys(const nlohmann::json& a, const nlohmann::json& b) {
+  std::string out;
+  for (const auto& [key, value] : a.items())
+    if (!b.contains(key) || b[key] != value)
+      out += fmt::format("{}{} = {} (checkpoint: {})", out.empty() ? "" : ", ", key, b.value(key, nlohmann::json()).dump(),
+                         value.dump());
+  return out;
+}
 }  // namespace
 
-GPTTrainer::GPTTrainer(GPTTrainOptions train, GPTOptions model, CharTokenizer tokenizer,
-                       const std::vector<Sequence>& train_set, const std::vector<Sequence>& val_set)
-    : opt_(std::move(train)), tokenizer_(std::move(tokenizer)), mode_(parse_template_mode(opt_.template_mode)) {
+GPTTrainer::GPTTrainer(GPTOptions model, GPTTrainOptions train, TokenDataset train_set, TokenDataset val_set,
+                       c10::Device device)
+    : opt_(std::move(train)),
+      device_(device),
+      train_(std::move(train_set)),
+      val_(std::move(val_set)),
+      mode_(parse_template_mode(opt_.template_mode)) {
   opt_.validate();
-  if (opt_.init_from == "resume") {
-    auto head = peek_checkpoint(checkpoint_path());
-    model = GPTOptions::from_json(head["meta"].at("gpt"));
-    auto stored = CharTokenizer::from_json(head["meta"].at("tokenizer"));
-    VLM_CHECK(stored == tokenizer_, "'", checkpoint_path(), "' was trained with vocabulary \"", stored.chars(),
-              "\", this run's data gives \"", tokenizer_.chars(), "\"");
-  }
-  model.vocab_size(tokenizer_.vocab_size());
+  VLM_CHECK(train_.tokenizer == val_.tokenizer, "GPTTrainer: the training data's vocabulary \"",
+            train_.tokenizer.chars(), "\" differs from the validation data's \"", val_.tokenizer.chars(), "\"");
+  model.vocab_size(train_.tokenizer.vocab_size());
   model.validate();
+  VLM_CHECK(train_.block_size() == model.block_size() && val_.block_size() == model.block_size(),
+            "GPTTrainer: the data is padded to ", train_.block_size(), " and ", val_.block_size(),
+            " characters, the model's block_size is ", model.block_size());
+  if (opt_.init_from == "resume") {
+    auto stored = read_gpt_checkpoint_header(checkpoint_path());
+    VLM_CHECK(stored.tokenizer == train_.tokenizer, "'", checkpoint_path(), "' was trained with vocabulary \"",
+              stored.tokenizer.chars(), "\", this run's data gives \"", train_.tokenizer.chars(), "\"");
+    const auto want = options_to_json(model), have = options_to_json(stored.options);
+    VLM_CHECK(want == have, "cannot resume '", checkpoint_path(), "' with a different model: ",
+              differing_keys(have, want), ". Give the checkpoint's options, or start again with --init_from=scratch");
+  }
   at::manual_seed(opt_.seed);
   data_gen_ = at::make_generator<at::CPUGeneratorImpl>(opt_.seed + 1);
   model_ = GPT(model);
+  model_->to(device_);
   optimizer_ = make_optimizer(model_, opt_);
-
-  train_ = TokenizedSequences::build(train_set, tokenizer_, model.block_size());
-  val_ = TokenizedSequences::build(val_set, tokenizer_, model.block_size());
   // Rows are whole sequences: block_size characters give block_size - 1 (input, target) pairs. Without padding in
   // the loss, the trailing '#' inputs change no counted logit (causal), so rows stop at the longest text.
   train_T_ = opt_.ignore_padding ? train_.max_text_length - 1 : model.block_size() - 1;
@@ -216,7 +159,6 @@ std::string GPTTrainer::best_checkpoint_path() const {
 GPTBatch GPTTrainer::get_batch() {
   const int64_t B = opt_.batch_size, N = train_.size(), T = train_T_;
   GPTBatch b;
-  at::Tensor rows;
   if (mode_ == TemplateMode::kBoth) {
     auto k = at::randint(2 * N, {B}, data_gen_, at::kLong);  // (B) over every (image, template) pair
     b.index = k.remainder(N);
@@ -226,40 +168,34 @@ GPTBatch GPTTrainer::get_batch() {
     b.templates = mode_ == TemplateMode::kFresh ? at::randint(2, {B}, data_gen_, at::kLong)
                                                 : train_.once_template.index_select(0, b.index);
   }
-  rows = train_.tokens.index({b.index, b.templates});  // (B, L)
-  b.x = rows.narrow(1, 0, T).contiguous();           // (B, T)
-  b.y = rows.narrow(1, 1, T).contiguous();           // (B, T)
-  if (opt_.ignore_padding) b.y.masked_fill_(b.y == tokenizer_.pad_id(), -1);
+  auto rows = train_.tokens.index({b.index, b.templates});  // (B, L)
+  b.x = rows.narrow(1, 0, T).contiguous();                 // (B, T)
+  b.y = rows.narrow(1, 1, T).contiguous();                 // (B, T)
+  if (opt_.ignore_padding) b.y.masked_fill_(b.y == train_.tokenizer.pad_id(), -1);
   return b;
 }
 
-at::Tensor GPTTrainer::loss_of(const at::Tensor& logits, const at::Tensor& y) const {
-  const int64_t V = logits.size(-1);
-  return at::cross_entropy_loss(logits.reshape({-1, V}), y.reshape({-1}), {}, at::Reduction::Mean, -1);
-}
-
-GPTEvalResult GPTTrainer::evaluate(bool classify_all) {  // classify_all: the final evaluation
+GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
   torch::NoGradGuard no_grad;
   const bool was_training = model_->is_training();
   model_->eval();
   GPTEvalResult r;
   r.iter = iter_;
-  const int64_t pad = tokenizer_.pad_id();
+  const int64_t pad = train_.tokenizer.pad_id();
   // Fixed subsets (the first eval_iters * batch_size sequences, in their stored templates), so that successive
   // evaluations compare like with like and consume no randomness of the training run.
-  auto split_loss = [&](const TokenizedSequences& d, double* all) {
-    const int64_t n = std::min(d.size(), opt_.eval_iters * opt_.batch_size), L = d.tokens.size(2);
+  auto split_loss = [&](const TokenDataset& d, double* all) {
+    const int64_t n = std::min(d.size(), opt_.eval_iters * opt_.batch_size), L = d.block_size();
     double sum_masked = 0, sum_all = 0;
     int64_t count_masked = 0, count_all = 0;
     for (int64_t s = 0; s < n; s += opt_.batch_size) {
       const int64_t B = std::min(opt_.batch_size, n - s);
-      auto idx = at::arange(s, s + B, at::kLong);
-      auto rows = d.tokens.index({idx, d.once_template.narrow(0, s, B)});  // (B, L)
-      auto x = rows.narrow(1, 0, L - 1), y = rows.narrow(1, 1, L - 1);    // (B, L-1)
-      auto logits = model_->forward(x.contiguous());                        // (B, L-1, V)
-      auto nll = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}), {},
+      auto rows = d.tokens.index({at::arange(s, s + B, at::kLong), d.once_template.narrow(0, s, B)});  // (B, L)
+      auto x = rows.narrow(1, 0, L - 1).to(device_), y = rows.narrow(1, 1, L - 1).reshape({-1});     // (B, L-1)
+      auto logits = model_->forward(x);                                                               // (B, L-1, V)
+      auto nll = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).cpu(), y, {},
                                         at::Reduction::None);  // (B*(L-1))
-      auto keep = y.reshape({-1}) != pad;
+      auto keep = y != pad;
       sum_all += nll.sum().item<double>();
       count_all += nll.numel();
       sum_masked += nll.masked_select(keep).sum().item<double>();
@@ -270,12 +206,12 @@ GPTEvalResult GPTTrainer::evaluate(bool classify_all) {  // classify_all: the fi
   };
   r.train_loss = split_loss(train_, nullptr);
   r.val_loss = split_loss(val_, &r.val_loss_all);
-  if ((classify_all ? opt_.final_classify : opt_.eval_classify) != 0) {
-    const int64_t want = classify_all ? opt_.final_classify : opt_.eval_classify;
+  const int64_t want = final_eval ? opt_.final_classify : opt_.eval_classify;
+  if (want != 0) {
     const int64_t n = want < 0 ? val_.size() : std::min(val_.size(), want);
     std::vector<std::string> images(val_.images.begin(), val_.images.begin() + n);
     std::vector<int64_t> labels(val_.labels.begin(), val_.labels.begin() + n);
-    auto c = classify_images(model_, tokenizer_, images, 1000);
+    auto c = classify_images(model_, train_.tokenizer, images, 1000);
     r.val_accuracy = classification_accuracy(c.predicted, labels);
   }
   if (was_training) model_->train();
@@ -284,12 +220,10 @@ GPTEvalResult GPTTrainer::evaluate(bool classify_all) {  // classify_all: the fi
 
 void GPTTrainer::save_checkpoint(const std::string& path) {
   ensure_directory(opt_.out_dir);
-  nlohmann::json meta = {{"gpt", model_->options.to_json()},
-                         {"tokenizer", tokenizer_.to_json()},
-                         {"train", opt_.to_json()},
-                         {"iter", iter_},
-                         {"best_val_loss", best_val_loss_}};
-  CheckpointWriter w("gpt", kCheckpointVersion, meta);
+  nlohmann::json meta = gpt_checkpoint_meta(model_, train_.tokenizer, iter_);
+  meta["train"] = options_to_json(opt_);
+  meta["best_val_loss"] = best_val_loss_;
+  CheckpointWriter w(kGPTCheckpointKind, kGPTCheckpointVersion, meta);
   w.add_module("model", *model_)
       .add_optimizer("optimizer", *optimizer_)
       .add_tensor("rng_cpu", cpu_rng_state())
@@ -298,7 +232,7 @@ void GPTTrainer::save_checkpoint(const std::string& path) {
 }
 
 void GPTTrainer::resume() {
-  CheckpointReader r(checkpoint_path(), "gpt", kCheckpointVersion);
+  CheckpointReader r(checkpoint_path(), kGPTCheckpointKind, kGPTCheckpointVersion);
   r.load_module("model", *model_);
   r.load_optimizer("optimizer", *optimizer_);
   iter_ = r.meta().at("iter").get<int64_t>();
@@ -309,140 +243,137 @@ void GPTTrainer::resume() {
 
 void GPTTrainer::log_json(const nlohmann::json& j) {
   ensure_directory(opt_.out_dir);
-  std::ofstream f(std::filesystem::path(opt_.out_dir) / "metrics.jsonl", std::ios::app);
-  VLM_CHECK(f, "cannot append to '", opt_.out_dir, "/metrics.jsonl'");
+  const auto path = std::filesystem::path(opt_.out_dir) / "metrics.jsonl";
+  std::ofstream f(path, std::ios::app);
+  VLM_CHECK(f, "cannot append to '", path.string(), "': ", std::strerror(errno));
   f << j.dump() << "\n";
 }
 
-double measure_gemm_gflops(int64_t n, double seconds) {
-  torch::NoGradGuard no_grad;
-  auto a = at::randn({n, n}), b = at::randn({n, n}), c = at::empty({n, n});
-  at::mm_out(c, a, b);  // warm-up: thread pool, packing buffers
-  int64_t reps = 0;
+// One optimisation step at learning rate `lr`; returns the loss. Times go to `phases`.
+double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
+  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
   auto t0 = Clock::now();
-  do {
-    at::mm_out(c, a, b);
-    ++reps;
-  } while (seconds_since(t0) < seconds);
-  return 2.0 * n * n * n * reps / seconds_since(t0) / 1e9;
+  GPTBatch batch = get_batch();
+  auto x = batch.x.to(device_), y = batch.y.to(device_);
+  auto t1 = Clock::now();
+  auto logits = model_->forward(x);  // (B, T, V)
+  auto loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}), {},
+                                     at::Reduction::Mean, -1);
+  if (loss_hook_) loss = loss_hook_(iter_, loss);
+  const double value = loss.item<double>();
+  auto t2 = Clock::now();
+  VLM_CHECK(std::isfinite(value), "training diverged at iter ", iter_, ": the loss is ", value,
+            "; stopped before the update. The last good checkpoint '", checkpoint_path(),
+            "' is untouched: lower --learning_rate or raise --warmup_iters, then continue with --init_from=resume");
+  loss.backward();
+  auto t3 = Clock::now();
+  *grad_norm = 0;
+  if (opt_.grad_clip > 0) {
+    *grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.grad_clip);
+    VLM_CHECK(std::isfinite(*grad_norm), "training diverged at iter ", iter_, ": the gradient norm is ", *grad_norm,
+              "; stopped before the update. The last good checkpoint '", checkpoint_path(),
+              "' is untouched: lower --learning_rate, then continue with --init_from=resume");
+  }
+  optimizer_->step();
+  optimizer_->zero_grad();
+  auto t4 = Clock::now();
+  phases.data += std::chrono::duration<double>(t1 - t0).count();
+  phases.forward += std::chrono::duration<double>(t2 - t1).count();
+  phases.backward += std::chrono::duration<double>(t3 - t2).count();
+  phases.optimizer += std::chrono::duration<double>(t4 - t3).count();
+  return value;
+}
+
+void GPTTrainer::evaluate_and_keep_best(bool final_eval, GPTTrainSummary& s) {
+  auto t0 = Clock::now();
+  GPTEvalResult r = evaluate(final_eval);
+  s.phases.eval += seconds_since(t0);
+  s.last_eval = r;
+  if (!opt_.quiet)
+    fmt::print("step {}: train loss {:.4f}, val loss {:.4f} (all targets {:.4f}){}\n", r.iter, r.train_loss,
+               r.val_loss, r.val_loss_all,
+               r.val_accuracy >= 0 ? fmt::format(", val accuracy {:.4f}", r.val_accuracy) : "");
+  auto j = r.to_json();
+  j["kind"] = "eval";
+  log_json(j);
+  if (r.val_loss < best_val_loss_) {
+    best_val_loss_ = r.val_loss;
+    auto t1 = Clock::now();
+    save_checkpoint(best_checkpoint_path());
+    s.phases.checkpoint += seconds_since(t1);
+  }
+  if (hooks_.on_eval) hooks_.on_eval(r);
+  std::fflush(stdout);
+}
+
+void GPTTrainer::checkpoint(GPTTrainSummary& s) {
+  auto t0 = Clock::now();
+  save_checkpoint(checkpoint_path());
+  s.phases.checkpoint += seconds_since(t0);
+  if (hooks_.on_checkpoint) hooks_.on_checkpoint(iter_, checkpoint_path());
 }
 
 GPTTrainSummary GPTTrainer::train() {
   GPTTrainSummary s;
   s.start_iter = iter_;
   s.tokens_per_row = train_T_;
+  s.peak = peak_flops(device_.is_cpu(), std::max(current_threads().torch, current_threads().blas), opt_.peak_gflops);
   const auto wall0 = Clock::now();
   ensure_directory(opt_.out_dir);
   if (opt_.init_from == "scratch" && iter_ == 0)
     write_text_atomically((std::filesystem::path(opt_.out_dir) / "metrics.jsonl").string(), "");
-  if (opt_.measure_gemm) s.gemm_gflops = measure_gemm_gflops();
   const int64_t tokens_per_iter = opt_.batch_size * train_T_;
   const double flops_per_iter = model_->flops_per_token(train_T_) * static_cast<double>(tokens_per_iter);
   if (!opt_.quiet) {
     fmt::print("gpt: {:.2f}M parameters, {} train / {} val sequences, {} tokens per iteration (T = {}), "
-               "template mode {}, {} to {}\n",
+               "template mode {}, {} to {} on {}\nmfu reference: {:.1f} GFLOP/s, {}\n",
                model_->num_params() / 1e6, train_.size(), val_.size(), tokens_per_iter, train_T_, opt_.template_mode,
-               iter_ == 0 ? "from scratch" : fmt::format("resumed at iter {}", iter_), opt_.max_iters);
-    if (s.gemm_gflops > 0) fmt::print("gemm reference: {:.1f} GFLOP/s (1024^3 at::mm, this process)\n", s.gemm_gflops);
+               iter_ == 0 ? "from scratch" : fmt::format("resumed at iter {}", iter_), opt_.max_iters, device_.str(),
+               s.peak.gflops, s.peak.source);
     std::fflush(stdout);
   }
-
-  auto do_eval = [&](bool final_eval) {
-    auto t0 = Clock::now();
-    GPTEvalResult r = evaluate(final_eval);
-    s.phases.eval += seconds_since(t0);
-    s.last_eval = r;
-    if (!opt_.quiet) {
-      fmt::print("step {}: train loss {:.4f}, val loss {:.4f} (all targets {:.4f}){}\n", r.iter, r.train_loss,
-                 r.val_loss, r.val_loss_all,
-                 r.val_accuracy >= 0 ? fmt::format(", val accuracy {:.4f}", r.val_accuracy) : "");
-      std::fflush(stdout);
-    }
-    auto j = r.to_json();
-    j["kind"] = "eval";
-    j["elapsed_s"] = seconds_since(wall0);
-    log_json(j);
-    if (r.val_loss < best_val_loss_) {
-      best_val_loss_ = r.val_loss;
-      auto t1 = Clock::now();
-      save_checkpoint(best_checkpoint_path());
-      s.phases.checkpoint += seconds_since(t1);
-    }
-  };
-  auto do_checkpoint = [&] {
-    auto t0 = Clock::now();
-    save_checkpoint(checkpoint_path());
-    s.phases.checkpoint += seconds_since(t0);
+  auto mfu_of = [&](double seconds_per_iter) {
+    return s.peak.gflops > 0 ? flops_per_iter / seconds_per_iter / (s.peak.gflops * 1e9) : 0.0;
   };
 
   model_->train();
-  double step_seconds = 0, window_seconds = 0;
+  double step_seconds = 0;
+  GPTStepLog window;  // sums since the last log line
   int64_t window_iters = 0;
-  double window_loss = 0;
+  double window_seconds = 0;
   while (iter_ < opt_.max_iters) {
-    if (opt_.eval_interval > 0 && iter_ % opt_.eval_interval == 0 && iter_ != s.start_iter) do_eval(false);
-    if (opt_.checkpoint_interval > 0 && iter_ % opt_.checkpoint_interval == 0 && iter_ != s.start_iter)
-      do_checkpoint();
+    if (iter_ != s.start_iter && opt_.eval_interval > 0 && iter_ % opt_.eval_interval == 0)
+      evaluate_and_keep_best(false, s);
+    if (iter_ != s.start_iter && opt_.checkpoint_interval > 0 && iter_ % opt_.checkpoint_interval == 0) checkpoint(s);
 
-    const double lr = learning_rate_at(opt_, iter_);
-    for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-
-    auto t0 = Clock::now();
-    GPTBatch batch = get_batch();
-    auto t1 = Clock::now();
-    auto logits = model_->forward(batch.x);  // (B, T, V)
-    auto loss = loss_of(logits, batch.y);
-    if (loss_hook_) loss = loss_hook_(iter_, loss);
-    const double loss_value = loss.item<double>();
-    auto t2 = Clock::now();
-    VLM_CHECK(std::isfinite(loss_value), "training diverged at iter ", iter_, ": the loss is ", loss_value,
-              "; stopped before the update. The last good checkpoint '", checkpoint_path(),
-              "' is untouched: lower --learning_rate or raise --warmup_iters, then continue with --init_from=resume");
-    loss.backward();
-    auto t3 = Clock::now();
-    double grad_norm = 0;
-    if (opt_.grad_clip > 0) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.grad_clip);
-      VLM_CHECK(std::isfinite(grad_norm), "training diverged at iter ", iter_, ": the gradient norm is ", grad_norm,
-                "; stopped before the update. The last good checkpoint '", checkpoint_path(),
-                "' is untouched: lower --learning_rate, then continue with --init_from=resume");
-    }
-    optimizer_->step();
-    optimizer_->zero_grad();
-    auto t4 = Clock::now();
-    s.phases.data += std::chrono::duration<double>(t1 - t0).count();
-    s.phases.forward += std::chrono::duration<double>(t2 - t1).count();
-    s.phases.backward += std::chrono::duration<double>(t3 - t2).count();
-    s.phases.optimizer += std::chrono::duration<double>(t4 - t3).count();
-    const double dt = std::chrono::duration<double>(t4 - t0).count();
-    step_seconds += dt;
-    window_seconds += dt;
-    window_loss += loss_value;
-    ++window_iters;
-    ++iter_;
+    const auto t0 = Clock::now();
+    window.lr = learning_rate_at(opt_, iter_);
+    window.loss += step(window.lr, s.phases, &window.grad_norm);
+    const double dt = seconds_since(t0);
+    step_seconds += dt, window_seconds += dt, ++window_iters, ++iter_;
 
     if (opt_.log_interval > 0 && (iter_ % opt_.log_interval == 0 || iter_ == opt_.max_iters)) {
-      const double ms = 1e3 * window_seconds / window_iters;
-      const double mfu = s.gemm_gflops > 0 ? flops_per_iter / (ms * 1e-3) / (s.gemm_gflops * 1e9) : 0;
-      const double done = static_cast<double>(iter_ - s.start_iter);
-      const double eta = seconds_since(wall0) / done * static_cast<double>(opt_.max_iters - iter_);
+      GPTStepLog line = window;
+      line.iter = iter_;
+      line.loss /= window_iters;
+      line.ms_per_iter = 1e3 * window_seconds / window_iters;
+      line.tokens_per_second = tokens_per_iter / (line.ms_per_iter * 1e-3);
+      line.mfu = mfu_of(line.ms_per_iter * 1e-3);
+      const double eta = seconds_since(wall0) / double(iter_ - s.start_iter) * double(opt_.max_iters - iter_);
       if (!opt_.quiet) {
         fmt::print("iter {}: loss {:.4f}, time {:.2f}ms, {:.0f} tok/s, mfu {:.2f}%, lr {:.2e}, eta {}\n", iter_,
-                   window_loss / window_iters, ms, tokens_per_iter / (ms * 1e-3), 100 * mfu, lr,
+                   line.loss, line.ms_per_iter, line.tokens_per_second, 100 * line.mfu, line.lr,
                    Progress::format_duration(eta));
         std::fflush(stdout);
       }
-      log_json({{"kind", "train"}, {"iter", iter_}, {"loss", window_loss / window_iters}, {"lr", lr},
-                {"ms_per_iter", ms}, {"tokens_per_s", tokens_per_iter / (ms * 1e-3)}, {"mfu", mfu},
-                {"grad_norm", grad_norm}});
-      window_seconds = 0;
-      window_loss = 0;
-      window_iters = 0;
+      log_json(line.to_json());
+      if (hooks_.on_log) hooks_.on_log(line);
+      window = {}, window_iters = 0, window_seconds = 0;
     }
   }
   if (iter_ != s.start_iter || s.start_iter == 0) {
-    do_eval(true);
-    do_checkpoint();
+    evaluate_and_keep_best(true, s);
+    checkpoint(s);
   }
 
   s.end_iter = iter_;
@@ -452,38 +383,20 @@ GPTTrainSummary GPTTrainer::train() {
   if (steps > 0) {
     s.ms_per_iter = 1e3 * step_seconds / steps;
     s.tokens_per_second = tokens_per_iter * steps / step_seconds;
-    if (s.gemm_gflops > 0) s.mfu = flops_per_iter * steps / step_seconds / (s.gemm_gflops * 1e9);
+    s.mfu = mfu_of(step_seconds / steps);
   }
-  nlohmann::json j = {{"kind", "summary"},        {"start_iter", s.start_iter}, {"end_iter", s.end_iter},
-                      {"wall_s", s.wall_seconds}, {"ms_per_iter", s.ms_per_iter},
-                      {"tokens_per_s", s.tokens_per_second}, {"gemm_gflops", s.gemm_gflops}, {"mfu", s.mfu},
-                      {"phases", s.phases.to_json(steps)},   {"best_val_loss", s.best_val_loss},
-                      {"last_eval", s.last_eval.to_json()}};
-  log_json(j);
+  log_json(s.to_json());
   if (!opt_.quiet) {
     const double n = std::max<int64_t>(steps, 1);
     fmt::print("done: {} iterations in {} ({:.2f} ms/iter, {:.0f} tok/s, mfu {:.2f}% of {:.1f} GFLOP/s)\n"
                "per iteration: data {:.2f} ms, forward {:.2f} ms, backward {:.2f} ms, optimizer {:.2f} ms; "
                "eval {:.1f} s, checkpoints {:.1f} s in total\n",
                steps, Progress::format_duration(s.wall_seconds), s.ms_per_iter, s.tokens_per_second, 100 * s.mfu,
-               s.gemm_gflops, 1e3 * s.phases.data / n, 1e3 * s.phases.forward / n, 1e3 * s.phases.backward / n,
+               s.peak.gflops, 1e3 * s.phases.data / n, 1e3 * s.phases.forward / n, 1e3 * s.phases.backward / n,
                1e3 * s.phases.optimizer / n, s.phases.eval, s.phases.checkpoint);
     std::fflush(stdout);
   }
   return s;
-}
-
-LoadedGPT load_gpt_checkpoint(const std::string& path) {
-  CheckpointReader r(path, "gpt", GPTTrainer::kCheckpointVersion);
-  LoadedGPT out;
-  out.meta = r.meta();
-  VLM_CHECK(out.meta.contains("gpt") && out.meta.contains("tokenizer"), "'", path,
-            "' lacks the GPT options or tokenizer in its metadata");
-  out.model = GPT(GPTOptions::from_json(out.meta["gpt"]));
-  out.tokenizer = CharTokenizer::from_json(out.meta["tokenizer"]);
-  r.load_module("model", *out.model);
-  out.model->eval();
-  return out;
 }
 
 }  // namespace vlm

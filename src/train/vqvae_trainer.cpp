@@ -44,12 +44,13 @@ VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
   return o;
 }
 
-VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size, c10::Device device,
-                               bool keep_recon, bool keep_latents) {
+VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size, bool keep_recon,
+                               bool keep_latents) {
   VLM_CHECK(batch_size > 0, "evaluate_vqvae: batch_size must be positive, got ", batch_size);
   at::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
+  const auto device = model->parameters().front().device();
   const int64_t n = images.size(0);
   double sq_err = 0, vq = 0;
   std::vector<at::Tensor> codes, recons, latents;
@@ -89,8 +90,10 @@ void restore(VQVAE& model, const std::vector<at::Tensor>& state) {
   for (auto& b : model->buffers()) b.copy_(state[i++]);
 }
 
+}  // namespace
+
 // The caption-alignment head: linear maps from quantized latents to class logits, discarded after training.
-struct LabelHead {
+struct VQVAETrainer::LabelHead {
   bool per_code = true;
   at::Tensor weight, bias;  // per_code: (L, D, C), (L, 1, C); joint: (L*D, C), (C)
 
@@ -120,135 +123,153 @@ struct LabelHead {
   }
 };
 
-}  // namespace
+void VQVAETrainOptions::validate() const {
+  VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
+  VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
+  VLM_CHECK(patience >= 0, "--patience must be >= 0, got ", patience);
+  VLM_CHECK(lr > 0 && min_lr >= 0, "--lr must be positive and --min_lr >= 0, got ", lr, " and ", min_lr);
+  VLM_CHECK(lr_schedule == "constant" || lr_schedule == "cosine", "--lr_schedule must be constant or cosine, got '",
+            lr_schedule, "'");
+  VLM_CHECK(monitor == "val_loss" || monitor == "val_recon", "--monitor must be val_loss or val_recon, got '", monitor,
+            "'");
+  VLM_CHECK(label_weight >= 0, "--label_weight must be >= 0, got ", label_weight);
+  VLM_CHECK(label_head == "per_code" || label_head == "joint", "--label_head must be per_code or joint, got '",
+            label_head, "'");
+  VLM_CHECK(num_classes >= 2, "--num_classes must be at least 2, got ", num_classes);
+  VLM_CHECK(eval_batch_size > 0, "--eval_batch_size must be positive, got ", eval_batch_size);
+}
 
-VQVAETrainResult train_vqvae(VQVAE& model, const LabeledImages& train, const LabeledImages& validation,
-                             const VQVAETrainOptions& o, const std::function<void(const VQVAEEpochLog&)>& on_epoch) {
-  VLM_CHECK(o.batch_size > 0, "--batch_size must be positive, got ", o.batch_size);
-  VLM_CHECK(o.max_epochs > 0, "--max_epochs must be positive, got ", o.max_epochs);
-  VLM_CHECK(o.patience >= 0, "--patience must be >= 0, got ", o.patience);
-  VLM_CHECK(o.lr > 0, "--lr must be positive, got ", o.lr);
-  VLM_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine", "--lr_schedule must be constant or cosine, got '",
-            o.lr_schedule, "'");
-  VLM_CHECK(o.monitor == "val_loss" || o.monitor == "val_recon", "--monitor must be val_loss or val_recon, got '",
-            o.monitor, "'");
-  VLM_CHECK(train.size() > 0 && validation.size() > 0, "train_vqvae: empty training (", train.size(),
-            ") or validation (", validation.size(), ") set");
-  check_alphabet(o.alphabet, model->num_embeddings());
-
-  model->to(o.device);
-  model->train();
-  VLM_CHECK(o.label_weight >= 0, "--label_weight must be >= 0, got ", o.label_weight);
-  std::vector<at::Tensor> params = model->parameters();
-  std::unique_ptr<LabelHead> head;
-  at::Tensor train_labels;
-  if (o.label_weight > 0) {
-    VLM_CHECK(train.labels.defined() && train.labels.size(0) == train.size(),
+VQVAETrainer::VQVAETrainer(VQVAE model, VQVAETrainOptions options, LabeledImages train, LabeledImages validation,
+                           c10::Device device)
+    : model_(std::move(model)), opt_(std::move(options)), train_(std::move(train)), val_(std::move(validation)),
+      device_(device) {
+  opt_.validate();
+  VLM_CHECK(train_.size() > 0 && val_.size() > 0, "VQVAETrainer: empty training (", train_.size(),
+            ") or validation (", val_.size(), ") set");
+  check_alphabet(opt_.alphabet, model_->num_embeddings());
+  model_->to(device_);
+  std::vector<at::Tensor> params = model_->parameters();
+  if (opt_.label_weight > 0) {
+    VLM_CHECK(train_.labels.defined() && train_.labels.size(0) == train_.size(),
               "--label_weight needs the training labels (one per image)");
-    train_labels = train.labels.to(at::kLong);
-    VLM_CHECK(train_labels.min().item<int64_t>() >= 0 && train_labels.max().item<int64_t>() < o.num_classes,
-              "--label_weight: training labels must lie in [0, ", o.num_classes, ")");
-    head = std::make_unique<LabelHead>(o.label_head, model->n_codes(), model->options.quantizer().embedding_dim(),
-                                       o.num_classes, o.device);
-    params.push_back(head->weight);
-    params.push_back(head->bias);
+    train_.labels = train_.labels.to(at::kLong);
+    VLM_CHECK(train_.labels.min().item<int64_t>() >= 0 && train_.labels.max().item<int64_t>() < opt_.num_classes,
+              "--label_weight: training labels must lie in [0, ", opt_.num_classes, ")");
+    head_ = std::make_unique<LabelHead>(opt_.label_head, model_->n_codes(),
+                                        model_->options.quantizer().embedding_dim(), opt_.num_classes, device_);
+    params.push_back(head_->weight);
+    params.push_back(head_->bias);
   }
-  torch::optim::Adam optimizer(params, torch::optim::AdamOptions(o.lr));
-  const int64_t n = train.size(), K = model->num_embeddings();
-  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
-  const int64_t total_steps = steps_per_epoch * o.max_epochs;
-  auto lr_at = [&](int64_t step) {
-    if (o.lr_schedule == "constant") return o.lr;
-    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * static_cast<double>(step) / total_steps));
-  };
+  optimizer_ = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(opt_.lr));
+  steps_per_epoch_ = (train_.size() + opt_.batch_size - 1) / opt_.batch_size;
+}
 
+VQVAETrainer::~VQVAETrainer() = default;
+
+// One pass over the training set in a fresh random order; fills the log's training half.
+VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
+  const int64_t n = train_.size(), K = model_->num_embeddings(), B = opt_.batch_size;
+  const int64_t total_steps = steps_per_epoch_ * opt_.max_epochs;
+  auto lr_at = [&](int64_t s) {
+    if (opt_.lr_schedule == "constant") return opt_.lr;
+    return opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * static_cast<double>(s) / total_steps));
+  };
+  model_->train();
+  auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded by init_runtime
+  auto histogram = at::zeros({K}, at::kLong);
+  double sum_loss = 0, sum_recon = 0, sum_vq = 0, sum_label = 0, sum_label_acc = 0;
+  Progress bar(fmt::format("epoch {}/{}", epoch, opt_.max_epochs), steps_per_epoch_, "batch");
+  VQVAEEpochLog log;
+  for (int64_t b = 0; b < steps_per_epoch_; ++b, ++step) {
+    log.lr = lr_at(step);
+    for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
+    auto idx = order.slice(0, b * B, (b + 1) * B);
+    auto x = train_.images.index_select(0, idx).to(device_);  // (B, 1, H, W)
+    auto out = model_->forward(x);
+    auto recon = at::mse_loss(out.recon, x);
+    auto loss = recon + out.vq_loss;
+    const double bsz = static_cast<double>(x.size(0));
+    if (head_) {
+      auto [label_loss, acc] = head_->loss(out.quantized, train_.labels.index_select(0, idx).to(device_));
+      loss = loss + opt_.label_weight * label_loss;
+      sum_label += label_loss.item<double>() * bsz;
+      sum_label_acc += acc * bsz;
+    }
+    optimizer_->zero_grad();
+    loss.backward();
+    optimizer_->step();
+    sum_loss += loss.item<double>() * bsz;
+    sum_recon += recon.item<double>() * bsz;
+    sum_vq += out.vq_loss.item<double>() * bsz;
+    histogram += at::bincount(out.codes.flatten().cpu(), {}, K);
+    if (opt_.progress) bar.update(b + 1, fmt::format("loss {:.5f}", sum_loss / ((b + 1) * B)));
+  }
+  if (opt_.progress) bar.finish();
+  log.epoch = epoch;
+  log.train_loss = sum_loss / n;
+  log.train_recon = sum_recon / n;
+  log.train_vq = sum_vq / n;
+  log.train_label_loss = sum_label / n;
+  log.train_label_acc = sum_label_acc / n;
+  log.perplexity = perplexity_of_counts(histogram);
+  log.codes_used = histogram.gt(0).sum().item<int64_t>();
+  log.restarts = model_->quantizer->restarts();
+  return log;
+}
+
+void VQVAETrainer::save_best(const VQVAEEpochLog& log) {
+  if (opt_.checkpoint_path.empty()) return;
+  nlohmann::json meta = checkpoint_meta_;
+  meta["epoch"] = log.epoch;
+  meta["val_loss"] = log.val_loss;
+  meta["val_recon_mse"] = log.val_recon;
+  ImageTokenCodec(model_, opt_.alphabet, device_).save(opt_.checkpoint_path, meta);
+  if (hooks_.on_checkpoint) hooks_.on_checkpoint(log.epoch, opt_.checkpoint_path);
+}
+
+VQVAETrainResult VQVAETrainer::train() {
   VQVAETrainResult result;
   result.best_val_loss = std::numeric_limits<double>::infinity();
   std::vector<at::Tensor> best_state;
   std::string jsonl;
   int64_t since_best = 0, step = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t epoch = 1; epoch <= o.max_epochs; ++epoch) {
+  for (int64_t epoch = 1; epoch <= opt_.max_epochs; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded by init_runtime
-    auto histogram = at::zeros({K}, at::kLong);
-    double sum_loss = 0, sum_recon = 0, sum_vq = 0, sum_label = 0, sum_label_acc = 0;
-    Progress bar(fmt::format("epoch {}/{}", epoch, o.max_epochs), steps_per_epoch, "batch");
-    for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
-      const double lr = lr_at(step);
-      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-      auto idx = order.slice(0, b * o.batch_size, (b + 1) * o.batch_size);
-      auto x = train.images.index_select(0, idx).to(o.device);  // (B, 1, H, W)
-      auto out = model->forward(x);
-      auto recon = at::mse_loss(out.recon, x);
-      auto loss = recon + out.vq_loss;
-      const double bsz = static_cast<double>(x.size(0));
-      if (head) {
-        auto [label_loss, acc] = head->loss(out.quantized, train_labels.index_select(0, idx).to(o.device));
-        loss = loss + o.label_weight * label_loss;
-        sum_label += label_loss.item<double>() * bsz;
-        sum_label_acc += acc * bsz;
-      }
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      sum_loss += loss.item<double>() * bsz;
-      sum_recon += recon.item<double>() * bsz;
-      sum_vq += out.vq_loss.item<double>() * bsz;
-      histogram += at::bincount(out.codes.flatten().cpu(), {}, K);
-      if (o.progress) bar.update(b + 1, fmt::format("loss {:.5f}", sum_loss / ((b + 1) * o.batch_size)));
-    }
-    if (o.progress) bar.finish();
-
-    auto val = evaluate_vqvae(model, validation.images, o.eval_batch_size, o.device);
-    VQVAEEpochLog log;
-    log.epoch = epoch;
-    log.lr = lr_at(step - 1);
-    log.train_loss = sum_loss / n;
-    log.train_recon = sum_recon / n;
-    log.train_vq = sum_vq / n;
-    log.train_label_loss = sum_label / n;
-    log.train_label_acc = sum_label_acc / n;
+    VQVAEEpochLog log = train_epoch(epoch, step);
+    auto val = evaluate_vqvae(model_, val_.images, opt_.eval_batch_size);
     log.val_loss = val.loss;
     log.val_recon = val.recon_mse;
     log.val_vq = val.vq_loss;
-    log.perplexity = perplexity_of_counts(histogram);
-    log.codes_used = histogram.gt(0).sum().item<int64_t>();
-    auto val_hist = code_histogram(val.codes, K);
+    auto val_hist = code_histogram(val.codes, model_->num_embeddings());
     log.val_perplexity = perplexity_of_counts(val_hist);
     log.val_codes_used = val_hist.gt(0).sum().item<int64_t>();
-    log.restarts = model->quantizer->restarts();
-    const double monitored = o.monitor == "val_loss" ? val.loss : val.recon_mse;
+    const double monitored = opt_.monitor == "val_loss" ? val.loss : val.recon_mse;
     log.improved = monitored < result.best_val_loss;
     if (log.improved) {
       result.best_val_loss = monitored;
       result.best_epoch = epoch;
-      best_state = snapshot(model);
+      best_state = snapshot(model_);
       since_best = 0;
-      if (!o.checkpoint_path.empty()) {
-        nlohmann::json meta = o.extra_meta.is_object() ? o.extra_meta : nlohmann::json::object();
-        meta["epoch"] = epoch;
-        meta["val_loss"] = val.loss;
-        meta["val_recon_mse"] = val.recon_mse;
-        ImageTokenCodec(model, o.alphabet, o.device).save(o.checkpoint_path, meta);
-      }
+      save_best(log);
     } else {
       ++since_best;
     }
     log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     result.history.push_back(log);
-    if (!o.log_path.empty()) {
+    if (!opt_.log_path.empty()) {
       jsonl += log.to_json().dump() + "\n";
-      write_text_atomically(o.log_path, jsonl);
+      write_text_atomically(opt_.log_path, jsonl);
     }
-    if (on_epoch) on_epoch(log);
-    if (o.patience > 0 && since_best >= o.patience) {
-      result.early_stopped = epoch < o.max_epochs;
+    if (hooks_.on_log) hooks_.on_log(log);
+    if (hooks_.on_eval) hooks_.on_eval(log);
+    if (opt_.patience > 0 && since_best >= opt_.patience) {
+      result.early_stopped = epoch < opt_.max_epochs;
       break;
     }
   }
-  if (!best_state.empty()) restore(model, best_state);
-  model->eval();
+  if (!best_state.empty()) restore(model_, best_state);
+  model_->eval();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

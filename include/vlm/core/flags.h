@@ -33,6 +33,11 @@ class Flags {
 
   /// A preset sets several fields at once; `--preset=NAME` is applied before any other flag.
   Flags& add_preset(const std::string& name, std::function<void()> apply, std::string help = "");
+  /// A choice among named groups of defaults (e.g. --vq.variant=mlp|conv, each with its own sizes): applied after
+  /// --preset and before every other flag, so that explicit flags override what the choice set. `*field` holds the
+  /// name chosen; an unknown name is an error listing the known ones.
+  Flags& add_choice(const std::string& key, std::string* field, std::map<std::string, std::function<void()>> choices,
+                    std::string help);
 
   /// Parses argv. Returns false when --help was given (usage already printed to stdout), true otherwise.
   /// Arguments that do not start with `--` are errors unless `allow_positional` was set.
@@ -61,6 +66,7 @@ class Flags {
     std::function<void(const std::string&)> set;
     std::function<std::string()> get;
     std::function<nlohmann::json()> json;
+    bool early = false;  ///< a choice: applied before the other flags
   };
   Flags& add_entry(Entry e);
 

@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
+#include "vlm/core/options.h"
 #include "vlm/eval/metrics.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/models/gpt.h"
@@ -38,6 +39,22 @@ struct EvaluatorOptions {
   int64_t gen_top_k = 200;
   int64_t grid_columns = 12;           ///< samples shown per digit row in the PNG grids
   int64_t logo_examples = 1000;        ///< test strings in the sequence logo (the seed used 1,000 lines)
+
+  template <class V>
+  void fields(V& v) {
+    v("out_dir", out_dir, "figures and summary.json", FieldKind::kRunControl);
+    v("seed", seed, "sampling seed");
+    v("batch_size", batch_size, "prompts per forward pass");
+    v("sampled", sampled, "also classify the seed's way (sampling the answer)");
+    v("sampled_temperature", sampled_temperature, "temperature of the seed-style classification");
+    v("sampled_top_k", sampled_top_k, "top-k of the seed-style classification (clamped to the vocabulary)");
+    v("naive_prompts", naive_prompts, "prompts timed one at a time without cache, the seed's loop (0 = skip)");
+    v("samples_per_digit", samples_per_digit, "generated images per digit (0 = no generation)");
+    v("gen_temperature", gen_temperature, "generation temperature");
+    v("gen_top_k", gen_top_k, "generation top-k (0 = off)");
+    v("grid_columns", grid_columns, "samples per digit row in the PNG grids");
+    v("logo_examples", logo_examples, "test strings in the sequence logo");
+  }
 };
 
 /// The GPT's exact classification of token strings: one forward pass per batch, argmax over the ten digits.

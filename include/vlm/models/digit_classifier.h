@@ -1,6 +1,7 @@
 #pragma once
-// The reference classifier: a small CNN on real pixels that grades generated digits. It is trained once by
-// examples/train_classifier (>= 0.99 on MNIST test) and its checkpoint (kind "classifier") is reused.
+// The reference classifier: a small CNN on real pixels that grades generated digits. It is trained by a
+// ClassifierTrainer (vlm/train/classifier_trainer.h; >= 0.99 on MNIST test) and its checkpoint (kind "classifier")
+// is reused.
 #include <cstdint>
 #include <string>
 
@@ -11,7 +12,10 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
 
+#include "vlm/core/options.h"
 #include "vlm/data/mnist.h"
 
 namespace vlm {
@@ -23,6 +27,16 @@ struct DigitClassifierOptions {
   TORCH_ARG(int64_t, channels) = 32;    ///< first conv width; the second is twice this
   TORCH_ARG(int64_t, hidden) = 128;
   TORCH_ARG(double, dropout) = 0.25;
+
+ public:
+  template <class V>
+  void fields(V& v) {
+    v("image_size", image_size(), "height = width of the images", FieldKind::kDerived);
+    v("num_classes", num_classes(), "classes", FieldKind::kDerived);
+    v("channels", channels(), "first conv width (the second has twice)");
+    v("hidden", hidden(), "hidden units of the fully connected layer");
+    v("dropout", dropout(), "dropout before the output layer");
+  }
 };
 
 class DigitClassifierImpl : public torch::nn::Cloneable<DigitClassifierImpl> {
@@ -38,24 +52,6 @@ class DigitClassifierImpl : public torch::nn::Cloneable<DigitClassifierImpl> {
   torch::nn::Dropout drop{nullptr};
 };
 TORCH_MODULE(DigitClassifier);
-
-struct ClassifierTrainOptions {
-  int64_t epochs = 3;
-  int64_t batch_size = 128;
-  double learning_rate = 2e-3;  ///< Adam, decayed by cosine to 5% over the run
-  double weight_decay = 0.0;
-  bool verbose = true;
-};
-
-struct ClassifierTrainResult {
-  double train_seconds = 0;
-  double validation_accuracy = 0;
-  int64_t epochs_run = 0;
-};
-
-/// Trains in place (the module's device), seeded by the caller; prints one line per epoch when verbose.
-ClassifierTrainResult train_digit_classifier(DigitClassifier& model, const LabeledImages& train,
-                                             const LabeledImages& validation, const ClassifierTrainOptions& options);
 
 /// Predicted class probabilities (N, num_classes) for images (N,1,S,S) in [0,1], batched, eval mode, no grad.
 at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& images, int64_t batch_size = 1000);

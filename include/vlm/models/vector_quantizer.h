@@ -21,6 +21,8 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include "vlm/core/options.h"
+
 namespace vlm {
 
 struct VectorQuantizerOptions {
@@ -39,11 +41,23 @@ struct VectorQuantizerOptions {
   TORCH_ARG(double, ema_epsilon) = 1e-5;   ///< Laplace smoothing of the EMA cluster sizes
   TORCH_ARG(double, dead_code_threshold) = 0.0;  ///< restart codes whose EMA use per batch falls below; 0 = off
   TORCH_ARG(double, usage_decay) = 0.99;   ///< decay of the per-code usage average that drives restarts
-};
 
-nlohmann::json to_json(const VectorQuantizerOptions& o);
-/// Fields missing from `j` keep their defaults; unknown fields are errors (a checkpoint from a newer writer).
-VectorQuantizerOptions vector_quantizer_options_from_json(const nlohmann::json& j);
+ public:
+  template <class V>
+  void fields(V& v) {
+    v("num_embeddings", num_embeddings(), "codebook size K (letters available)");
+    v("embedding_dim", embedding_dim(), "code vector dimension");
+    v("groups", groups(), "codebooks (1 = shared; n_codes = one per code position)");
+    v("commitment_cost", commitment_cost(), "beta of the commitment term");
+    v("kmeans_init", kmeans_init(), "k-means initialisation on the first batch");
+    v("kmeans_iters", kmeans_iters(), "Lloyd iterations of that k-means");
+    v("use_ema", use_ema(), "EMA codebook updates instead of the codebook loss");
+    v("ema_decay", ema_decay(), "EMA decay");
+    v("ema_epsilon", ema_epsilon(), "Laplace smoothing of the EMA cluster sizes");
+    v("dead_code_threshold", dead_code_threshold(), "restart codes used less than this per batch (0 = off)");
+    v("usage_decay", usage_decay(), "decay of the usage average that drives restarts");
+  }
+};
 
 /// Index of the nearest codebook row for every row of x, by squared L2; ties go to the lowest index (like argmin).
 /// x (N, D), codebook (K, D) -> (N) int64. The one place the search lives, so a fused kernel can replace it.

@@ -45,10 +45,19 @@ struct VQVAEOptions {
   TORCH_ARG(double, code_dropout) = 0.0;
   TORCH_ARG(VectorQuantizerOptions, quantizer) = VectorQuantizerOptions(26, 4);
 
+ public:
+  template <class V>
+  void fields(V& v) {
+    v("variant", variant(), "mlp (the seed) or conv");
+    v("image_size", image_size(), "height = width of the images", FieldKind::kDerived);
+    v("hidden_dim", hidden_dim(), "hidden width");
+    v("channels", channels(), "conv: channels of the first layer");
+    v("n_codes", n_codes(), "codes (image letters) per image");
+    v("spatial_tokens", spatial_tokens(), "conv: code p describes region p of the image");
+    v("code_dropout", code_dropout(), "training: replace codes by random ones with this probability");
+    v("quantizer", quantizer(), "the vector quantizer");
+  }
 };
-
-nlohmann::json to_json(const VQVAEOptions& o);
-VQVAEOptions vqvae_options_from_json(const nlohmann::json& j);
 
 struct VQVAEOutput {
   at::Tensor recon;    ///< (B, 1, H, W) in [0, 1]

@@ -9,18 +9,28 @@
 //   <run_dir>/eval/       summary.json and the figures
 //   <run_dir>/report.md, summary.json, config.json
 //
-// Each stage records its configuration (and its inputs' checksums) and its outputs' checksums; a stage whose record
-// matches is skipped, so an interrupted run resumes, and a damaged output is redone rather than trusted.
+// The job is a list of stages (pipeline_stages()), each a function with declared inputs (upstream stages), outputs
+// (its files) and the options it depends on (their own serialisation, vlm/core/options.h). A stage records that
+// configuration, its inputs' checksums and its outputs' checksums; it is skipped exactly when all three still match,
+// so an interrupted run resumes, a changed option redoes what depends on it, and a damaged output is redone rather
+// than trusted. An interrupted GPT stage continues from its last checkpoint.
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include "vlm/core/flags.h"
+#include "vlm/core/options.h"
+#include "vlm/data/mnist.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/models/gpt.h"
 #include "vlm/models/vqvae.h"
+#include "vlm/pipeline/stage.h"
+#include "vlm/train/classifier_trainer.h"
 #include "vlm/train/gpt_trainer.h"
 #include "vlm/train/vqvae_trainer.h"
 
@@ -39,7 +49,6 @@ struct PipelineOptions {
   int64_t limit_test = 0;        ///< first N test images (0 = all)
   std::string classifier_checkpoint;  ///< reuse this reference classifier instead of training one
 
-  std::string vq_variant = "conv";
   VQVAEOptions vq_model = VQVAEOptions::preset("conv");
   VQVAETrainOptions vq_train;
   DigitClassifierOptions clf_model;
@@ -57,10 +66,42 @@ struct PipelineOptions {
   PipelineOptions();
   /// "default" (minutes on 2 cores), "seed" (the seed's configuration), "tiny" (seconds; tests and smoke runs).
   void apply_preset(const std::string& name);
-  /// Registers every field as --key=value (prefixes vq., clf., gpt., eval.) and the presets.
+  /// The tokenizer variant with its own defaults (sizes and schedule): "mlp" (the seed's) or "conv".
+  void apply_vq_variant(const std::string& variant);
+  /// Registers every field as --key=value (prefixes vq., clf., gpt., eval.) and the presets; --vq.variant is a
+  /// choice applied before the other flags (Flags::add_choice).
   void register_flags(Flags& flags);
-  nlohmann::json to_json() const;
+  /// Throws naming the flag for values no stage accepts (unknown --force_stages, negative limits, ...).
+  void validate() const;
 };
+
+/// What the stages share: the options, the device, the data (loaded once), the run directory.
+struct PipelineContext {
+  explicit PipelineContext(const PipelineOptions& options);
+  const PipelineOptions& options;
+  c10::Device device;
+  Mnist mnist;
+  TrainValidation split;
+  /// <run_dir>/<stage>/<file>
+  std::string path(const std::string& stage, const std::string& file) const;
+};
+
+/// What a stage's function returns: its figures (kept in stage.json) and outputs it names only as it runs.
+struct StageOutcome {
+  nlohmann::json results = nlohmann::json::object();
+  std::vector<std::string> extra_outputs;
+};
+
+struct StageSpec {
+  std::string name;
+  std::vector<std::string> inputs;   ///< upstream stages whose outputs it reads (their checksums enter its hash)
+  std::vector<std::string> outputs;  ///< files it always writes into <run_dir>/<name>/
+  std::function<nlohmann::json(const PipelineContext&)> options;  ///< the configuration it depends on
+  std::function<StageOutcome(PipelineContext&, Stage&)> run;
+};
+
+/// The main job's stages, in order: data, vqvae, tokens, classifier, gpt, eval.
+const std::vector<StageSpec>& pipeline_stages();
 
 /// Runs (or resumes) the whole pipeline; returns the run summary also written to <run_dir>/summary.json.
 nlohmann::json run_pipeline(const PipelineOptions& options, const nlohmann::json& resolved_config = {});

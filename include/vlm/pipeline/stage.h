@@ -30,6 +30,12 @@ class Stage {
   bool up_to_date(bool force = false);
   const std::string& why() const { return why_; }
 
+  /// Marks the stage as started with this configuration (stage.started.json). resuming() then says whether the
+  /// previous start had the same configuration and never completed: its partial outputs (e.g. a training
+  /// checkpoint) were made for this very configuration and can be continued.
+  void begin();
+  bool resuming() const { return resuming_; }
+
   /// Records the outputs (file names relative to dir()) with their checksums and the stage's wall time, atomically.
   void complete(const std::vector<std::string>& outputs, double seconds, const nlohmann::json& results = {});
 
@@ -41,6 +47,7 @@ class Stage {
  private:
   std::string dir_, name_, why_;
   nlohmann::json config_;
+  bool resuming_ = false;
 };
 
 }  // namespace vlm

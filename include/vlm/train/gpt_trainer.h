@@ -2,33 +2,35 @@
 // nanoGPT's train.py for the text-image sequences: AdamW (weight decay on 2-D weights only), cosine learning rate
 // with linear warm-up, gradient clipping, batches of whole sequences (each row starts at a sequence start and never
 // spans two), optional loss masking of the '#' padding, periodic train/val loss + classification accuracy,
-// checkpoints (kind "gpt") every N iterations and at the best validation loss, exact resume, a NaN/Inf guard,
-// nanoGPT-style console lines, a JSONL metrics file and a per-phase time breakdown.
+// checkpoints every N iterations and at the best validation loss, exact resume, a NaN/Inf guard, nanoGPT-style
+// console lines, a JSONL metrics file and a per-phase time breakdown. The trainer shape is vlm/train/trainer.h's.
 //
-//   GPTTrainer trainer(train_opts, gpt_opts, tokenizer, read_sequences("train.txt"), read_sequences("valid.txt"));
+//   auto tok = CharTokenizer::for_sequences(alphabet);
+//   GPTTrainer trainer(GPTOptions().n_layer(4), train_opts, TokenDataset::build(train_seqs, tok, 32),
+//                      TokenDataset::build(val_seqs, tok, 32), device);
 //   GPTTrainSummary s = trainer.train();
 //
 // Files in out_dir: ckpt.pt (every checkpoint_interval iterations and at the end), best.pt (at each new best val
 // loss), metrics.jsonl (one JSON object per line: kind "train" every log_interval, "eval", and a final "summary" with
-// the per-phase times). Both checkpoints are vlm checkpoints of kind "gpt", version 1:
-//   meta: {"gpt": GPTOptions, "tokenizer": CharTokenizer, "train": GPTTrainOptions, "iter": steps done,
-//          "best_val_loss": ...}
-//   module "model" (nanoGPT's parameter names), optimizer "optimizer" (AdamW, two groups: decay / no decay),
-//   tensors "rng_cpu" (LibTorch's default CPU generator: dropout) and "rng_data" (the data-order generator).
-// load_gpt_checkpoint() rebuilds the model from meta["gpt"] before loading the weights.
+// the per-phase times). Both checkpoints are "gpt" checkpoints (vlm/models/gpt_checkpoint.h) to which the trainer
+// adds meta "train" (GPTTrainOptions), "best_val_loss", the optimizer "optimizer" (AdamW, two groups: decay / no
+// decay) and the tensors "rng_cpu" (LibTorch's default CPU generator: dropout) and "rng_data" (the data order).
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
+#include "vlm/core/options.h"
+#include "vlm/core/peak_flops.h"
+#include "vlm/data/token_dataset.h"
 #include "vlm/models/gpt.h"
-#include "vlm/text/char_tokenizer.h"
 #include "vlm/text/sequences.h"
+#include "vlm/train/trainer.h"
 
 namespace torch::optim {
 class AdamW;
@@ -66,24 +68,53 @@ struct GPTTrainOptions {
   double min_lr = 1e-4;
   // system
   uint64_t seed = 1337;                 ///< model init, dropout and the data order
-  bool measure_gemm = true;             ///< time a GEMM at start-up as the MFU reference
+  double peak_gflops = 0;               ///< MFU reference; 0 = the CPU's FMA peak (vlm/core/peak_flops.h)
 
   void validate() const;
-  nlohmann::json to_json() const;
+  template <class V>
+  void fields(V& v) {
+    v("out_dir", out_dir, "checkpoints and metrics.jsonl", FieldKind::kRunControl);
+    v("init_from", init_from, "scratch or resume (from out_dir/ckpt.pt)", FieldKind::kRunControl);
+    v("batch_size", batch_size, "sequences per iteration");
+    v("max_iters", max_iters, "training iterations");
+    v("learning_rate", learning_rate, "peak learning rate");
+    v("min_lr", min_lr, "final learning rate");
+    v("decay_lr", decay_lr, "cosine decay with warm-up");
+    v("warmup_iters", warmup_iters, "linear warm-up iterations");
+    v("lr_decay_iters", lr_decay_iters, "iterations to reach min_lr");
+    v("weight_decay", weight_decay, "AdamW weight decay (2-D weights only)");
+    v("beta1", beta1, "AdamW beta1");
+    v("beta2", beta2, "AdamW beta2");
+    v("grad_clip", grad_clip, "clip the gradient norm (0 = off)");
+    v("template_mode", template_mode, "once (the seed), fresh (redrawn per use) or both");
+    v("ignore_padding", ignore_padding, "leave '#' targets out of the loss");
+    v("eval_interval", eval_interval, "evaluate (and keep best.pt) every N iterations");
+    v("eval_iters", eval_iters, "loss estimates over eval_iters * batch_size sequences");
+    v("eval_classify", eval_classify, "validation images classified per eval (-1 all, 0 none)");
+    v("final_classify", final_classify, "validation images classified at the end (-1 all, 0 none)");
+    v("checkpoint_interval", checkpoint_interval, "write ckpt.pt every N iterations");
+    v("seed", seed, "model init, dropout and data order");
+    v("log_interval", log_interval, "log every N iterations", FieldKind::kRunControl);
+    v("quiet", quiet, "no console lines", FieldKind::kRunControl);
+    v("peak_gflops", peak_gflops, "MFU reference in GFLOP/s (0 = the CPU's FMA peak)", FieldKind::kRunControl);
+  }
 };
 
 /// nanoGPT's get_lr: linear warm-up to learning_rate over warmup_iters, cosine decay to min_lr at lr_decay_iters.
 double learning_rate_at(const GPTTrainOptions& o, int64_t iter);
-
-/// Presets for the driver's --preset: "seed" (nanoGPT's train_mnist_vlm config) and "cpu" (measured, docs/lm_presets.md).
-void apply_seed_preset(GPTOptions& model, GPTTrainOptions& train);
-void apply_cpu_preset(GPTOptions& model, GPTTrainOptions& train);
 
 /// One training batch: rows are whole sequences from their first character.
 struct GPTBatch {
   at::Tensor x, y;       ///< (B, T) inputs and (B, T) targets (x shifted by one; -1 = ignored padding)
   at::Tensor index;      ///< (B) which sequence of the data set each row is
   at::Tensor templates;  ///< (B) the template each row was written in (Template as int64)
+};
+
+/// One log line's figures (averaged over the iterations since the previous line).
+struct GPTStepLog {
+  int64_t iter = 0;
+  double loss = 0, lr = 0, ms_per_iter = 0, tokens_per_second = 0, mfu = 0, grad_norm = 0;
+  nlohmann::json to_json() const;
 };
 
 struct GPTEvalResult {
@@ -108,83 +139,66 @@ struct GPTTrainSummary {
   double wall_seconds = 0;
   double ms_per_iter = 0;         ///< training steps only
   double tokens_per_second = 0;   ///< trained positions (B * T) per second of training steps
-  double gemm_gflops = 0;         ///< the reference GEMM rate measured at start (0 if not measured)
-  double mfu = 0;                 ///< achieved model flops / gemm_gflops
+  PeakFlops peak;                 ///< the MFU reference
+  double mfu = 0;                 ///< achieved model flops / peak (0 when the peak is unknown)
   int64_t tokens_per_row = 0;     ///< T used for training
-};
-
-/// The data set as token tensors: every sequence in both templates, and the template drawn "once".
-struct TokenizedSequences {
-  at::Tensor tokens;           ///< (N, 2, L) int64: row [i, t] = sequence i in template t, padded to L
-  at::Tensor once_template;    ///< (N) int64: the stored (file) template of each sequence
-  std::vector<std::string> images;
-  std::vector<int64_t> labels;
-  int64_t max_text_length = 0;  ///< longest unpadded sequence
-  int64_t size() const { return tokens.size(0); }
-  static TokenizedSequences build(const std::vector<Sequence>& sequences, const CharTokenizer& tokenizer,
-                                  int64_t block_size);
+  nlohmann::json to_json() const;
 };
 
 class GPTTrainer {
  public:
-  static constexpr int64_t kCheckpointVersion = 1;
+  using Hooks = TrainerHooks<GPTStepLog, GPTEvalResult>;
 
-  /// With train.init_from == "resume", the model options, weights, optimizer, step, RNG and data order come from
-  /// out_dir/ckpt.pt and `model` is ignored (the stored tokenizer must equal `tokenizer`).
-  GPTTrainer(GPTTrainOptions train, GPTOptions model, CharTokenizer tokenizer, const std::vector<Sequence>& train_set,
-             const std::vector<Sequence>& val_set);
+  /// With train.init_from == "resume", the weights, optimizer, step, RNG and data order come from out_dir/ckpt.pt,
+  /// whose model options and tokenizer must equal `model` and the data's (a clear error names what differs).
+  GPTTrainer(GPTOptions model, GPTTrainOptions train, TokenDataset train_set, TokenDataset val_set,
+             c10::Device device = c10::kCPU);
   ~GPTTrainer();
 
   /// Trains until max_iters; returns the figures of the run. Throws vlm::Error on a non-finite loss or gradient,
   /// leaving the last checkpoint on disk untouched.
   GPTTrainSummary train();
 
-  /// The next batch of the data order (advances the data RNG).
+  /// The next batch of the data order (advances the data RNG), on the CPU.
   GPTBatch get_batch();
   /// Train/val loss on fixed subsets and classification accuracy on the first eval_classify validation images
   /// (final_classify when `final_eval`).
   GPTEvalResult evaluate(bool final_eval = false);
   void save_checkpoint(const std::string& path);
 
+  Hooks& hooks() { return hooks_; }
   /// Test hook: applied to the loss of each step before the guard (e.g. to inject a NaN).
   void set_loss_hook(std::function<at::Tensor(int64_t iter, const at::Tensor& loss)> hook) { loss_hook_ = std::move(hook); }
 
   GPT& model() { return model_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
-  const CharTokenizer& tokenizer() const { return tokenizer_; }
+  const CharTokenizer& tokenizer() const { return train_.tokenizer; }
   const GPTTrainOptions& options() const { return opt_; }
+  c10::Device device() const { return device_; }
   int64_t iter() const { return iter_; }
   int64_t train_tokens_per_row() const { return train_T_; }
   std::string checkpoint_path() const;
   std::string best_checkpoint_path() const;
 
  private:
+  double step(double lr, GPTPhaseTimes& phases, double* grad_norm);
+  void evaluate_and_keep_best(bool final_eval, GPTTrainSummary& s);
+  void checkpoint(GPTTrainSummary& s);
   void resume();
   void log_json(const nlohmann::json& j);
-  at::Tensor loss_of(const at::Tensor& logits, const at::Tensor& y) const;
 
   GPTTrainOptions opt_;
-  CharTokenizer tokenizer_;
+  c10::Device device_;
   GPT model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  TokenizedSequences train_, val_;
+  TokenDataset train_, val_;
   TemplateMode mode_;
   at::Generator data_gen_;
   int64_t iter_ = 0;
   int64_t train_T_ = 0;
   double best_val_loss_ = 1e30;
+  Hooks hooks_;
   std::function<at::Tensor(int64_t, const at::Tensor&)> loss_hook_;
 };
-
-/// Reads a "gpt" checkpoint: the model rebuilt from its stored options with its weights, and the tokenizer.
-struct LoadedGPT {
-  GPT model{nullptr};
-  CharTokenizer tokenizer{"#"};
-  nlohmann::json meta;
-};
-LoadedGPT load_gpt_checkpoint(const std::string& path);
-
-/// The sustained single-precision GEMM rate (n x n x n, at::mm) on the current threads, in GFLOP/s.
-double measure_gemm_gflops(int64_t n = 1024, double seconds = 0.5);
 
 }  // namespace vlm

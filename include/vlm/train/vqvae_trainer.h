@@ -1,10 +1,12 @@
 #pragma once
-// Training loop of the image tokenizer, shared by examples/train_vqvae.cpp and the pipeline.
+// The image tokenizer's trainer (the shape of vlm/train/trainer.h), shared by examples/train_vqvae.cpp and the
+// pipeline.
 //
 //   vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
 //   vlm::VQVAETrainOptions opt;                    // the seed: Adam 2e-4, batch 128, patience 3, at most 50 epochs
 //   opt.checkpoint_path = "runs/vqvae-mlp/vqvae.pt";
-//   auto result = vlm::train_vqvae(model, split.train, split.validation, opt);   // model ends at the best epoch
+//   vlm::VQVAETrainer trainer(model, opt, split.train, split.validation, device);
+//   auto result = trainer.train();                 // the model ends at the best epoch
 //
 // Per epoch: train loss = reconstruction MSE + VQ loss, then the same on validation; the code histogram of the
 // epoch's training batches gives perplexity and codes used. Whenever the monitored value improves, the model is
@@ -12,7 +14,7 @@
 // epoch, val_loss, ...}; training stops after `patience` epochs without improvement, and the best weights are
 // restored into `model` at the end.
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,8 +22,14 @@
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
+#include "vlm/core/options.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/vqvae.h"
+#include "vlm/train/trainer.h"
+
+namespace torch::optim {
+class Adam;
+}
 
 namespace vlm {
 
@@ -55,9 +63,28 @@ struct VQVAETrainOptions {
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
   std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";  ///< stored in the checkpoint for the codec
-  nlohmann::json extra_meta = nlohmann::json::object();  ///< stored in the checkpoint meta (e.g. the run config)
   bool progress = true;                 ///< a progress line with ETA per epoch
-  c10::Device device = c10::kCPU;
+
+  void validate() const;
+  template <class V>
+  void fields(V& v) {
+    v("lr", lr, "Adam learning rate");
+    v("lr_schedule", lr_schedule, "constant or cosine");
+    v("min_lr", min_lr, "floor of the cosine schedule");
+    v("batch_size", batch_size, "training batch size");
+    v("max_epochs", max_epochs, "at most this many epochs");
+    v("patience", patience, "early stopping patience in epochs (0 = off)");
+    v("monitor", monitor, "val_loss (the seed) or val_recon: early stopping and best epoch");
+    v("label_weight", label_weight,
+      "caption alignment: weight of the loss in which the codes predict the label (0 = unsupervised)");
+    v("label_head", label_head, "per_code (every letter predicts the label) or joint");
+    v("num_classes", num_classes, "labels in [0, num_classes) for caption alignment");
+    v("alphabet", alphabet, "the letters of the codes, stored in the checkpoint");
+    v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
+    v("checkpoint_path", checkpoint_path, "best checkpoint", FieldKind::kRunControl);
+    v("log_path", log_path, "per-epoch JSONL", FieldKind::kRunControl);
+    v("progress", progress, "a progress line per epoch", FieldKind::kRunControl);
+  }
 };
 
 struct VQVAEEpochLog {
@@ -93,12 +120,43 @@ struct VQVAEEvaluation {
   at::Tensor recon;      ///< (N, 1, H, W) on the CPU, only when keep_recon
   at::Tensor latents;    ///< (N, L, D) encoder outputs on the CPU, only when keep_latents
 };
+/// On the model's device, in batches; results come back on the CPU.
 VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size = 1000,
-                               c10::Device device = c10::kCPU, bool keep_recon = false, bool keep_latents = false);
+                               bool keep_recon = false, bool keep_latents = false);
 
-/// Trains `model` in place; `on_epoch` (optional) sees every epoch's log as soon as it is complete.
-VQVAETrainResult train_vqvae(VQVAE& model, const LabeledImages& train, const LabeledImages& validation,
-                             const VQVAETrainOptions& options,
-                             const std::function<void(const VQVAEEpochLog&)>& on_epoch = {});
+class VQVAETrainer {
+ public:
+  using Hooks = TrainerHooks<VQVAEEpochLog, VQVAEEpochLog>;  ///< on_log and on_eval both see each epoch's log
+
+  /// Trains `model` (a handle: the caller's module is the one trained) on `device`.
+  VQVAETrainer(VQVAE model, VQVAETrainOptions options, LabeledImages train, LabeledImages validation,
+               c10::Device device = c10::kCPU);
+  ~VQVAETrainer();
+
+  /// The epoch loop; the model ends with the best epoch's weights, in eval mode.
+  VQVAETrainResult train();
+
+  Hooks& hooks() { return hooks_; }
+  /// Extra keys stored in the checkpoint's meta (e.g. the run configuration).
+  nlohmann::json& checkpoint_meta() { return checkpoint_meta_; }
+  VQVAE& model() { return model_; }
+  const VQVAETrainOptions& options() const { return opt_; }
+  c10::Device device() const { return device_; }
+
+ private:
+  struct LabelHead;
+  VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
+  void save_best(const VQVAEEpochLog& log);
+
+  VQVAE model_;
+  VQVAETrainOptions opt_;
+  LabeledImages train_, val_;
+  c10::Device device_;
+  Hooks hooks_;
+  nlohmann::json checkpoint_meta_ = nlohmann::json::object();
+  std::unique_ptr<LabelHead> head_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  int64_t steps_per_epoch_ = 0;
+};
 
 }  // namespace vlm

@@ -1,0 +1,27 @@
+#pragma once
+// The shape every vlm trainer shares (GPTTrainer, VQVAETrainer, ClassifierTrainer), as LibTorch's modules share
+// Options + Impl:
+//
+//   XTrainOptions opts;                                        // typed options, fields() (vlm/core/options.h)
+//   XTrainer trainer(model, opts, train_data, val_data, device);
+//   trainer.hooks().on_eval = [](const XEvalLog& e) { ... };   // optional: logging, snapshots, early exits
+//   XTrainResult r = trainer.train();                          // the step loop; model ends trained, on `device`
+//
+// The trainer owns the loop; callers watch it through three hooks, called on the calling thread:
+//   on_log(step log)             every log interval (GPT) or epoch (VQ-VAE, classifier)
+//   on_eval(evaluation)          after each evaluation on validation data
+//   on_checkpoint(step, path)    after a checkpoint file is complete on disk (e.g. to keep a snapshot of it)
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace vlm {
+
+template <class StepLog, class EvalLog>
+struct TrainerHooks {
+  std::function<void(const StepLog&)> on_log;
+  std::function<void(const EvalLog&)> on_eval;
+  std::function<void(int64_t step, const std::string& path)> on_checkpoint;
+};
+
+}  // namespace vlm

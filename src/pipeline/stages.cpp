@@ -1,0 +1,256 @@
+// The main job's stages (vlm/pipeline/pipeline.h): each a function of the shared context that writes its outputs
+// into its own directory, with the options it depends on declared next to it in pipeline_stages().
+#include <filesystem>
+#include <set>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include "vlm/core/atomic_file.h"
+#include "vlm/core/check.h"
+#include "vlm/core/runtime.h"
+#include "vlm/eval/token_probe.h"
+#include "vlm/io/png.h"
+#include "vlm/models/gpt_checkpoint.h"
+#include "vlm/pipeline/pipeline.h"
+#include "vlm/text/sequences.h"
+#include "vlm/tokenizer/image_token_codec.h"
+
+namespace vlm {
+namespace fs = std::filesystem;
+
+namespace {
+
+void copy_file_atomically(const std::string& from, const std::string& to) {
+  write_atomically(to, [&](const std::string& tmp) { fs::copy_file(from, tmp, fs::copy_options::overwrite_existing); });
+}
+
+std::vector<int64_t> labels_of(const LabeledImages& d) {
+  auto l = d.labels.contiguous();
+  return std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
+}
+
+// --- data: check and fingerprint the inputs ----------------------------------------------------------------------
+nlohmann::json data_options(const PipelineContext& ctx) {
+  nlohmann::json inputs = nlohmann::json::object();
+  for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte"})
+    inputs[stem] = file_checksum(find_idx_file(ctx.options.data_dir, stem));
+  return {{"idx_files", inputs}, {"limit_train", ctx.options.limit_train}, {"limit_test", ctx.options.limit_test}};
+}
+
+// data.json holds the inputs' checksums too: downstream stages hash it, so new data redoes them.
+StageOutcome run_data(PipelineContext& ctx, Stage& stage) {
+  nlohmann::json res = {{"train", ctx.split.train.size()},   {"validation", ctx.split.validation.size()},
+                        {"test", ctx.mnist.test.size()},      {"height", ctx.mnist.train.height()},
+                        {"width", ctx.mnist.train.width()}};
+  write_text_atomically(stage.path("data.json"), nlohmann::json{{"split", res}, {"inputs", data_options(ctx)}}.dump(2) + "\n");
+  return {res, {}};
+}
+
+// --- vqvae: the image tokenizer -----------------------------------------------------------------------------------
+VQVAEOptions vq_model_of(const PipelineContext& ctx) {
+  VQVAEOptions m = ctx.options.vq_model;
+  m.image_size(ctx.mnist.train.height());
+  return m;
+}
+
+nlohmann::json vqvae_options(const PipelineContext& ctx) {
+  return {{"seed", ctx.options.seed},
+          {"model", options_config_json(vq_model_of(ctx))},
+          {"train", options_config_json(ctx.options.vq_train)}};
+}
+
+StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
+  const auto& o = ctx.options;
+  seed_everything(o.seed);
+  VQVAE model(vq_model_of(ctx));
+  VQVAETrainOptions to = o.vq_train;
+  to.checkpoint_path = stage.path("vqvae.pt");
+  to.log_path = stage.path("epochs.jsonl");
+  VQVAETrainer trainer(model, to, ctx.split.train, ctx.split.validation, ctx.device);
+  trainer.checkpoint_meta()["config"] = vqvae_options(ctx);
+  trainer.hooks().on_eval = [](const VQVAEEpochLog& e) {
+    fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}  {:.1f}s{}\n", e.epoch,
+               e.train_recon, e.val_recon, e.perplexity, e.codes_used, e.seconds, e.improved ? "  *" : "");
+    std::fflush(stdout);
+  };
+  auto result = [&] {
+    ScopedThreads threads(o.vq_threads > 0 ? o.vq_threads : o.threads, ThreadPool::kBlas);
+    return trainer.train();
+  }();
+  auto codec = ImageTokenCodec::load(to.checkpoint_path, ctx.device);
+  auto test = evaluate_vqvae(codec.model(), ctx.mnist.test.images, 1000, /*keep_recon=*/true);
+  auto train_codes = codec.encode_codes(ctx.split.train.images);
+  auto stats = token_stats(test.codes, codec.num_codes());
+  auto probe = knn_probe(test.codes, ctx.mnist.test.labels, train_codes, ctx.split.train.labels, 10);
+  const int64_t shown = std::min<int64_t>(16, ctx.mnist.test.size());
+  write_png(stage.path("recon.png"),
+            image_grid(at::cat({ctx.mnist.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown)}), shown));
+  nlohmann::json res = {{"test_mse", test.recon_mse},       {"test_perplexity", stats.perplexity},
+                        {"codes_used", stats.codes_used},   {"distinct_fraction", stats.distinct_fraction},
+                        {"probe_10nn_accuracy", probe.accuracy}, {"epochs", result.history.size()},
+                        {"train_seconds", result.seconds}};
+  write_text_atomically(stage.path("metrics.json"), res.dump(2) + "\n");
+  fmt::print("  test mse {:.5f}, perplexity {:.2f}, 10-NN token probe {:.4f}\n", test.recon_mse, stats.perplexity,
+             probe.accuracy);
+  return {res, {}};
+}
+
+// --- tokens: the seed's text files, padded to the GPT's block size --------------------------------------------------
+nlohmann::json tokens_options(const PipelineContext& ctx) {
+  return {{"seed", ctx.options.seed}, {"block_size", ctx.options.gpt_model.block_size()}};
+}
+
+StageOutcome run_tokens(PipelineContext& ctx, Stage& stage) {
+  auto codec = ImageTokenCodec::load(ctx.path("vqvae", "vqvae.pt"), ctx.device);
+  const int64_t block = ctx.options.gpt_model.block_size();
+  auto write = [&](const char* file, const LabeledImages& d, uint64_t seed) {
+    write_sequences(stage.path(file), make_sequences(codec.encode_text(d.images), labels_of(d), seed), block);
+  };
+  write("train.txt", ctx.split.train, ctx.options.seed);
+  write("valid.txt", ctx.split.validation, ctx.options.seed + 1);
+  write("test.txt", ctx.mnist.test, ctx.options.seed + 2);
+  return {};
+}
+
+// --- classifier: the reference CNN that grades generated images ------------------------------------------------------
+nlohmann::json classifier_options(const PipelineContext& ctx) {
+  const auto& o = ctx.options;
+  if (!o.classifier_checkpoint.empty()) return {{"reuse", file_checksum(o.classifier_checkpoint)}};
+  auto m = o.clf_model;
+  m.image_size(ctx.mnist.train.height());
+  return {{"seed", o.seed}, {"model", options_config_json(m)}, {"train", options_config_json(o.clf_train)}};
+}
+
+StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
+  const auto& o = ctx.options;
+  const std::string out = stage.path("classifier.pt");
+  if (!o.classifier_checkpoint.empty()) {
+    auto model = load_digit_classifier(o.classifier_checkpoint, ctx.device);  // checks that it is one
+    save_digit_classifier(out, model, {{"copied_from", o.classifier_checkpoint}});
+    return {{{"test_accuracy", classifier_accuracy(model, ctx.mnist.test)}}, {}};
+  }
+  seed_everything(o.seed);
+  DigitClassifierOptions mo = o.clf_model;
+  mo.image_size(ctx.mnist.train.height());
+  DigitClassifier model(mo);
+  ClassifierTrainer trainer(model, o.clf_train, ctx.split.train, ctx.split.validation, ctx.device);
+  auto r = [&] {
+    ScopedThreads threads(o.threads, ThreadPool::kTorch);
+    return trainer.train();
+  }();
+  const double test_acc = classifier_accuracy(model, ctx.mnist.test);
+  nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.validation_accuracy},
+                        {"train_seconds", r.train_seconds}};
+  save_digit_classifier(out, model, res);
+  fmt::print("  reference classifier: test accuracy {:.4f}\n", test_acc);
+  return {res, {}};
+}
+
+// --- gpt: the language model, with snapshots along training ---------------------------------------------------------
+nlohmann::json gpt_options(const PipelineContext& ctx) {
+  const auto& o = ctx.options;
+  return {{"seed", o.seed},
+          {"model", options_config_json(o.gpt_model)},
+          {"train", options_config_json(o.gpt_train)},
+          {"snapshots", o.gpt_snapshots}};
+}
+
+StageOutcome run_gpt(PipelineContext& ctx, Stage& stage) {
+  const auto& o = ctx.options;
+  GPTTrainOptions to = o.gpt_train;
+  to.out_dir = stage.dir();
+  to.seed = o.seed;
+  to.init_from = stage.resuming() && fs::exists(stage.path("ckpt.pt")) ? "resume" : "scratch";
+  // Snapshots at evenly spaced iterations, copied from the trainer's checkpoints as they are written.
+  std::set<int64_t> snapshot_iters;
+  for (int64_t k = 1; k <= o.gpt_snapshots; ++k) snapshot_iters.insert(to.max_iters * k / o.gpt_snapshots);
+  for (int64_t it : snapshot_iters)
+    VLM_CHECK(it == to.max_iters || (to.checkpoint_interval > 0 && it % to.checkpoint_interval == 0),
+              "--gpt.snapshots=", o.gpt_snapshots, " wants a checkpoint at iteration ", it,
+              ", which --gpt.checkpoint_interval=", to.checkpoint_interval, " does not write");
+  const auto tokenizer = CharTokenizer::for_sequences(ImageTokenCodec::load(ctx.path("vqvae", "vqvae.pt")).alphabet());
+  const int64_t block = o.gpt_model.block_size();
+  GPTTrainer trainer(o.gpt_model, to, TokenDataset::build(read_sequences(ctx.path("tokens", "train.txt")), tokenizer, block),
+                     TokenDataset::build(read_sequences(ctx.path("tokens", "valid.txt")), tokenizer, block), ctx.device);
+  auto snapshot_name = [](int64_t iter) { return fmt::format("ckpt_{}.pt", iter); };
+  trainer.hooks().on_checkpoint = [&](int64_t iter, const std::string& path) {
+    if (snapshot_iters.count(iter)) copy_file_atomically(path, stage.path(snapshot_name(iter)));
+  };
+  if (to.init_from == "resume") fmt::print("  continuing the interrupted run from {}\n", stage.path("ckpt.pt"));
+  auto s = [&] {
+    ScopedThreads threads(o.gpt_threads > 0 ? o.gpt_threads : o.threads, ThreadPool::kBlas);
+    return trainer.train();
+  }();
+  std::vector<std::string> snapshots;
+  for (int64_t it : snapshot_iters) {
+    VLM_CHECK(fs::exists(stage.path(snapshot_name(it))), "the GPT stage lacks its snapshot ", snapshot_name(it));
+    snapshots.push_back(snapshot_name(it));
+  }
+  nlohmann::json res = {{"iters", s.end_iter},
+                        {"val_loss", s.last_eval.val_loss},
+                        {"val_accuracy", s.last_eval.val_accuracy},
+                        {"best_val_loss", s.best_val_loss},
+                        {"ms_per_iter", s.ms_per_iter},
+                        {"tokens_per_second", s.tokens_per_second},
+                        {"mfu", s.mfu},
+                        {"peak_gflops", s.peak.gflops},
+                        {"train_seconds", s.wall_seconds},
+                        {"snapshots", snapshots}};
+  return {res, snapshots};
+}
+
+// --- eval: every figure of the evaluator on the held-out test split ---------------------------------------------------
+nlohmann::json eval_options(const PipelineContext& ctx) {
+  EvaluatorOptions e = ctx.options.eval;
+  e.seed = ctx.options.seed;
+  return options_config_json(e);
+}
+
+StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
+  const auto& o = ctx.options;
+  auto loaded = load_gpt_checkpoint(ctx.path("gpt", "best.pt"), ctx.device);
+  auto codec = ImageTokenCodec::load(ctx.path("vqvae", "vqvae.pt"), ctx.device);
+  EvaluationInputs in;
+  in.model = loaded.model;
+  in.tokenizer = loaded.tokenizer;
+  in.model_path = ctx.path("gpt", "best.pt");
+  for (const auto& s : read_sequences(ctx.path("tokens", "test.txt"))) in.test_strings.push_back(s.image);
+  in.test_labels = ctx.mnist.test.labels;
+  in.test_images = ctx.mnist.test.images;
+  for (const auto& snap : Stage(o.run_dir, "gpt", {}).record()["results"].value("snapshots", std::vector<std::string>{}))
+    in.series.push_back(ctx.path("gpt", snap));
+  in.codec = &codec;
+  in.classifier = load_digit_classifier(ctx.path("classifier", "classifier.pt"), ctx.device);
+  std::unordered_set<std::string> train_strings;
+  for (const auto& s : read_sequences(ctx.path("tokens", "train.txt"))) train_strings.insert(s.image);
+  in.train_strings = &train_strings;
+  EvaluatorOptions eo = o.eval;
+  eo.out_dir = stage.dir();
+  eo.seed = o.seed;
+  ScopedThreads threads(o.threads, ThreadPool::kBlas);
+  run_evaluation(in, eo);
+  return {{}, in.series.empty() ? std::vector<std::string>{} : std::vector<std::string>{"accuracy_over_checkpoints.svg"}};
+}
+
+}  // namespace
+
+const std::vector<StageSpec>& pipeline_stages() {
+  static const std::vector<StageSpec> stages = {
+      {"data", {}, {"data.json"}, data_options, run_data},
+      {"vqvae", {"data"}, {"vqvae.pt", "epochs.jsonl", "metrics.json", "recon.png"}, vqvae_options, run_vqvae},
+      {"tokens", {"data", "vqvae"}, {"train.txt", "valid.txt", "test.txt"}, tokens_options, run_tokens},
+      {"classifier", {"data"}, {"classifier.pt"}, classifier_options, run_classifier},
+      {"gpt", {"tokens"}, {"best.pt", "ckpt.pt", "metrics.jsonl"}, gpt_options, run_gpt},
+      {"eval",
+       {"data", "vqvae", "tokens", "classifier", "gpt"},
+       {"summary.json", "confusion.svg", "token_logo.svg", "codebook_usage.svg", "generated.png",
+        "generated_unconstrained.png", "graded_accuracy.svg"},
+       eval_options,
+       run_eval},
+  };
+  return stages;
+}
+
+}  // namespace vlm

@@ -1,0 +1,81 @@
+#include "vlm/train/classifier_trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/optim/adam.h>
+
+#include "vlm/core/check.h"
+#include "vlm/core/progress.h"
+
+namespace vlm {
+
+void ClassifierTrainOptions::validate() const {
+  VLM_CHECK(epochs > 0, "--epochs must be positive, got ", epochs);
+  VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
+  VLM_CHECK(learning_rate > 0 && weight_decay >= 0, "--learning_rate must be positive and --weight_decay >= 0");
+}
+
+nlohmann::json ClassifierEpochLog::to_json() const {
+  return {{"epoch", epoch}, {"train_loss", train_loss}, {"validation_accuracy", validation_accuracy},
+          {"seconds", seconds}};
+}
+
+ClassifierTrainer::ClassifierTrainer(DigitClassifier model, ClassifierTrainOptions options, LabeledImages train,
+                                     LabeledImages validation, c10::Device device)
+    : model_(std::move(model)), opt_(std::move(options)), train_(std::move(train)), val_(std::move(validation)),
+      device_(device) {
+  opt_.validate();
+  VLM_CHECK(train_.size() > 0, "ClassifierTrainer: no training images");
+  model_->to(device_);
+}
+
+ClassifierTrainResult ClassifierTrainer::train() {
+  using Clock = std::chrono::steady_clock;
+  torch::optim::Adam opt(model_->parameters(),
+                         torch::optim::AdamOptions(opt_.learning_rate).weight_decay(opt_.weight_decay));
+  const int64_t n = train_.size(), steps_per_epoch = (n + opt_.batch_size - 1) / opt_.batch_size;
+  const int64_t total = steps_per_epoch * opt_.epochs;
+  const auto start = Clock::now();
+  ClassifierTrainResult result;
+  Progress bar("classifier", total, "step", 5.0);  // drawn only when verbose
+  int64_t step = 0;
+  for (int64_t epoch = 1; epoch <= opt_.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    model_->train();
+    auto order = at::randperm(n, at::kLong);
+    double loss_sum = 0;
+    for (int64_t b = 0; b < steps_per_epoch; ++b, ++step) {
+      const double lr = opt_.learning_rate * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * step / total)));
+      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+      auto idx = order.slice(0, b * opt_.batch_size, std::min(n, (b + 1) * opt_.batch_size));
+      auto x = train_.images.index_select(0, idx).to(device_), y = train_.labels.index_select(0, idx).to(device_);
+      auto loss = at::cross_entropy_loss(model_->forward(x), y);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      loss_sum += loss.item<double>();
+      if (opt_.verbose) bar.update(step + 1, fmt::format("epoch {} loss {:.4f}", epoch, loss_sum / (b + 1)));
+    }
+    ClassifierEpochLog log;
+    log.epoch = epoch;
+    log.train_loss = loss_sum / steps_per_epoch;
+    log.validation_accuracy = val_.size() ? classifier_accuracy(model_, val_) : 0.0;
+    log.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    result.validation_accuracy = log.validation_accuracy;
+    result.epochs_run = epoch;
+    if (opt_.verbose)
+      fmt::print("epoch {}: train loss {:.4f}, validation accuracy {:.4f}\n", epoch, log.train_loss,
+                 log.validation_accuracy);
+    if (hooks_.on_log) hooks_.on_log(log);
+    if (hooks_.on_eval) hooks_.on_eval(log);
+  }
+  if (opt_.verbose) bar.finish();
+  model_->eval();
+  result.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+}  // namespace vlm

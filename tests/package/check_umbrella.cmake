@@ -1,0 +1,18 @@
+# Fails when a public header under include/vlm/ is missing from the umbrella header vlm/vlm.h.
+#   cmake -DROOT=<source dir> -P check_umbrella.cmake
+file(GLOB_RECURSE headers RELATIVE "${ROOT}/include" "${ROOT}/include/vlm/*.h")
+file(READ "${ROOT}/include/vlm/vlm.h" umbrella)
+set(missing "")
+foreach(h IN LISTS headers)
+  if(NOT h STREQUAL "vlm/vlm.h")
+    string(FIND "${umbrella}" "#include \"${h}\"" at)
+    if(at EQUAL -1)
+      list(APPEND missing "${h}")
+    endif()
+  endif()
+endforeach()
+if(missing)
+  message(FATAL_ERROR "vlm/vlm.h does not include: ${missing}")
+endif()
+list(LENGTH headers n)
+message(STATUS "vlm/vlm.h includes all ${n} public headers")
