@@ -123,6 +123,7 @@ NanoGPTCheckpoint read_nanogpt_checkpoint(const std::string& path) {
   // The state dict, under our names.
   at::Tensor lm_head;
   size_t prefixed = 0;
+  std::map<std::string, std::string> stored_key;  // our name -> the key as stored
   for (const auto& [k, v] : model->dict) {
     VLM_CHECK(k->is(Kind::String), "'", path, "': a state-dict key is a ", k->type_name(), ", not a string");
     VLM_CHECK(v->is(Kind::Tensor), "'", path, "': state-dict entry '", k->s, "' is a ", v->type_name(),
@@ -140,6 +141,7 @@ NanoGPTCheckpoint read_nanogpt_checkpoint(const std::string& path) {
     if (is_attention_mask(name)) continue;
     VLM_CHECK(ck.state.emplace(name, v->tensor.to(at::kFloat).contiguous()).second, "'", path, "': key '", k->s,
               "' appears twice (with and without the _orig_mod. prefix?)");
+    stored_key[name] = k->s;
   }
   ck.compiled = prefixed > 0;
 
@@ -165,7 +167,7 @@ NanoGPTCheckpoint read_nanogpt_checkpoint(const std::string& path) {
              ck.model_args.dump(), " needs: ", list);
   }
   for (const auto& [name, t] : ck.state)
-    VLM_CHECK(expected.count(name), "'", path, "': unexpected state-dict key '", name,
+    VLM_CHECK(expected.count(name), "'", path, "': unexpected state-dict key '", stored_key[name],
               "' (not a parameter of nanoGPT's GPT with model_args ", ck.model_args.dump(), ")");
   if (lm_head.defined()) {
     const at::Tensor& wte = ck.state.at("wte.weight");
