@@ -5,6 +5,7 @@
 //   vlm classify --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm encode   --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm decode   --run_dir=DIR --tokens=ABCDEFGH [--out=decoded.png]
+//   vlm import-nanogpt CKPT.pt (--meta=meta.pkl | --vocab=CHARS | --seed_vocab) --out=gpt.pt
 #include <iostream>
 
 #include <ATen/ATen.h>
@@ -15,6 +16,7 @@
 #include "vlm/data/mnist.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/evaluator.h"
+#include "vlm/io/nanogpt.h"
 #include "vlm/io/png.h"
 #include "vlm/io/png_read.h"
 #include "vlm/pipeline/pipeline.h"
@@ -31,7 +33,8 @@ const char* kUsage =
     "  generate  draw N images of a digit with a finished run's model into a PNG\n"
     "  classify  classify a PNG or an IDX image by index\n"
     "  encode    print the token string of an image\n"
-    "  decode    draw the image of a token string into a PNG\n";
+    "  decode    draw the image of a token string into a PNG\n"
+    "  import-nanogpt  turn a nanoGPT ckpt.pt into a vlm GPT checkpoint\n";
 
 int run(int argc, char** argv) {
   vlm::PipelineOptions o;
@@ -152,6 +155,37 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   return 0;
 }
 
+// vlm import-nanogpt: a nanoGPT ckpt.pt (train.py's dict) -> a vlm "gpt" checkpoint (docs/checkpoints.md).
+int import_nanogpt(int argc, char** argv) {
+  std::string ckpt, meta, vocab, out;
+  bool seed_vocab = false;
+  vlm::Flags flags("vlm import-nanogpt",
+                   "Convert a nanoGPT checkpoint (CKPT.pt or --ckpt) into a vlm GPT checkpoint (--out). The vocabulary "
+                   "is not in ckpt.pt: give the data set's meta.pkl, the characters in id order, or --seed_vocab.");
+  flags.add("ckpt", &ckpt, "nanoGPT's ckpt.pt (or give it as the positional argument)");
+  flags.add("meta", &meta, "the data set's meta.pkl (nanoGPT's data/<set>/prepare.py writes it)");
+  flags.add("vocab", &vocab, "the vocabulary: its characters in token-id order");
+  flags.add("seed_vocab", &seed_vocab, "the seed's vocabulary (CharTokenizer::for_sequences of A-Z)");
+  flags.add("out", &out, "the vlm checkpoint to write (e.g. runs/imported/gpt.pt)");
+  flags.allow_positional(true);
+  if (!flags.parse(argc, argv)) return 0;
+  VLM_CHECK(flags.positional().size() <= 1 && (ckpt.empty() || flags.positional().empty()),
+            "give one nanoGPT checkpoint, as CKPT.pt or --ckpt=PATH");
+  if (ckpt.empty() && !flags.positional().empty()) ckpt = flags.positional()[0];
+  VLM_CHECK(!ckpt.empty(), "give the nanoGPT checkpoint: vlm import-nanogpt CKPT.pt --out=PATH ...");
+  VLM_CHECK(!out.empty(), "give --out=PATH, the vlm checkpoint to write");
+  VLM_CHECK(int(!meta.empty()) + int(!vocab.empty()) + int(seed_vocab) == 1,
+            "give exactly one of --meta=meta.pkl, --vocab=CHARS, --seed_vocab");
+  vlm::CharTokenizer tok = !meta.empty()   ? vlm::read_nanogpt_meta(meta)
+                           : seed_vocab     ? vlm::CharTokenizer::for_sequences("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                                            : vlm::nanogpt_tokenizer(vocab);
+  auto ck = vlm::import_nanogpt(ckpt, tok, out);
+  fmt::print("{}: nanoGPT {}x{}x{} (block {}, bias {}{}), iter {}, vocabulary \"{}\"\nwrote {}\n", ckpt,
+             ck.options.n_layer(), ck.options.n_head(), ck.options.n_embd(), ck.options.block_size(),
+             ck.options.bias(), ck.compiled ? ", compiled" : "", ck.iter_num, tok.chars(), out);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,6 +196,7 @@ int main(int argc, char** argv) {
     }
     const std::string cmd = argv[1];
     if (cmd == "run") return run(argc - 1, argv + 1);
+    if (cmd == "import-nanogpt") return import_nanogpt(argc - 1, argv + 1);
     if (cmd == "generate" || cmd == "classify" || cmd == "encode" || cmd == "decode")
       return everyday(cmd, argc - 1, argv + 1);
     VLM_FAIL("unknown command '", cmd, "'\n", kUsage);
