@@ -11,6 +11,7 @@
 #include "vlm/data/mnist.h"
 #include "vlm/data/token_dataset.h"
 #include "vlm/io/checkpoint.h"
+#include "vlm/io/nanogpt.h"
 #include "vlm/io/png.h"
 #include "vlm/io/png_read.h"
 #include "vlm/io/svg_plot.h"

@@ -11,7 +11,7 @@
 #include "io/py_pickle.h"
 #include "vlm/core/check.h"
 #include "vlm/io/checkpoint.h"
-#include "vlm/train/gpt_trainer.h"
+#include "vlm/models/gpt_checkpoint.h"
 
 namespace vlm {
 
@@ -242,15 +242,11 @@ NanoGPTCheckpoint import_nanogpt(const std::string& ckpt_path, const CharTokeniz
             ck.options.vocab_size(), " (model_args) but the vocabulary given has ", vocab.vocab_size(),
             " characters \"", vocab.chars(), "\"; give the data set's meta.pkl (nanoGPT's prepare.py writes it)");
   GPT model = nanogpt_to_gpt(ck);
-  nlohmann::json meta = {
-      {"gpt", ck.options.to_json()},
-      {"tokenizer", vocab.to_json()},
-      {"iter", ck.iter_num},
-      {"best_val_loss", std::isnan(ck.best_val_loss) ? nlohmann::json(nullptr) : nlohmann::json(ck.best_val_loss)},
-      {"imported_from",
-       {{"format", "nanoGPT"}, {"path", ckpt_path}, {"compiled", ck.compiled}, {"model_args", ck.model_args},
-        {"config", ck.config}}}};
-  CheckpointWriter writer("gpt", GPTTrainer::kCheckpointVersion, meta);
+  nlohmann::json meta = gpt_checkpoint_meta(model, vocab, ck.iter_num);
+  meta["best_val_loss"] = std::isnan(ck.best_val_loss) ? nlohmann::json(nullptr) : nlohmann::json(ck.best_val_loss);
+  meta["imported_from"] = {{"format", "nanoGPT"}, {"path", ckpt_path},       {"compiled", ck.compiled},
+                           {"model_args", ck.model_args}, {"config", ck.config}};
+  CheckpointWriter writer(kGPTCheckpointKind, kGPTCheckpointVersion, meta);
   writer.add_module("model", *model);
   writer.save(out_path);
   return ck;
