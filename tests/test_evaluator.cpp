@@ -4,6 +4,7 @@
 #include <random>
 
 #include <ATen/ATen.h>
+#include <torch/optim/adam.h>
 
 #include "test_helpers.h"
 #include "vlm/core/check.h"
@@ -20,15 +21,90 @@ vlm::GPT tiny_gpt(uint64_t seed) {
   vlm::seed_everything(seed);
   return vlm::GPT(vlm::GPTOptions().vocab_size(tok().vocab_size()).block_size(32).n_layer(2).n_head(2).n_embd(32));
 }
-std::vector<std::string> random_strings(int64_t n, uint64_t seed) {
+std::vector<std::string> random_strings(int64_t n, uint64_t seed, int length = 8) {
   std::mt19937 rng(seed);
   std::vector<std::string> out;
   for (int64_t i = 0; i < n; ++i) {
     std::string s;
-    for (int k = 0; k < 8; ++k) s += static_cast<char>('A' + rng() % 26);
+    for (int k = 0; k < length; ++k) s += static_cast<char>('A' + rng() % 26);
     out.push_back(s);
   }
   return out;
+}
+// The label of a string in the learnable task: its first letter, mod 10.
+int64_t rule(const std::string& s) { return (s[0] - 'A') % 10; }
+
+// A tiny GPT trained (full batch, a few hundred Adam steps) on "image:XXXXXXXX, number:d." with d = rule(image):
+// it then answers the classification prompts of its training strings correctly, greedily.
+vlm::GPT trained_gpt(const std::vector<std::string>& images) {
+  auto model = tiny_gpt(5);
+  auto t = tok();
+  std::vector<int64_t> ids;
+  for (const auto& s : images) {
+    auto e = t.encode(vlm::classification_prompt(s) + std::to_string(rule(s)) + ".");
+    ids.insert(ids.end(), e.begin(), e.end());
+  }
+  const int64_t T = static_cast<int64_t>(ids.size() / images.size());
+  auto data = at::tensor(ids, at::kLong).view({static_cast<int64_t>(images.size()), T});
+  auto x = data.narrow(1, 0, T - 1), y = data.narrow(1, 1, T - 1);
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-2));
+  model->train();
+  for (int step = 0; step < 300; ++step) {
+    auto logits = model->forward(x);
+    auto loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  model->eval();
+  return model;
+}
+
+// Brute force: a full forward on one prompt, log-softmax over the whole vocabulary at its last position, the ten
+// digit tokens picked out.
+at::Tensor brute_force_digit_log_probs(vlm::GPT& model, const vlm::CharTokenizer& t, const std::string& image) {
+  at::NoGradGuard no_grad;
+  auto x = at::tensor(t.encode(vlm::classification_prompt(image)), at::kLong).view({1, -1});
+  auto lp = at::log_softmax(model->forward(x)[0][-1], -1);
+  std::vector<double> out;
+  for (int d = 0; d < 10; ++d) out.push_back(lp[t.encode(std::to_string(d))[0]].item<double>());
+  return at::tensor(out, at::kDouble);
+}
+
+// Greedy decoding by full forwards (no cache): the first two characters after the prompt.
+std::string brute_force_greedy(vlm::GPT& model, const vlm::CharTokenizer& t, const std::string& prompt, int n) {
+  at::NoGradGuard no_grad;
+  auto ids = t.encode(prompt);
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    auto x = at::tensor(ids, at::kLong).view({1, -1});
+    int64_t next = model->forward(x)[0][-1].argmax().item<int64_t>();
+    ids.push_back(next);
+    out += t.decode({next});
+  }
+  return out;
+}
+
+// A VQ-VAE whose codebook went through the k-means init (codes depend on the image), and an untrained classifier.
+vlm::ImageTokenCodec small_codec() {
+  at::manual_seed(21);
+  vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
+  model->train();
+  model->forward(at::rand({64, 1, 28, 28}));
+  model->eval();
+  return vlm::ImageTokenCodec(model);
+}
+vlm::DigitClassifier small_classifier() {
+  at::manual_seed(22);
+  vlm::DigitClassifier c;
+  c->eval();
+  return c;
+}
+// The classifier's answer for one image, by its own forward (not classifier_probabilities).
+int64_t predict_one(vlm::DigitClassifier& c, const at::Tensor& image) {
+  at::NoGradGuard no_grad;
+  c->eval();
+  return c->forward(image.unsqueeze(0))[0].argmax().item<int64_t>();
 }
 }  // namespace
 
@@ -66,29 +142,70 @@ TEST_CASE("Classification metrics count confusions, invalid answers and top-2", 
   CHECK(m2.top2_accuracy == Approx(5.0 / 6));  // the 9 predicted for a true 9 with 4 second; row 4 (-1->0) misses 9
 }
 
-TEST_CASE("Exact classification equals brute-force scoring of the ten completions", "[evaluator]") {
+TEST_CASE("Exact classification equals a full forward per prompt, batched by length", "[evaluator][classify]") {
   auto model = tiny_gpt(11);
-  model->eval();
+  model->train();  // the call must run in eval mode and restore this
   auto t = tok();
-  auto images = random_strings(12, 3);
-  auto labels = at::randint(0, 10, {12}, at::kLong);
-  auto exact = vlm::classify_exact(model, t, images, labels, 5);
-  at::NoGradGuard no_grad;
-  for (size_t i = 0; i < images.size(); ++i) {
-    // Score each full sequence "image:ABCDEFGH, number:d." by its total log-likelihood; the shared prefix cancels,
-    // so the best digit must match the single-pass argmax.
-    double best = -1e30;
-    int64_t best_d = -1;
-    for (int d = 0; d < 10; ++d) {
-      auto ids = t.encode(vlm::classification_prompt(images[i]) + std::to_string(d));
-      auto x = at::tensor(ids, at::kLong).view({1, -1});
-      auto lp = at::log_softmax(model->forward(x.narrow(1, 0, x.size(1) - 1)), -1);  // (1, T-1, V)
-      double total = lp.squeeze(0).gather(1, x.narrow(1, 1, x.size(1) - 1).t()).sum().item<double>();
-      if (total > best) best = total, best_d = d;
-    }
-    CHECK(exact.predicted[i].item<int64_t>() == best_d);
+  auto images = random_strings(9, 3);
+  for (auto& s : random_strings(4, 4, 7)) images.push_back(s);  // a second prompt length, interleaved batches
+  const int64_t N = static_cast<int64_t>(images.size());
+  auto labels = at::randint(0, 10, {N}, at::kLong);
+  auto exact = vlm::classify_exact(model, t, images, labels, /*batch_size=*/3);
+  CHECK(model->is_training());
+  model->eval();
+  REQUIRE(exact.predicted.size() == images.size());
+  REQUIRE(exact.log_probs.sizes() == at::IntArrayRef({N, 10}));
+  int64_t right = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    auto expected = brute_force_digit_log_probs(model, t, images[i]);
+    CHECK(exact.log_probs[i].to(at::kDouble).allclose(expected, 1e-4, 1e-5));
+    CHECK(exact.predicted[i] == expected.argmax().item<int64_t>());
+    CHECK(exact.probs[i].to(at::kDouble).allclose(at::softmax(expected, 0), 1e-4, 1e-5));
+    right += exact.predicted[i] == labels[i].item<int64_t>();
   }
-  CHECK(exact.probs.sum(1).allclose(at::ones({12})));
+  REQUIRE(exact.has_labels);
+  CHECK(exact.metrics.n == N);
+  CHECK(exact.metrics.accuracy == Approx(double(right) / N));
+  CHECK(exact.to_json()["accuracy"] == exact.metrics.accuracy);
+  CHECK(exact.to_json().contains("seconds"));
+
+  auto unlabeled = vlm::classify_exact(model, t, images);
+  CHECK_FALSE(unlabeled.has_labels);
+  CHECK(unlabeled.predicted == exact.predicted);
+  CHECK(unlabeled.to_json()["n"] == N);
+  CHECK_FALSE(unlabeled.to_json().contains("accuracy"));
+  CHECK_THROWS_WITH(vlm::classify_exact(model, t, images, at::zeros({3}, at::kLong)), Catch::Contains("labels"));
+}
+
+TEST_CASE("A trained GPT classifies its task exactly and by sampling, as brute force says", "[evaluator][classify]") {
+  auto images = random_strings(30, 7);
+  auto model = trained_gpt(images);
+  auto t = tok();
+  std::vector<int64_t> truth;
+  for (const auto& s : images) truth.push_back(rule(s));
+  auto labels = at::tensor(truth, at::kLong);
+
+  auto exact = vlm::classify_exact(model, t, images, labels, 8);
+  CHECK(exact.metrics.accuracy == 1.0);
+  CHECK(vlm::classification_accuracy(exact.predicted, truth) == 1.0);
+
+  // Greedy "sampling": each answer must be what greedy decoding by full forwards writes, parsed.
+  auto sampled = vlm::classify_sampled(model, t, images, labels, vlm::SamplerOptions().greedy(true));
+  REQUIRE(sampled.predicted.size() == images.size());
+  int64_t right = 0, invalid = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    int64_t expected = vlm::parse_digit_answer(brute_force_greedy(model, t, vlm::classification_prompt(images[i]), 2));
+    CHECK(sampled.predicted[i] == expected);
+    right += expected == truth[i], invalid += expected < 0;
+  }
+  CHECK(right == static_cast<int64_t>(images.size()));  // the trained model answers "d." for every string
+  CHECK(sampled.metrics.accuracy == Approx(double(right) / images.size()));
+  CHECK(sampled.metrics.invalid == invalid);
+  CHECK(sampled.to_json()["n"] == images.size());
+
+  // Labels shifted by one: exact accuracy must drop to zero (a test that can fail).
+  auto wrong = vlm::classify_exact(model, t, images, (labels + 1) % 10);
+  CHECK(wrong.metrics.accuracy == 0.0);
 }
 
 TEST_CASE("A sampled answer parses only as a single digit and a dot", "[evaluator]") {
@@ -97,35 +214,234 @@ TEST_CASE("A sampled answer parses only as a single digit and a dot", "[evaluato
   CHECK(vlm::parse_digit_answer("77.") == -1);
   CHECK(vlm::parse_digit_answer("A.") == -1);
   CHECK(vlm::parse_digit_answer("7") == -1);
+  CHECK(vlm::parse_digit_answer("") == -1);
 }
 
-TEST_CASE("A generated grid PNG reads back with the right size", "[evaluator][png]") {
-  vlm::testing::TempDir dir;
-  auto grid = vlm::image_grid(at::rand({10 * 12, 1, 28, 28}), 12);  // digits as rows, 12 samples each
-  vlm::write_png(dir.file("g.png"), grid);
-  auto back = vlm::read_image_gray(dir.file("g.png"));
-  CHECK(back.size(2) == 12 * (28 + 2) + 2);
-  CHECK(back.size(1) == 10 * (28 + 2) + 2);
-  CHECK_THROWS_WITH(vlm::read_image_gray(dir.file("missing.png")), Catch::Contains("missing.png"));
+TEST_CASE("Distinct and memorised fractions on hand-built strings", "[evaluator][generation]") {
+  std::vector<std::string> s = {"AAAAAAAA", "AAAAAAAA", "BBBBBBBB", "CCCCCCCC", ""};
+  std::unordered_set<std::string> train = {"AAAAAAAA", "CCCCCCCC", "ZZZZZZZZ"};
+  CHECK(vlm::distinct_fraction(s) == Approx(4.0 / 5));
+  CHECK(vlm::memorised_fraction(s, train) == Approx(3.0 / 5));
+  CHECK(vlm::memorised_fraction(s, {}) == 0.0);
+  CHECK_THROWS_AS(vlm::distinct_fraction({}), vlm::Error);
+
+  // generation_metrics over hand-built generations: rates and fractions from the counts.
+  vlm::Generation gen, free_gen;
+  gen.images.assign(10, {});
+  free_gen.images.assign(10, {});
+  gen.images[0] = {"AAAAAAAA", "AAAAAAAA"};
+  gen.images[1] = {"BBBBBBBB", "CCCCCCCC"};
+  gen.total = 4;
+  free_gen.images[0] = {"", "DDDDDDDD"};
+  free_gen.images[1] = {"", ""};
+  free_gen.total = 4, free_gen.invalid = 3;
+  auto opts = vlm::SamplerOptions().temperature(0.7).top_k(5);
+  auto m = vlm::generation_metrics(gen, free_gen, opts, &train);
+  CHECK(m.samples_per_digit == 2);
+  CHECK(m.invalid_rate_constrained == 0.0);
+  CHECK(m.invalid_rate_unconstrained == Approx(0.75));
+  CHECK(m.distinct_fraction == Approx(3.0 / 4));
+  REQUIRE(m.memorised_fraction.has_value());
+  CHECK(*m.memorised_fraction == Approx(3.0 / 4));
+  auto j = m.to_json();
+  CHECK(j["temperature"] == 0.7);
+  CHECK(j["top_k"] == 5);
+  CHECK(j["memorised_fraction"].get<double>() == Approx(0.75));
+  CHECK_FALSE(vlm::generation_metrics(gen, free_gen, opts).to_json().contains("memorised_fraction"));
 }
 
-TEST_CASE("A whole evaluation of an untrained model writes its summary and figures", "[evaluator]") {
+TEST_CASE("Constrained generation is never invalid; unconstrained validity matches an independent check",
+          "[evaluator][generation]") {
+  auto model = tiny_gpt(13);  // untrained: unconstrained text is mostly not an image
+  auto t = tok();
+  auto opts = vlm::SamplerOptions().temperature(1.5).seed(3);
+  auto gen = vlm::generate_digits(model, t, 8, 6, opts, /*constrained=*/true);
+  CHECK(gen.invalid == 0);
+  CHECK(gen.total == 60);
+  for (const auto& row : gen.images) {
+    REQUIRE(row.size() == 6);
+    for (const auto& s : row) {
+      REQUIRE(s.size() == 8);
+      for (char c : s) CHECK((c >= 'A' && c <= 'Z'));
+    }
+  }
+  auto free_gen = vlm::generate_digits(model, t, 8, 6, opts, /*constrained=*/false);
+  int64_t invalid = 0;
+  for (int d = 0; d < 10; ++d)
+    for (int i = 0; i < 6; ++i) {
+      const auto& c = free_gen.completions[d][i];
+      bool ok = c.size() == 9 && c[8] == '.';
+      for (int k = 0; ok && k < 8; ++k) ok = c[k] >= 'A' && c[k] <= 'Z';
+      invalid += !ok;
+      CHECK(free_gen.images[d][i] == (ok ? c.substr(0, 8) : std::string()));
+    }
+  CHECK(free_gen.invalid == invalid);
+  CHECK(invalid > 0);  // an untrained model writes invalid strings unless constrained
+  auto m = vlm::generation_metrics(gen, free_gen, opts);
+  CHECK(m.invalid_rate_unconstrained == Approx(invalid / 60.0));
+  CHECK(m.invalid_rate_constrained == 0.0);
+}
+
+TEST_CASE("Graded generation counts the classifier's answers on decoded strings, per digit", "[evaluator][codec]") {
+  auto codec = small_codec();
+  auto classifier = small_classifier();
+  // A pool of strings, each with the classifier's answer on its decoded image (one image at a time).
+  auto pool = random_strings(300, 9);
+  std::vector<int64_t> answer;
+  for (const auto& s : pool) answer.push_back(predict_one(classifier, codec.decode_text_one(s)));
+  // Row d: up to (d % 3 + 1) strings the classifier reads as d, two it reads as something else, one invalid "".
+  vlm::Generation gen;
+  gen.images.assign(10, {});
+  std::vector<int64_t> hits(10, 0);
+  int64_t total_hits = 0, total = 0;
+  for (int64_t d = 0; d < 10; ++d) {
+    int64_t others = 0;
+    for (size_t i = 0; i < pool.size(); ++i) {
+      if (answer[i] == d && hits[d] < d % 3 + 1) gen.images[d].push_back(pool[i]), ++hits[d];
+      else if (answer[i] != d && others < 2) gen.images[d].push_back(pool[i]), ++others;
+    }
+    gen.images[d].push_back("");
+    total_hits += hits[d], total += static_cast<int64_t>(gen.images[d].size());
+  }
+  gen.total = total, gen.invalid = 10;
+  auto graded = vlm::grade_generation(codec, classifier, gen);
+  REQUIRE(graded.per_digit.size() == 10);
+  for (int64_t d = 0; d < 10; ++d) {
+    CHECK(graded.recognised[d] == hits[d]);
+    CHECK(graded.per_digit[d] == Approx(double(hits[d]) / gen.images[d].size()));
+  }
+  CHECK(graded.graded_accuracy == Approx(double(total_hits) / total));
+  CHECK(total_hits > 0);  // the pool must give some hits, or this test checks only zeros
+  auto j = graded.to_json();
+  CHECK(j["graded_accuracy"].get<double>() == Approx(graded.graded_accuracy));
+  CHECK(j["graded_accuracy_per_digit"].size() == 10);
+
   vlm::testing::TempDir dir;
+  vlm::write_graded_accuracy_svg(dir.file("g.svg"), graded);
+  vlm::write_generation_grid(dir.file("grid.png"), codec, gen, 5);
+  auto png = vlm::read_image_gray(dir.file("grid.png"));
+  CHECK(png.size(2) == 5 * (28 + 2) + 2);
+  CHECK(png.size(1) == 10 * (28 + 2) + 2);
+  CHECK(std::filesystem::exists(dir.file("g.svg")));
+}
+
+TEST_CASE("The reference ceiling is the classifier's accuracy on real images and on reconstructions", "[evaluator][codec]") {
+  auto codec = small_codec();
+  auto classifier = small_classifier();
+  at::manual_seed(5);
+  auto images = at::rand({24, 1, 28, 28});
+  // Labels = the classifier's own answers on the real images, except the first 6 (shifted): real accuracy 18/24.
+  std::vector<int64_t> labels;
+  int64_t recon_right = 0;
+  for (int64_t i = 0; i < 24; ++i) {
+    int64_t real = predict_one(classifier, images[i]);
+    int64_t label = i < 6 ? (real + 1) % 10 : real;
+    labels.push_back(label);
+    auto recon = codec.decode_text_one(codec.encode_text_one(images[i]));
+    recon_right += predict_one(classifier, recon) == label;
+  }
+  auto c = vlm::reference_classifier_ceiling(codec, classifier, images, at::tensor(labels, at::kLong));
+  CHECK(c.accuracy_real_test == Approx(18.0 / 24));
+  CHECK(c.accuracy_vqvae_reconstructions == Approx(recon_right / 24.0));
+  CHECK(c.to_json()["accuracy_real_test"].get<double>() == Approx(0.75));
+}
+
+TEST_CASE("Token usage counts letters per code and per digit and position", "[evaluator][tokens]") {
+  std::vector<std::string> s = {"AB", "AC", "BB", "AA"};
+  auto labels = at::tensor({3, 3, 5, 12}, at::kLong);  // 12 is no digit: counted in usage, not in the logo
+  auto u = vlm::token_usage(s, labels, "ABCD", /*logo_examples=*/3);
+  REQUIRE(u.frequency.size() == 4);
+  CHECK(u.frequency[0] == Approx(4.0 / 8));
+  CHECK(u.frequency[1] == Approx(3.0 / 8));
+  CHECK(u.frequency[2] == Approx(1.0 / 8));
+  CHECK(u.frequency[3] == 0.0);
+  CHECK(u.codes_used == 3);
+  CHECK(u.logo_examples == 3);
+  CHECK(u.position_counts[3][0].at('A') == 2);
+  CHECK(u.position_counts[3][1].at('B') == 1);
+  CHECK(u.position_counts[3][1].at('C') == 1);
+  CHECK(u.position_counts[5][0].at('B') == 1);
+  CHECK(u.to_json()["frequency"]["A"].get<double>() == Approx(0.5));
+  vlm::testing::TempDir dir;
+  vlm::write_token_figures(u, dir.str());
+  CHECK(std::filesystem::exists(dir.file("token_logo.svg")));
+  CHECK(std::filesystem::exists(dir.file("codebook_usage.svg")));
+}
+
+TEST_CASE("The speed report counts positions and reports what it timed", "[evaluator][speed]") {
+  auto model = tiny_gpt(14);
+  auto t = tok();
+  auto images = random_strings(10, 2);
+  vlm::SpeedOptions o;
+  o.naive_prompts = 3;
+  o.cache_prompts = 4;
+  auto r = vlm::speed_report(model, t, images, o);
+  CHECK(r.naive_prompts_timed == 3);
+  // "image:ABCDEFGH, number:" is 23 characters: the naive loop runs 23, 24, ..., 32 positions (block 32).
+  CHECK(r.naive_positions_per_prompt == 23 + 24 + 25 + 26 + 27 + 28 + 29 + 30 + 31 + 32);
+  CHECK(r.exact_positions_per_prompt == 23 - 6);  // "image:" is shared
+  CHECK(r.exact_seconds > 0);
+  CHECK(r.naive_seconds_extrapolated == Approx(r.naive_seconds_per_prompt * 10));
+  for (auto key : {"exact_seconds", "naive_prompts_timed", "naive_seconds_per_prompt", "naive_seconds_extrapolated",
+                   "exact_speedup_vs_naive", "naive_positions_per_prompt", "exact_positions_per_prompt"})
+    CHECK(r.to_json().contains(key));
+  for (auto key : {"tokens_per_second_cached", "tokens_per_second_uncached", "cache_speedup"})
+    CHECK(r.cache_json()[key].get<double>() > 0);
+  o.naive_prompts = 0, o.cache_prompts = 0;
+  auto none = vlm::speed_report(model, t, images, o);
+  CHECK(none.to_json().empty());
+  CHECK(none.cache_json().empty());
+}
+
+TEST_CASE("A whole evaluation composes the metric functions into summary.json and the figures", "[evaluator]") {
+  vlm::testing::TempDir dir;
+  auto codec = small_codec();
+  auto classifier = small_classifier();
   vlm::EvaluationInputs in;
   in.model = tiny_gpt(12);
   in.tokenizer = tok();
-  in.test_strings = random_strings(40, 5);
+  at::manual_seed(6);
+  in.test_images = at::rand({40, 1, 28, 28});
+  in.test_strings = codec.encode_text(in.test_images);
   in.test_labels = at::arange(40) % 10;
-  std::unordered_set<std::string> train(in.test_strings.begin(), in.test_strings.end());
-  in.train_strings = &train;
+  in.codec = &codec;
+  in.classifier = classifier;
   vlm::EvaluatorOptions o;
   o.out_dir = dir.file("eval");
   o.samples_per_digit = 4;
   o.naive_prompts = 3;
+  o.grid_columns = 6;
+
+  // The same generation the evaluator will draw (same options and seed): half of it goes into the training set.
+  auto gen_opts = vlm::SamplerOptions().temperature(o.gen_temperature).top_k(o.gen_top_k).seed(o.seed)
+                      .batch_size(o.batch_size);
+  auto gen = vlm::generate_digits(in.model, in.tokenizer, 8, 4, gen_opts, /*constrained=*/true);
+  std::unordered_set<std::string> train;
+  for (int d = 0; d < 10; d += 2) train.insert(gen.images[d].begin(), gen.images[d].end());
+  int64_t memorised = 0;
+  for (const auto& s : gen.all_images()) memorised += train.count(s);
+  in.train_strings = &train;
+
   auto s = vlm::run_evaluation(in, o);
+  auto exact = vlm::classify_exact(in.model, in.tokenizer, in.test_strings, in.test_labels);
   CHECK(s["classification_exact"]["n"] == 40);
+  CHECK(s["classification_exact"]["accuracy"].get<double>() == Approx(exact.metrics.accuracy));
   CHECK(s["generation"]["invalid_rate_constrained"] == 0.0);
-  CHECK(s["generation"]["memorised_fraction"].get<double>() <= 1.0);
-  for (auto f : {"summary.json", "confusion.svg", "token_logo.svg", "codebook_usage.svg"})
+  CHECK(s["generation"]["memorised_fraction"].get<double>() == Approx(memorised / 40.0));
+  CHECK(memorised >= 20);  // the even digits' strings, at least
+  auto graded = vlm::grade_generation(codec, classifier, gen);
+  CHECK(s["generation"]["graded_accuracy"].get<double>() == Approx(graded.graded_accuracy));
+  auto ceiling = vlm::reference_classifier_ceiling(codec, classifier, in.test_images, in.test_labels);
+  CHECK(s["reference_classifier"]["accuracy_vqvae_reconstructions"].get<double>() ==
+        Approx(ceiling.accuracy_vqvae_reconstructions));
+  for (auto key : {"tokens_per_second_cached", "tokens_per_second_uncached", "cache_speedup"})
+    CHECK(s["generation"].contains(key));
+  CHECK(s["speed"]["naive_prompts_timed"] == 3);
+  CHECK(s["skipped"].empty());
+  for (auto f : {"summary.json", "confusion.svg", "token_logo.svg", "codebook_usage.svg", "generated.png",
+                 "generated_unconstrained.png", "graded_accuracy.svg"})
     CHECK(std::filesystem::exists(dir.file(std::string("eval/") + f)));
+  auto png = vlm::read_image_gray(dir.file("eval/generated.png"));
+  CHECK(png.size(2) == 6 * (28 + 2) + 2);
+  CHECK(png.size(1) == 10 * (28 + 2) + 2);
 }

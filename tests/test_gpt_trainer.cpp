@@ -148,7 +148,7 @@ TEST_CASE("A tiny model overfits a few sequences and then classifies them", "[gp
   // The classifier agrees with the per-position argmax of a plain forward on the prompt.
   std::vector<std::string> images;
   for (auto& d : data) images.push_back(d.image);
-  auto c = vlm::classify_images(trainer.model(), tokenizer(), images, 3);
+  auto c = vlm::classify_exact(trainer.model(), tokenizer(), images, /*labels=*/{}, 3);
   for (size_t i = 0; i < data.size(); ++i) CHECK(c.predicted[i] == data[i].label);
   CHECK(c.log_probs.sizes() == at::IntArrayRef({8, 10}));
   CHECK((c.log_probs.exp().sum(1) <= 1.0 + 1e-5).all().item<bool>());

@@ -211,7 +211,7 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
     const int64_t n = want < 0 ? val_.size() : std::min(val_.size(), want);
     std::vector<std::string> images(val_.images.begin(), val_.images.begin() + n);
     std::vector<int64_t> labels(val_.labels.begin(), val_.labels.begin() + n);
-    auto c = classify_images(model_, train_.tokenizer, images, 1000);
+    auto c = classify_exact(model_, train_.tokenizer, images, {}, 1000);
     r.val_accuracy = classification_accuracy(c.predicted, labels);
   }
   if (was_training) model_->train();

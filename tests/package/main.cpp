@@ -45,7 +45,7 @@ int main() {
     vlm::TemplateConstraint constraint(vlm::Template::kGenerate, tokenizer, 8);
     auto drawn = sampler.complete({vlm::generation_prompt(3)}, &constraint)[0];  // "ABCDEFGH."
     auto decoded = codec.decode_text_one(drawn.substr(0, 8));
-    auto classified = vlm::classify_images(trainer.model(), tokenizer, strings);
+    auto classified = vlm::classify_exact(trainer.model(), tokenizer, strings);
     std::printf("vlm consumer OK: loss %.3f -> %.3f, drew \"%s\" (%lldx%lld), classified %zu strings\n", before,
                 summary.last_eval.train_loss, drawn.c_str(), static_cast<long long>(decoded.size(1)),
                 static_cast<long long>(decoded.size(2)), classified.predicted.size());

@@ -4,6 +4,11 @@
 //
 //   EvaluationInputs in;  in.model = load_gpt_checkpoint("runs/x/gpt/best.pt"); in.test_images = ...; ...
 //   nlohmann::json summary = run_evaluation(in, EvaluatorOptions{});   // writes figures + summary.json to out_dir
+//
+// run_evaluation only composes the metric functions, each usable alone: classify_exact, classify_sampled,
+// accuracy_over_checkpoints (vlm/eval/classify.h); generate_digits, generation_metrics, grade_generation,
+// reference_classifier_ceiling (vlm/eval/generation_metrics.h); token_usage (vlm/eval/token_figures.h); and the
+// timings, speed_report (vlm/eval/speed_report.h).
 #include <cstdint>
 #include <string>
 #include <unordered_set>
@@ -13,7 +18,11 @@
 #include <nlohmann/json.hpp>
 
 #include "vlm/core/options.h"
+#include "vlm/eval/classify.h"
+#include "vlm/eval/generation_metrics.h"
 #include "vlm/eval/metrics.h"
+#include "vlm/eval/speed_report.h"
+#include "vlm/eval/token_figures.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
@@ -57,38 +66,6 @@ struct EvaluatorOptions {
   }
 };
 
-/// The GPT's exact classification of token strings: one forward pass per batch, argmax over the ten digits.
-struct ExactClassification {
-  ClassificationMetrics metrics;
-  at::Tensor predicted;  ///< (N) int64
-  at::Tensor probs;      ///< (N, 10) posterior over the digits (renormalised)
-  double seconds = 0;
-};
-ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& images,
-                                   const at::Tensor& labels, int64_t batch_size = 1000);
-
-/// The seed's way: complete "image:ABCDEFGH, number:" by sampling, parse the text before '.', compare.
-struct SampledClassification {
-  ClassificationMetrics metrics;  ///< invalid = answers that are not a single digit
-  double seconds = 0;
-};
-SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer,
-                                       const std::vector<std::string>& images, const at::Tensor& labels,
-                                       const SamplerOptions& options);
-/// Parses a sampled answer "7." -> 7; anything else -> -1.
-int64_t parse_digit_answer(const std::string& completion);
-
-/// Generated image strings for every digit, N each, under a template constraint or not.
-struct Generation {
-  std::vector<std::vector<std::string>> completions;  ///< [digit][sample], the text after "number:d, image:"
-  std::vector<std::vector<std::string>> images;       ///< [digit][sample], letters only; "" when invalid
-  int64_t invalid = 0, total = 0;
-  int64_t tokens = 0;
-  double seconds = 0;
-};
-Generation generate_digits(GPT& model, const CharTokenizer& tokenizer, int64_t image_length, int64_t per_digit,
-                           const SamplerOptions& options, bool constrained);
-
 /// Everything one evaluation needs; optional parts (codec, classifier, images, train strings) may be absent and the
 /// figures that need them are then skipped (and said so in the summary).
 struct EvaluationInputs {
@@ -104,7 +81,7 @@ struct EvaluationInputs {
   const std::unordered_set<std::string>* train_strings = nullptr;  ///< for memorisation
 };
 
-/// Runs every evaluation, writes figures (PNG/SVG) and summary.json into options.out_dir, returns the summary.
+/// Runs every evaluation (speed_report when naive_prompts > 0 or samples_per_digit > 0), writes figures (PNG/SVG) and summary.json into options.out_dir, returns the summary.
 nlohmann::json run_evaluation(EvaluationInputs& inputs, const EvaluatorOptions& options);
 
 }  // namespace vlm

@@ -1,0 +1,268 @@
+// Smoke tests of the vlm command: every subcommand runs the built binary (VLM_CLI_PATH) on one tiny finished run and
+// its output is checked against what the library computes; every bad input fails with a message naming it.
+//
+// The run is made once per ctest invocation by the fixture test "vlm_cli_tests:fixture" (hidden tag [.fixture]);
+// running the executable directly makes it on first use.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "test_helpers.h"
+#include "vlm/data/idx.h"
+#include "vlm/data/mnist.h"
+#include "vlm/eval/classify.h"
+#include "vlm/io/png_read.h"
+#include "vlm/pipeline/pipeline.h"
+#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/models/gpt_checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int rc = -1;
+  std::string out;  ///< stdout and stderr
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Result vlm_cli(const std::string& args) {
+  const std::string cmd = quote(VLM_CLI_PATH) + " " + args + " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+// The same synthetic MNIST as test_pipeline.cpp: each digit a bright bar at a digit-specific row, plus noise.
+void write_synthetic_mnist(const std::string& dir, int64_t n_train, int64_t n_test) {
+  fs::create_directories(dir);
+  auto make = [](int64_t n, uint64_t seed) {
+    at::manual_seed(seed);
+    auto labels = at::arange(n) % 10;
+    auto images = at::rand({n, 1, 28, 28}) * 0.2;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t d = labels[i].item<int64_t>();
+      images[i][0].narrow(0, 2 + 2 * d, 4).narrow(1, 4, 20).fill_(1.0);
+    }
+    vlm::IdxArray lab;
+    lab.dims = {n};
+    for (int64_t i = 0; i < n; ++i) lab.data.push_back(static_cast<uint8_t>(labels[i].item<int64_t>()));
+    return std::make_pair(vlm::image_tensor_to_idx(images), lab);
+  };
+  auto [tri, trl] = make(n_train, 1);
+  auto [tei, tel] = make(n_test, 2);
+  vlm::write_idx(dir + "/train-images-idx3-ubyte", tri);
+  vlm::write_idx(dir + "/train-labels-idx1-ubyte", trl);
+  vlm::write_idx(dir + "/t10k-images-idx3-ubyte", tei);
+  vlm::write_idx(dir + "/t10k-labels-idx1-ubyte", tel);
+}
+
+const std::string kRoot = VLM_CLI_FIXTURE_DIR;
+const std::string kData = kRoot + "/data";
+const std::string kRun = kRoot + "/run";
+const std::string kScratch = kRoot + "/scratch";
+
+// A fresh tiny run (fresh = true), or the existing one when it is finished.
+void make_run(bool fresh) {
+  if (!fresh && fs::exists(kRun + "/report.md")) return;
+  fs::remove_all(kRoot);
+  write_synthetic_mnist(kData, 600, 100);
+  fs::create_directories(kScratch);
+  auto r = vlm_cli("run --preset=tiny --threads=1 --data_dir=" + quote(kData) + " --run_dir=" + quote(kRun));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  REQUIRE(contains(r.out, "report: " + kRun + "/report.md"));
+  REQUIRE(fs::exists(kRun + "/report.md"));
+}
+
+std::string common() { return " --threads=1 --run_dir=" + quote(kRun) + " --data_dir=" + quote(kData); }
+
+std::string last_line(const std::string& s) {
+  auto end = s.find_last_not_of('\n');
+  auto start = s.rfind('\n', end);
+  return s.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+}
+
+std::string scratch(const std::string& name) { return kScratch + "/" + name; }
+
+// A file that is not an image (one per test: ctest may run them in parallel).
+std::string text_file(const std::string& name) {
+  const std::string path = scratch(name + "_not_an_image.png");
+  std::ofstream(path) << "this is text, not a PNG\n";
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("fixture: vlm run --preset=tiny finishes a run", "[.fixture]") { make_run(/*fresh=*/true); }
+
+TEST_CASE("vlm without a command prints its usage; an unknown command is an error", "[cli]") {
+  auto none = vlm_cli("");
+  CHECK(none.rc == 1);
+  CHECK(contains(none.out, "usage: vlm COMMAND"));
+  auto help = vlm_cli("--help");
+  CHECK(help.rc == 0);
+  for (auto cmd : {"run", "generate", "classify", "encode", "decode"}) CHECK(contains(help.out, cmd));
+  auto bogus = vlm_cli("bogus");
+  CHECK(bogus.rc != 0);
+  CHECK(contains(bogus.out, "unknown command 'bogus'"));
+}
+
+TEST_CASE("vlm run rejects an unknown flag, a bad value and a missing data directory", "[cli][run]") {
+  auto flag = vlm_cli("run --preset=tiny --no_such_flag=1");
+  CHECK(flag.rc != 0);
+  CHECK(contains(flag.out, "unknown flag --no_such_flag"));
+  auto value = vlm_cli("run --preset=tiny --seed=abc");
+  CHECK(value.rc != 0);
+  CHECK(contains(value.out, "--seed"));
+  vlm::testing::TempDir dir;
+  auto data = vlm_cli("run --preset=tiny --threads=1 --data_dir=" + dir.file("nothing") + " --run_dir=" + dir.file("r"));
+  CHECK(data.rc != 0);
+  CHECK(contains(data.out, dir.file("nothing")));
+}
+
+TEST_CASE("vlm encode prints the codec's letters; bad inputs name the flag or file", "[cli][encode]") {
+  make_run(false);
+  auto r = vlm_cli("encode --index=0" + common());
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  const std::string letters = last_line(r.out);
+  CHECK(std::regex_match(letters, std::regex("[A-Z]{8}")));
+  auto codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(kRun).vqvae);
+  auto mnist = vlm::load_mnist(kData);
+  CHECK(letters == codec.encode_text_one(mnist.test.images[0]));
+  CHECK(contains(r.out, "test image 0 (label 0)"));
+
+  auto range = vlm_cli("encode --index=100000" + common());
+  CHECK(range.rc != 0);
+  CHECK(contains(range.out, "--index=100000 is out of range"));
+  auto neither = vlm_cli("encode" + common());
+  CHECK(neither.rc != 0);
+  CHECK(contains(neither.out, "--image=FILE.png or --index=N"));
+  auto split = vlm_cli("encode --index=0 --split=valid" + common());
+  CHECK(split.rc != 0);
+  CHECK(contains(split.out, "--split must be test or train"));
+  const std::string text = text_file("encode");
+  auto not_image = vlm_cli("encode --image=" + text + common());
+  CHECK(not_image.rc != 0);
+  CHECK(contains(not_image.out, "cannot read image '" + text + "'"));
+  auto missing = vlm_cli("encode --image=" + scratch("missing.png") + common());
+  CHECK(missing.rc != 0);
+  CHECK(contains(missing.out, scratch("missing.png")));
+  auto no_run = vlm_cli("encode --index=0 --threads=1 --run_dir=" + scratch("no_such_run"));
+  CHECK(no_run.rc != 0);
+  CHECK(contains(no_run.out, "run directory '" + scratch("no_such_run") + "' does not exist"));
+  auto flag = vlm_cli("encode --index=0 --digit=3" + common());  // --digit belongs to generate
+  CHECK(flag.rc != 0);
+  CHECK(contains(flag.out, "unknown flag --digit"));
+}
+
+TEST_CASE("vlm decode writes the codec's 28x28 image; bad token strings are named", "[cli][decode]") {
+  make_run(false);
+  auto codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(kRun).vqvae);
+  const std::string tokens = "ABCDEFGH", out = scratch("decoded.png");
+  fs::remove(out);
+  auto r = vlm_cli("decode --tokens=" + tokens + " --out=" + quote(out) + common());
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(contains(r.out, "wrote " + out));
+  auto png = vlm::read_image_gray(out);
+  REQUIRE(png.sizes() == at::IntArrayRef({1, 28, 28}));
+  auto expected = codec.decode_text_one(tokens);
+  CHECK((png - expected).abs().max().item<double>() <= 1.0 / 255 + 1e-6);  // 8-bit PNG of the decoded image
+
+  auto short_tokens = vlm_cli("decode --tokens=ABC --out=" + scratch("x.png") + common());
+  CHECK(short_tokens.rc != 0);
+  CHECK(contains(short_tokens.out, "ABC"));
+  auto lower = vlm_cli("decode --tokens=ABCDEFGh --out=" + scratch("x.png") + common());
+  CHECK(lower.rc != 0);
+  CHECK(contains(lower.out, "'h' at position 7"));
+  auto none = vlm_cli("decode" + common());
+  CHECK(none.rc != 0);
+  CHECK(contains(none.out, "--tokens=STRING is required"));
+  CHECK_FALSE(fs::exists(scratch("x.png")));
+}
+
+TEST_CASE("vlm classify prints the library's prediction; bad images are named", "[cli][classify]") {
+  make_run(false);
+  auto r = vlm_cli("classify --index=0" + common());
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  auto paths = vlm::RunPaths::of(kRun);
+  auto codec = vlm::ImageTokenCodec::load(paths.vqvae);
+  auto gpt = vlm::load_gpt_checkpoint(paths.gpt);
+  const std::string tokens = codec.encode_text_one(vlm::load_mnist(kData).test.images[0]);
+  auto c = vlm::classify_exact(gpt.model, gpt.tokenizer, {tokens});
+  CHECK(contains(r.out, "tokens " + tokens + "\n"));
+  CHECK(contains(r.out, "prediction " + std::to_string(c.predicted[0]) + " (p = "));
+  for (int d = 0; d < 10; ++d) CHECK(contains(r.out, "  " + std::to_string(d) + ": "));
+
+  // The same image as a PNG file classifies the same (the PNG holds MNIST's 8-bit pixels exactly).
+  auto png = vlm_cli("decode --tokens=" + tokens + " --out=" + scratch("c.png") + common());
+  REQUIRE(png.rc == 0);
+  auto from_file = vlm_cli("classify --image=" + scratch("c.png") + common());
+  CHECK(from_file.rc == 0);
+  CHECK(contains(from_file.out, "prediction "));
+
+  const std::string text = text_file("classify");
+  auto not_image = vlm_cli("classify --image=" + text + common());
+  CHECK(not_image.rc != 0);
+  CHECK(contains(not_image.out, "cannot read image '" + text + "'"));
+  auto flag = vlm_cli("classify --index=0 --bogus=1" + common());
+  CHECK(flag.rc != 0);
+  CHECK(contains(flag.out, "unknown flag --bogus"));
+}
+
+TEST_CASE("vlm generate writes a grid of the asked size; a bad digit or count is named", "[cli][generate]") {
+  make_run(false);
+  const std::string out = scratch("digit3.png");
+  fs::remove(out);
+  auto r = vlm_cli("generate --digit=3 --n=4 --out=" + quote(out) + common());
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  CHECK(contains(r.out, "wrote " + out + " (4 images of 3; 0 invalid)"));  // constrained by default
+  auto png = vlm::read_image_gray(out);
+  CHECK(png.size(2) == 4 * (28 + 2) + 2);  // 4 columns (min(n, 8)), one row
+  CHECK(png.size(1) == 1 * (28 + 2) + 2);
+  auto wide = vlm_cli("generate --digit=0 --n=10 --out=" + scratch("d0.png") + common());
+  REQUIRE(wide.rc == 0);
+  auto png10 = vlm::read_image_gray(scratch("d0.png"));
+  CHECK(png10.size(2) == 8 * (28 + 2) + 2);  // 8 columns, two rows
+  CHECK(png10.size(1) == 2 * (28 + 2) + 2);
+
+  auto digit = vlm_cli("generate --digit=12" + common());
+  CHECK(digit.rc != 0);
+  CHECK(contains(digit.out, "--digit must be 0..9, got 12"));
+  auto no_digit = vlm_cli("generate" + common());
+  CHECK(no_digit.rc != 0);
+  CHECK(contains(no_digit.out, "--digit must be 0..9"));
+  auto n = vlm_cli("generate --digit=3 --n=0" + common());
+  CHECK(n.rc != 0);
+  CHECK(contains(n.out, "--n must be positive"));
+  auto typed = vlm_cli("generate --digit=three" + common());
+  CHECK(typed.rc != 0);
+  CHECK(contains(typed.out, "--digit"));
+  auto tokens_flag = vlm_cli("generate --digit=3 --tokens=ABCDEFGH" + common());
+  CHECK(tokens_flag.rc != 0);
+  CHECK(contains(tokens_flag.out, "unknown flag --tokens"));
+}
