@@ -40,7 +40,7 @@ void write_ckpt(const std::string& path, const std::map<std::string, at::Tensor>
                 int64_t n_embd = 16) {
   c10::Dict<std::string, at::Tensor> model;
   for (const auto& [k, v] : state) model.insert(k, v);
-  c10::Dict<std::string, c10::IValue> args;
+  c10::impl::GenericDict args(c10::StringType::get(), c10::AnyType::get());
   args.insert("n_layer", int64_t(1));
   args.insert("n_head", int64_t(2));
   args.insert("n_embd", n_embd);
@@ -48,7 +48,7 @@ void write_ckpt(const std::string& path, const std::map<std::string, at::Tensor>
   args.insert("bias", false);
   args.insert("vocab_size", vocab_size);
   args.insert("dropout", 0.0);
-  c10::Dict<std::string, c10::IValue> root;
+  c10::impl::GenericDict root(c10::StringType::get(), c10::AnyType::get());
   root.insert("model", model);
   root.insert("model_args", args);
   root.insert("iter_num", int64_t(7));

@@ -330,6 +330,11 @@ class Unpickler {
       v->tensor = empty ? at::empty(size, storage.options()) : storage.as_strided(size, stride, a[1]->i).clone();
       return v;
     }
+    if (name == "torch.jit._pickle.restore_type_tag" || name.compare(0, 24, "torch.jit._pickle.build_") == 0) {
+      // LibTorch's own pickler (torch::pickle_save) wraps typed containers: (value, type string) / (list,)
+      VLM_CHECK(!a.empty(), what_, ": malformed ", name, " call");
+      return a[0];
+    }
     if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state") {
       VLM_CHECK(!a.empty() && a[0]->is(Value::Kind::Tensor), what_, ": malformed ", name, " call");
       return a[0];
