@@ -330,8 +330,8 @@ class Unpickler {
       v->tensor = empty ? at::empty(size, storage.options()) : storage.as_strided(size, stride, a[1]->i).clone();
       return v;
     }
-    if (name == "torch.jit._pickle.restore_type_tag") {
-      // LibTorch's pickler (torch::pickle_save) tags typed containers: (obj, "Dict[str, Tensor]"); the object is all.
+    if (name == "torch.jit._pickle.restore_type_tag" || name.compare(0, 24, "torch.jit._pickle.build_") == 0) {
+      // LibTorch's own pickler (torch::pickle_save) wraps typed containers: (value, type string) / (list,)
       VLM_CHECK(!a.empty(), what_, ": malformed ", name, " call");
       return a[0];
     }
