@@ -1,6 +1,7 @@
 #include "vlm/io/image_decode.h"
 
 #include <climits>
+#include <cstring>
 
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
@@ -61,6 +62,22 @@ void check_pnm_header(const uint8_t* data, size_t size, const std::string& name)
             "': 16-bit PGM/PPM (maxval above 255) is not supported; convert it to 8 bits or PNG");
 }
 
+// stb_image grows its IDAT buffer to the length a chunk declares before reading it: a 74-byte PNG declaring a 1 GiB
+// chunk made it allocate 2 GiB (found by fuzz_image). Every chunk up to IEND must fit in the bytes actually present.
+void check_png_chunks(const uint8_t* data, size_t size, const std::string& name) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size < 8 || std::memcmp(data, kSignature, 8) != 0) return;
+  size_t pos = 8;
+  while (pos + 8 <= size) {
+    const uint64_t len = (uint64_t(data[pos]) << 24) | (uint64_t(data[pos + 1]) << 16) |
+                         (uint64_t(data[pos + 2]) << 8) | uint64_t(data[pos + 3]);
+    VLM_CHECK(pos + 12 + len <= size, "cannot read image '", name, "': PNG chunk at byte ", pos, " declares ", len,
+              " bytes, more than the file holds (truncated or damaged PNG)");
+    if (std::memcmp(data + pos + 4, "IEND", 4) == 0) return;
+    pos += 12 + static_cast<size_t>(len);
+  }
+}
+
 }  // namespace
 
 GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
@@ -70,6 +87,7 @@ GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string&
             " bytes");
   const int len = static_cast<int>(size);
   check_pnm_header(data, size, name);
+  check_png_chunks(data, size, name);
   int w = 0, h = 0, channels = 0;
   VLM_CHECK(stbi_info_from_memory(data, len, &w, &h, &channels), "cannot read image '", name, "': ",
             stbi_failure_reason(), " (PNG, BMP or PGM expected)");
