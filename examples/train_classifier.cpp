@@ -1,9 +1,11 @@
 // Trains the reference CNN that grades generated digits (issue: graded generation accuracy). Thin driver.
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "mnist_common.h"
+#include "vlm/core/run_lock.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/digit_classifier.h"
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
     vlm::examples::start(flags, common);
     auto device = vlm::resolve_device(common.device);
 
+    const auto out_parent = std::filesystem::path(out).parent_path().string();
+    vlm::RunLock lock(out_parent.empty() ? "." : out_parent);  // one writer per output directory
     auto mnist = vlm::load_mnist(common.data_dir, limit_train, limit_test);
     auto split = vlm::split_train_validation(mnist.train);
     model_options.image_size(mnist.train.height());

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
+#include "vlm/core/run_lock.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/text/char_tokenizer.h"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     vlm::examples::start(flags, common);
     const auto device = vlm::resolve_device(common.device);
     train.seed = common.seed;
+    vlm::RunLock lock(train.out_dir);  // one writer per output directory
 
     std::vector<vlm::Sequence> train_set, val_set;
     if (!tokenizer_ckpt.empty()) {

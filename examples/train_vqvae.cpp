@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "mnist_common.h"
+#include "vlm/core/run_lock.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
     auto split = vlm::split_train_validation(mnist.train);
     model_options.image_size(mnist.train.height());
     vlm::ensure_directory(out_dir);
+    vlm::RunLock lock(out_dir);  // one writer per output directory
     train_options.checkpoint_path = out_dir + "/vqvae.pt";
     train_options.log_path = out_dir + "/epochs.jsonl";
 

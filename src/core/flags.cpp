@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "vlm/core/check.h"
+#include "vlm/core/quote.h"
 
 namespace vlm {
 namespace {
@@ -28,14 +29,14 @@ T parse_integer(const std::string& key, const std::string& text, const char* typ
   T out{};
   if constexpr (std::is_signed_v<T>) {
     long long x = std::strtoll(v.c_str(), &end, 10);
-    VLM_CHECK(end && *end == '\0' && errno == 0, "--", key, ": expected ", type, ", got '", text, "'");
+    VLM_CHECK(end && *end == '\0' && errno == 0, "--", key, ": expected ", type, ", got ", quote_excerpt(text));
     VLM_CHECK(x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max(), "--", key, ": ", text,
               " is out of range for ", type);
     out = static_cast<T>(x);
   } else {
-    VLM_CHECK(v[0] != '-', "--", key, ": expected a non-negative integer, got '", text, "'");
+    VLM_CHECK(v[0] != '-', "--", key, ": expected a non-negative integer, got ", quote_excerpt(text));
     unsigned long long x = std::strtoull(v.c_str(), &end, 10);
-    VLM_CHECK(end && *end == '\0' && errno == 0, "--", key, ": expected ", type, ", got '", text, "'");
+    VLM_CHECK(end && *end == '\0' && errno == 0, "--", key, ": expected ", type, ", got ", quote_excerpt(text));
     out = static_cast<T>(x);
   }
   return out;
@@ -47,8 +48,15 @@ double parse_real(const std::string& key, const std::string& text) {
   char* end = nullptr;
   double x = v.empty() ? 0 : std::strtod(v.c_str(), &end);
   VLM_CHECK(!v.empty() && end && *end == '\0' && errno == 0 && std::isfinite(x), "--", key,
-            ": expected a finite number, got '", text, "'");
+            ": expected a finite number, got ", quote_excerpt(text));
   return x;
+}
+
+// A key as typed, for messages: as is when short and printable, else quoted, escaped and cut.
+std::string display_key(const std::string& key) {
+  bool plain = key.size() <= 80;
+  for (char c : key) plain = plain && c > ' ' && c < 127;
+  return plain ? key : quote_excerpt(key);
 }
 
 std::string format_real(double x) { return fmt::format("{:g}", x); }
@@ -71,7 +79,7 @@ Flags& Flags::add(const std::string& key, bool* f, std::string help) {
                       std::string v = trim(t);
                       if (v == "" || v == "1" || v == "true" || v == "yes" || v == "on") *f = true;
                       else if (v == "0" || v == "false" || v == "no" || v == "off") *f = false;
-                      else VLM_FAIL("--", key, ": expected true/false, got '", t, "'");
+                      else VLM_FAIL("--", key, ": expected true/false, got ", quote_excerpt(t));
                     },
                     [f] { return std::string(*f ? "true" : "false"); }, [f] { return nlohmann::json(*f); }});
 }
@@ -100,7 +108,14 @@ Flags& Flags::add(const std::string& key, double* f, std::string help) {
                     [f] { return format_real(*f); }, [f] { return nlohmann::json(*f); }});
 }
 Flags& Flags::add(const std::string& key, std::string* f, std::string help) {
-  return add_entry({key, "string", std::move(help), [f](const std::string& t) { *f = t; }, [f] { return *f; },
+  return add_entry({key, "string", std::move(help),
+                    [key, f](const std::string& t) {
+                      // The configuration is stored as JSON (to_json), which holds UTF-8 only.
+                      VLM_CHECK(is_valid_utf8(t), "--", key, ": the value ", quote_excerpt(t),
+                                " is not valid UTF-8");
+                      *f = t;
+                    },
+                    [f] { return *f; },
                     [f] { return nlohmann::json(*f); }});
 }
 
@@ -130,7 +145,7 @@ void Flags::set(const std::string& key, const std::string& value) {
   if (it == index_.end()) {
     std::string known;
     for (const auto& e : entries_) known += (known.empty() ? "" : ", ") + e.key;
-    VLM_FAIL(program_, ": unknown flag --", key, " (known: ", known, (presets_.empty() ? "" : ", preset"),
+    VLM_FAIL(program_, ": unknown flag --", display_key(key), " (known: ", known, (presets_.empty() ? "" : ", preset"),
              "; see --help)");
   }
   entries_[it->second].set(value);
@@ -144,26 +159,30 @@ bool Flags::parse(int argc, const char* const* argv) {
 
 bool Flags::parse(const std::vector<std::string>& args) {
   std::vector<std::pair<std::string, std::string>> pairs;
+  std::map<std::string, std::string> seen;
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::cout << usage();
       return false;
     }
     if (a.rfind("--", 0) != 0) {
-      VLM_CHECK(allow_positional_, program_, ": unexpected argument '", a, "': flags are written --key=value");
+      VLM_CHECK(allow_positional_, program_, ": unexpected argument ", quote_excerpt(a), ": flags are written --key=value");
       positional_.push_back(a);
       continue;
     }
     auto eq = a.find('=');
     std::string key = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     std::string value = eq == std::string::npos ? "" : a.substr(eq + 1);
-    VLM_CHECK(!key.empty(), program_, ": malformed argument '", a, "': expected --key=value");
+    VLM_CHECK(!key.empty(), program_, ": malformed argument ", quote_excerpt(a), ": expected --key=value");
     // Bare --key is only meaningful for booleans.
     if (eq == std::string::npos && key != "preset") {
       auto it = index_.find(key);
       VLM_CHECK(it == index_.end() || entries_[it->second].type == "bool", program_, ": --", key,
                 " needs a value: --", key, "=VALUE");
     }
+    auto [first, inserted] = seen.emplace(key, value);
+    VLM_CHECK(inserted, program_, ": --", display_key(key), " is given twice (--", display_key(key), "=", quote_excerpt(first->second),
+              " and --", display_key(key), "=", quote_excerpt(value), "); give each flag once");
     pairs.emplace_back(key, value);
   }
   // Presets first, so that explicit flags override them whatever their order.
@@ -173,7 +192,7 @@ bool Flags::parse(const std::vector<std::string>& args) {
     if (it == presets_.end()) {
       std::string known;
       for (const auto& [name, p] : presets_) known += (known.empty() ? "" : ", ") + name;
-      VLM_FAIL(program_, ": unknown preset '", value, "' (known: ", known.empty() ? "none" : known, ")");
+      VLM_FAIL(program_, ": unknown preset ", quote_excerpt(value), " (known: ", known.empty() ? "none" : known, ")");
     }
     it->second.first();
     preset_ = value;

@@ -31,10 +31,14 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
   bytes = bytes.permute({1, 2, 0}).contiguous();  // (H, W, C), the interleaved layout PNG wants
   const int h = static_cast<int>(bytes.size(0)), w = static_cast<int>(bytes.size(1));
   const int c = static_cast<int>(bytes.size(2));
-  write_atomically(path, [&](const std::string& tmp) {
-    VLM_CHECK(stbi_write_png(tmp.c_str(), w, h, c, bytes.data_ptr<uint8_t>(), w * c) != 0, "write_png: cannot write ",
-              tmp, " (directory missing or not writable?)");
-  });
+  // Encode in memory, then write with the checked writer (OS cause named, partial temporary removed).
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  VLM_CHECK(stbi_write_png_to_func(append, &png, w, h, c, bytes.data_ptr<uint8_t>(), w * c) != 0,
+            "write_png '", path, "': PNG encoding failed");
+  write_bytes_atomically(path, png);
 }
 
 at::Tensor image_grid(const at::Tensor& images, int64_t cols, int64_t padding, float pad_value) {

@@ -9,6 +9,7 @@
 
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
+#include "vlm/core/run_lock.h"
 #include "vlm/core/runtime.h"
 #include "vlm/pipeline/report.h"
 #include "vlm/train/gpt_presets.h"
@@ -200,7 +201,7 @@ nlohmann::json summarise(const PipelineContext& ctx, double seconds_this_invocat
 nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& resolved_config) {
   const auto t_start = Clock::now();
   o.validate();
-  ensure_directory(o.run_dir);
+  RunLock lock(o.run_dir);  // one writer per run directory: a second `vlm run` here is refused, naming this one
   if (!resolved_config.is_null()) {
     // Rewritten only when it changed, so that a finished run on a read-only disk can still be reported.
     const std::string path = (fs::path(o.run_dir) / "config.json").string(), text = resolved_config.dump(2) + "\n";

@@ -5,6 +5,7 @@
 
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
+#include "vlm/core/quote.h"
 
 namespace vlm {
 
@@ -19,8 +20,8 @@ void check_image(const std::string& image, const std::string& where) {
   VLM_CHECK(!image.empty(), where, ": empty image token string");
   for (size_t i = 0; i < image.size(); ++i) {
     char c = image[i];
-    VLM_CHECK(!is_format_char(c) && c > ' ' && c < 127, where, ": image character '", c, "' at position ", i,
-              " of \"", image, "\" is not allowed (image letters must be printable and not one of \" ,.:#\")");
+    VLM_CHECK(!is_format_char(c) && c > ' ' && c < 127, where, ": image character ", quote_char(c), " at position ", i,
+              " of ", quote_excerpt(image), " is not allowed (image letters must be printable and not one of \" ,.:#\")");
   }
 }
 
@@ -30,12 +31,12 @@ bool starts_with(const std::string& s, size_t pos, const char* prefix) {
 
 // Parses "N" (decimal digits) at pos up to `end`.
 int64_t parse_label(const std::string& s, size_t pos, size_t end, const std::string& where) {
-  VLM_CHECK(end > pos, where, ": missing number after '", kNumberKey, "' in \"", s, "\"");
-  VLM_CHECK(end - pos <= 9, where, ": number '", s.substr(pos, end - pos), "' is too long");
+  VLM_CHECK(end > pos, where, ": missing number after '", kNumberKey, "' in ", quote_excerpt(s));
+  VLM_CHECK(end - pos <= 9, where, ": number ", quote_excerpt(s.substr(pos, end - pos)), " is too long");
   int64_t v = 0;
   for (size_t i = pos; i < end; ++i) {
-    VLM_CHECK(s[i] >= '0' && s[i] <= '9', where, ": expected a digit at column ", i + 1, ", found '", s[i],
-              "' in \"", s, "\"");
+    VLM_CHECK(s[i] >= '0' && s[i] <= '9', where, ": expected a digit at column ", i + 1, ", found ", quote_char(s[i]),
+              " in ", quote_excerpt(s));
     v = v * 10 + (s[i] - '0');
   }
   return v;
@@ -52,7 +53,7 @@ std::string format_sequence_unpadded(const Sequence& s) {
 
 std::string format_sequence(const Sequence& s, int64_t block_size) {
   std::string text = format_sequence_unpadded(s);
-  VLM_CHECK(static_cast<int64_t>(text.size()) <= block_size, "sequence \"", text, "\" has ", text.size(),
+  VLM_CHECK(static_cast<int64_t>(text.size()) <= block_size, "sequence ", quote_excerpt(text), " has ", text.size(),
             " characters, more than the block size ", block_size, ": raise --block_size");
   text.append(static_cast<size_t>(block_size) - text.size(), kPadChar);
   return text;
@@ -71,27 +72,27 @@ Sequence parse_sequence(const std::string& raw, const std::string& where) {
   size_t end = line.find_last_not_of(kPadChar);
   VLM_CHECK(end != std::string::npos, where, ": empty line (expected e.g. \"image:ABCDEFGH, number:7.\")");
   std::string body = line.substr(0, end + 1);
-  VLM_CHECK(body.back() == '.', where, ": sequence must end with '.' before the '#' padding, got \"", line, "\"");
+  VLM_CHECK(body.back() == '.', where, ": sequence must end with '.' before the '#' padding, got ", quote_excerpt(line));
   body.pop_back();
-  VLM_CHECK(body.find(kPadChar) == std::string::npos, where, ": '#' inside the sequence \"", line, "\"");
+  VLM_CHECK(body.find(kPadChar) == std::string::npos, where, ": '#' inside the sequence ", quote_excerpt(line));
 
   Sequence s;
   size_t comma = body.find(", ");
-  VLM_CHECK(comma != std::string::npos, where, ": expected \", \" between the two fields in \"", line, "\"");
+  VLM_CHECK(comma != std::string::npos, where, ": expected \", \" between the two fields in ", quote_excerpt(line));
   if (starts_with(body, 0, kImageKey)) {
     s.tmpl = Template::kClassify;
     s.image = body.substr(6, comma - 6);
-    VLM_CHECK(starts_with(body, comma + 2, kNumberKey), where, ": expected \"number:\" after \"", body.substr(0, comma + 2),
-              "\" in \"", line, "\"");
+    VLM_CHECK(starts_with(body, comma + 2, kNumberKey), where, ": expected \"number:\" after ", quote_excerpt(body.substr(0, comma + 2)),
+              " in ", quote_excerpt(line));
     s.label = parse_label(body, comma + 2 + 7, body.size(), where);
   } else if (starts_with(body, 0, kNumberKey)) {
     s.tmpl = Template::kGenerate;
     s.label = parse_label(body, 7, comma, where);
-    VLM_CHECK(starts_with(body, comma + 2, kImageKey), where, ": expected \"image:\" after \"", body.substr(0, comma + 2),
-              "\" in \"", line, "\"");
+    VLM_CHECK(starts_with(body, comma + 2, kImageKey), where, ": expected \"image:\" after ", quote_excerpt(body.substr(0, comma + 2)),
+              " in ", quote_excerpt(line));
     s.image = body.substr(comma + 2 + 6);
   } else {
-    VLM_FAIL(where, ": line must start with \"image:\" or \"number:\", got \"", line, "\"");
+    VLM_FAIL(where, ": line must start with \"image:\" or \"number:\", got ", quote_excerpt(line));
   }
   check_image(s.image, where);
   return s;

@@ -7,6 +7,7 @@
 
 #include "vlm/core/check.h"
 #include "vlm/io/checkpoint.h"
+#include "vlm/tokenizer/token_string.h"
 
 namespace vlm {
 
@@ -48,14 +49,7 @@ std::vector<std::string> codes_to_texts(const at::Tensor& codes, const std::stri
 
 namespace {
 void fill_codes(const std::string& text, const std::string& alphabet, int64_t length, int64_t* out) {
-  VLM_CHECK(static_cast<int64_t>(text.size()) == length, "image token string \"", text, "\" has ", text.size(),
-            " letters; expected exactly ", length, " letters from \"", alphabet, "\"");
-  for (int64_t i = 0; i < length; ++i) {
-    auto pos = alphabet.find(text[i]);
-    VLM_CHECK(pos != std::string::npos, "image token string \"", text, "\": letter '", text[i], "' at position ", i,
-              " is not in the image alphabet \"", alphabet, "\"");
-    out[i] = static_cast<int64_t>(pos);
-  }
+  image_text_to_code_indices(text, alphabet, length, out);
 }
 }  // namespace
 

@@ -8,7 +8,8 @@
 //   flags.parse(argc, argv);           // --preset=NAME first, then every --key=value in order
 //   std::cout << flags.resolved();     // the configuration actually used
 //
-// Unknown keys, malformed values and values of the wrong type are errors naming the flag and what was expected.
+// Unknown keys, repeated keys, malformed values and values of the wrong type are errors naming the flag and what
+// was expected.
 #include <cstdint>
 #include <functional>
 #include <map>
