@@ -33,7 +33,8 @@ import sys
 
 import torch
 
-SEED_DATA = "/work/shared/seed-tokens/train.txt"  # overridable with VLM_SEED_TRAIN
+# The seed's own token file, in the shared/ folder beside the checkout; overridable with VLM_SEED_TRAIN.
+SEED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "seed-tokens", "train.txt")
 
 
 def load_model_py(path):

@@ -78,7 +78,7 @@ std::map<std::string, at::Tensor> tiny_state(int64_t V = 50, int64_t C = 16) {
 
 TEST_CASE("meta.pkl of nanoGPT's prepare.py gives the seed's vocabulary and tokenizer", "[nanogpt]") {
   // The seed's data/mnist_vlm/prepare.py: sorted(set(all lines stripped)); the fixture's meta.pkl was written the
-  // same way from /work/shared/seed-tokens/train.txt. It equals our for_sequences vocabulary.
+  // same way from ../shared/seed-tokens/train.txt. It equals our for_sequences vocabulary.
   vlm::CharTokenizer tok = vlm::read_nanogpt_meta(kDir + "/meta.pkl");
   CHECK(tok.chars() == kSeedChars);
   CHECK(tok == vlm::CharTokenizer::for_sequences("ABCDEFGHIJKLMNOPQRSTUVWXYZ"));

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "synthetic_mnist.h"
 #include "test_helpers.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/runtime.h"
@@ -21,29 +22,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-// A small MNIST-shaped data set: each digit d is a bright bar at a digit-specific place plus noise, so the pipeline
-// has something learnable without the real MNIST.
-void write_synthetic_mnist(const std::string& dir, int64_t n_train, int64_t n_test) {
-  auto make = [](int64_t n, uint64_t seed) {
-    at::manual_seed(seed);
-    auto labels = at::arange(n) % 10;
-    auto images = at::rand({n, 1, 28, 28}) * 0.2;
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t d = labels[i].item<int64_t>();
-      images[i][0].narrow(0, 2 + 2 * d, 4).narrow(1, 4, 20).fill_(1.0);
-    }
-    vlm::IdxArray lab;
-    lab.dims = {n};
-    for (int64_t i = 0; i < n; ++i) lab.data.push_back(static_cast<uint8_t>(labels[i].item<int64_t>()));
-    return std::make_pair(vlm::image_tensor_to_idx(images), lab);
-  };
-  auto [tri, trl] = make(n_train, 1);
-  auto [tei, tel] = make(n_test, 2);
-  vlm::write_idx(dir + "/train-images-idx3-ubyte", tri);
-  vlm::write_idx(dir + "/train-labels-idx1-ubyte.gz", trl, /*gzip=*/true);
-  vlm::write_idx(dir + "/t10k-images-idx3-ubyte", tei);
-  vlm::write_idx(dir + "/t10k-labels-idx1-ubyte", tel);
-}
 
 vlm::PipelineOptions tiny(const std::string& data, const std::string& run) {
   vlm::PipelineOptions o;
@@ -86,7 +64,7 @@ TEST_CASE("The whole pipeline runs end to end on a small data set, resumes, and 
           "[pipeline]") {
   vlm::testing::TempDir dir;
   fs::create_directories(dir.file("data"));
-  write_synthetic_mnist(dir.file("data"), 600, 100);
+  vlm::testing::write_synthetic_mnist(dir.file("data"), 600, 100);
   const std::string run = dir.file("run");
   auto o = tiny(dir.file("data"), run);
   // Enough steps for the tiny models to learn the synthetic digits (seconds).
@@ -161,7 +139,7 @@ TEST_CASE("The whole pipeline runs end to end on a small data set, resumes, and 
 TEST_CASE("A stage is redone exactly when an option it depends on changes", "[pipeline]") {
   vlm::testing::TempDir dir;
   fs::create_directories(dir.file("data"));
-  write_synthetic_mnist(dir.file("data"), 300, 50);
+  vlm::testing::write_synthetic_mnist(dir.file("data"), 300, 50);
   const std::string run = dir.file("run");
   auto o = tiny(dir.file("data"), run);
   o.limit_train = 300;

@@ -15,6 +15,7 @@
 
 #include <ATen/ATen.h>
 
+#include "synthetic_mnist.h"
 #include "test_helpers.h"
 #include "vlm/data/idx.h"
 #include "vlm/data/mnist.h"
@@ -53,29 +54,6 @@ Result vlm_cli(const std::string& args) {
 
 bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
-// The same synthetic MNIST as test_pipeline.cpp: each digit a bright bar at a digit-specific row, plus noise.
-void write_synthetic_mnist(const std::string& dir, int64_t n_train, int64_t n_test) {
-  fs::create_directories(dir);
-  auto make = [](int64_t n, uint64_t seed) {
-    at::manual_seed(seed);
-    auto labels = at::arange(n) % 10;
-    auto images = at::rand({n, 1, 28, 28}) * 0.2;
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t d = labels[i].item<int64_t>();
-      images[i][0].narrow(0, 2 + 2 * d, 4).narrow(1, 4, 20).fill_(1.0);
-    }
-    vlm::IdxArray lab;
-    lab.dims = {n};
-    for (int64_t i = 0; i < n; ++i) lab.data.push_back(static_cast<uint8_t>(labels[i].item<int64_t>()));
-    return std::make_pair(vlm::image_tensor_to_idx(images), lab);
-  };
-  auto [tri, trl] = make(n_train, 1);
-  auto [tei, tel] = make(n_test, 2);
-  vlm::write_idx(dir + "/train-images-idx3-ubyte", tri);
-  vlm::write_idx(dir + "/train-labels-idx1-ubyte", trl);
-  vlm::write_idx(dir + "/t10k-images-idx3-ubyte", tei);
-  vlm::write_idx(dir + "/t10k-labels-idx1-ubyte", tel);
-}
 
 const std::string kRoot = VLM_CLI_FIXTURE_DIR;
 const std::string kData = kRoot + "/data";
@@ -86,7 +64,7 @@ const std::string kScratch = kRoot + "/scratch";
 void make_run(bool fresh) {
   if (!fresh && fs::exists(kRun + "/report.md")) return;
   fs::remove_all(kRoot);
-  write_synthetic_mnist(kData, 600, 100);
+  vlm::testing::write_synthetic_mnist(kData, 600, 100);
   fs::create_directories(kScratch);
   auto r = vlm_cli("run --preset=tiny --threads=1 --data_dir=" + quote(kData) + " --run_dir=" + quote(kRun));
   INFO(r.out);
