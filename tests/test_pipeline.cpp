@@ -224,3 +224,36 @@ TEST_CASE("Module option flags: the drivers' keys, and the pipeline's with their
   CHECK(o.eval.sampled_top_k == 7);
   CHECK_THROWS_WITH(run.parse({"--max_iters=3"}), Catch::Contains("unknown flag --max_iters"));
 }
+
+TEST_CASE("An interrupted GPT stage continues from its last checkpoint and ends as an uninterrupted run", "[pipeline]") {
+  vlm::testing::TempDir dir;
+  vlm::testing::write_synthetic_mnist(dir.file("data"), 300, 50);
+  const std::string run = dir.file("run");
+  auto o = tiny(dir.file("data"), run);
+  o.eval.samples_per_digit = 1;
+  vlm::run_pipeline(o);  // uninterrupted: 20 iterations, checkpoints (and snapshots) at 10 and 20
+  const auto finished = vlm::load_gpt_checkpoint(run + "/gpt/ckpt.pt");
+  REQUIRE(finished.meta["iter"] == 20);
+
+  // The state a kill after iteration 10's checkpoint leaves: ckpt.pt at 10, the stage started but not recorded.
+  auto record = nlohmann::json::parse(vlm::read_text_file(run + "/gpt/stage.json"));
+  fs::copy_file(run + "/gpt/ckpt_10.pt", run + "/gpt/ckpt.pt", fs::copy_options::overwrite_existing);
+  fs::remove(run + "/gpt/stage.json");
+  vlm::write_text_atomically(run + "/gpt/stage.started.json", record["config"].dump() + "\n");
+  vlm::run_pipeline(o);
+
+  const auto resumed = vlm::load_gpt_checkpoint(run + "/gpt/ckpt.pt");
+  CHECK(resumed.meta["iter"] == 20);
+  // It trained iterations 10..19 only (the metrics file continues), and ends bit for bit where the first run ended.
+  auto a = finished.model->named_parameters(), b = resumed.model->named_parameters();
+  for (auto& p : a) {
+    INFO(p.key());
+    CHECK(at::equal(p.value(), b[p.key()]));
+  }
+  CHECK_FALSE(fs::exists(run + "/gpt/stage.started.json"));
+  // A started record with another configuration is not resumed: the stage starts again from scratch.
+  vlm::write_text_atomically(run + "/gpt/stage.started.json", "{\"other\": 1}\n");
+  fs::remove(run + "/gpt/stage.json");
+  CHECK_NOTHROW(vlm::run_pipeline(o));
+  CHECK(vlm::load_gpt_checkpoint(run + "/gpt/ckpt.pt").meta["iter"] == 20);
+}
