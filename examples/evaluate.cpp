@@ -12,8 +12,8 @@
 #include "vlm/data/mnist.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
-#include "vlm/text/sequences.h"
-#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/text/sequence_format.h"
+#include "vlm/tokenizer/token_codec.h"
 #include "vlm/models/gpt_checkpoint.h"
 
 namespace {
@@ -36,9 +36,9 @@ int main(int argc, char** argv) {
     vlm::examples::add_common_flags(flags, common);
     flags.add("gpt", &gpt, "GPT checkpoint to evaluate (required)");
     flags.add("series", &series, "comma-separated GPT checkpoints for the accuracy-over-training chart");
-    flags.add("tokenizer", &tokenizer, "VQ-VAE tokenizer checkpoint: encodes MNIST test images, decodes generations");
+    flags.add("tokenizer", &tokenizer, "codec checkpoint (any registered kind): encodes test images, decodes generations");
     flags.add("classifier", &classifier, "reference classifier checkpoint (examples/train_classifier) for grading");
-    flags.add("test_text", &test_text, "classify the lines of this token text file (seed format) instead of MNIST test");
+    flags.add("test_text", &test_text, "classify the lines of this file (the model's format) instead of --data_dir's test set");
     flags.add("train_text", &train_text, "token text file of the GPT's training set (for memorisation)");
     flags.add("limit_test", &limit_test, "use only the first N test examples (0 = all)");
     vlm::add_option_flags(flags, eo);
@@ -53,38 +53,47 @@ int main(int argc, char** argv) {
     vlm::EvaluationInputs in;
     in.model = loaded.model;
     in.tokenizer = loaded.tokenizer;
+    in.format = loaded.format;
     in.model_path = gpt;
     in.series = split_list(series);
+    const int64_t image = in.format.first_codec_field(), label = in.format.first_label_field();
 
-    std::unique_ptr<vlm::ImageTokenCodec> codec;
-    if (!tokenizer.empty()) codec = std::make_unique<vlm::ImageTokenCodec>(vlm::ImageTokenCodec::load(tokenizer, device));
+    std::unique_ptr<vlm::TokenCodec> codec;
+    if (!tokenizer.empty()) codec = vlm::load_codec(tokenizer, device);
     in.codec = codec.get();
-    if (!classifier.empty()) in.classifier = vlm::load_digit_classifier(classifier, device);
+    if (!classifier.empty()) in.grader = vlm::classifier_grader(vlm::load_digit_classifier(classifier, device));
 
     std::unordered_set<std::string> train_strings;
     if (!test_text.empty()) {
-      auto seqs = vlm::read_sequences(test_text);
-      std::vector<int64_t> labels;
-      for (const auto& s : seqs) in.test_strings.push_back(s.image), labels.push_back(s.label);
-      in.test_labels = at::tensor(labels, at::kLong);
+      in.test_records = in.format.read(test_text);
     } else {
-      VLM_CHECK(codec, "give --test_text=FILE, or --tokenizer=CKPT with --data_dir to tokenize the MNIST test set");
-      auto mnist = vlm::load_mnist(common.data_dir, 0, limit_test);
-      in.test_images = mnist.test.images;
-      in.test_labels = mnist.test.labels;
-      in.test_strings = codec->encode_text(mnist.test.images);
+      VLM_CHECK(codec, "give --test_text=FILE, or --tokenizer=CKPT with --data_dir to tokenize the test set");
+      VLM_CHECK(in.format.num_fields() == 2 && image >= 0 && label >= 0,
+                "--tokenizer with --data_dir needs a model whose format has one codec and one label field");
+      const auto& words = in.format.field(label).words;
+      auto mnist = vlm::load_mnist(common.data_dir, 0, limit_test, static_cast<int64_t>(words.size()));
+      in.test_items = mnist.test.images;
+      const auto strings = codec->encode(mnist.test.images);
+      auto labels = mnist.test.labels.contiguous();
+      const int64_t tmpl = in.format.template_ending_with(label);
+      for (size_t i = 0; i < strings.size(); ++i) {
+        vlm::Record r{tmpl, std::vector<std::string>(2)};
+        r.values[image] = strings[i];
+        r.values[label] = words.at(static_cast<size_t>(labels.data_ptr<int64_t>()[i]));
+        in.test_records.push_back(std::move(r));
+      }
       if (train_text.empty()) {
         auto split = vlm::split_train_validation(mnist.train);
-        for (auto& s : codec->encode_text(split.train.images)) train_strings.insert(std::move(s));
+        for (auto& s : codec->encode(split.train.images)) train_strings.insert(std::move(s));
         in.train_strings = &train_strings;
       }
     }
-    if (limit_test > 0 && static_cast<int64_t>(in.test_strings.size()) > limit_test) {
-      in.test_strings.resize(limit_test);
-      in.test_labels = in.test_labels.narrow(0, 0, limit_test);
+    if (limit_test > 0 && static_cast<int64_t>(in.test_records.size()) > limit_test) {
+      in.test_records.resize(limit_test);
+      if (in.test_items.defined()) in.test_items = in.test_items.narrow(0, 0, limit_test);
     }
     if (!train_text.empty()) {
-      for (const auto& s : vlm::read_sequences(train_text)) train_strings.insert(s.image);
+      for (const auto& r : in.format.read(train_text)) train_strings.insert(r.values[image]);
       in.train_strings = &train_strings;
     }
     auto summary = vlm::run_evaluation(in, eo);

@@ -1,5 +1,6 @@
-// Trains the GPT on text-image sequences: from token text files in the seed's format (--train_text, --val_text), or
-// from a tokenizer checkpoint plus MNIST (--tokenizer, --data_dir). nanoGPT's train.py, with typed flags.
+// Trains the GPT on the lines of a sequence format (the seed's, or --format=FILE): from token text files
+// (--train_text, --val_text), or from a codec checkpoint plus MNIST-shaped data (--tokenizer, --data_dir).
+// nanoGPT's train.py, with typed flags.
 //
 //   train_gpt --preset=cpu --train_text=../shared/seed-tokens/train.txt --val_text=../shared/seed-tokens/valid.txt
 //   train_gpt --preset=cpu --tokenizer=runs/vqvae/vqvae.pt --data_dir=data/mnist --out_dir=runs/gpt-own
@@ -13,16 +14,18 @@
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/text/char_tokenizer.h"
-#include "vlm/text/sequences.h"
-#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/text/sequence_format.h"
+#include "vlm/tokenizer/token_codec.h"
 #include "vlm/train/gpt_presets.h"
 #include "vlm/train/gpt_trainer.h"
 
 namespace {
 
-std::vector<int64_t> labels_of(const vlm::LabeledImages& d) {
+std::vector<std::string> words_of(const vlm::LabeledImages& d, const std::vector<std::string>& words) {
+  std::vector<std::string> out;
   auto l = d.labels.contiguous();
-  return std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
+  for (int64_t i = 0; i < l.numel(); ++i) out.push_back(words.at(static_cast<size_t>(l.data_ptr<int64_t>()[i])));
+  return out;
 }
 
 }  // namespace
@@ -32,14 +35,14 @@ int main(int argc, char** argv) {
     vlm::examples::CommonOptions common;
     vlm::GPTOptions model;
     vlm::GPTTrainOptions train;
-    std::string train_text, val_text, tokenizer_ckpt, image_alphabet = vlm::kSeedImageAlphabet, write_text_dir;
+    std::string train_text, val_text, tokenizer_ckpt, format_file, write_text_dir;
 
     vlm::Flags flags("train_gpt", "Train the GPT on text-image sequences (nanoGPT's train.py).");
-    flags.add("train_text", &train_text, "training sequences in the seed's text format (one per line)");
-    flags.add("val_text", &val_text, "validation sequences in the seed's text format");
-    flags.add("tokenizer", &tokenizer_ckpt, "tokenizer (VQ-VAE) checkpoint: tokenize MNIST from --data_dir instead");
+    flags.add("train_text", &train_text, "training lines of the sequence format (one per line)");
+    flags.add("val_text", &val_text, "validation lines of the sequence format");
+    flags.add("format", &format_file, "sequence format file (JSON, docs/formats.md); default: the seed's");
+    flags.add("tokenizer", &tokenizer_ckpt, "codec checkpoint (any registered kind): tokenize --data_dir instead");
     flags.add("write_text", &write_text_dir, "with --tokenizer: also write train.txt and valid.txt to this directory");
-    flags.add("image_alphabet", &image_alphabet, "letters of the image tokens (with --train_text)");
     vlm::examples::add_common_flags(flags, common);
     vlm::add_option_flags(flags, model);
     vlm::add_option_flags(flags, train);
@@ -52,29 +55,43 @@ int main(int argc, char** argv) {
     train.seed = common.seed;
     vlm::RunLock lock(train.out_dir);  // one writer per output directory
 
-    std::vector<vlm::Sequence> train_set, val_set;
+    vlm::SequenceFormat format = format_file.empty() ? vlm::SequenceFormat::seed() : vlm::SequenceFormat::load(format_file);
+    std::vector<vlm::Record> train_set, val_set;
     if (!tokenizer_ckpt.empty()) {
       VLM_CHECK(train_text.empty() && val_text.empty(), "give either --tokenizer (+ --data_dir) or --train_text/--val_text");
-      auto codec = vlm::ImageTokenCodec::load(tokenizer_ckpt);
-      image_alphabet = codec.alphabet();
-      auto split = vlm::split_train_validation(vlm::load_mnist(common.data_dir).train);
-      fmt::print("tokenizing {} + {} MNIST images with '{}'\n", split.train.size(), split.validation.size(), tokenizer_ckpt);
-      train_set = vlm::make_sequences(codec.encode_text(split.train.images), labels_of(split.train), train.seed);
-      val_set = vlm::make_sequences(codec.encode_text(split.validation.images), labels_of(split.validation),
-                                    train.seed + 1);
+      auto codec = vlm::load_codec(tokenizer_ckpt);
+      const int64_t image = format.first_codec_field(), label = format.first_label_field();
+      VLM_CHECK(format.num_fields() == 2 && image >= 0 && label >= 0, "--tokenizer needs a format of one codec field ",
+                "and one label field");
+      if (format_file.empty()) {  // the seed's templates with the codec's letters
+        const auto& l = format.field(label);
+        format = vlm::SequenceFormat::image_and_label(l.name, l.words, codec->alphabet(), codec->length());
+      }
+      auto split = vlm::split_train_validation(vlm::load_mnist(common.data_dir, 0, 0, format.field(label).num_classes()).train);
+      fmt::print("tokenizing {} + {} images with '{}'\n", split.train.size(), split.validation.size(), tokenizer_ckpt);
+      auto columns = [&](const vlm::LabeledImages& d) {
+        std::vector<std::vector<std::string>> c(2);
+        c[image] = codec->encode(d.images);
+        c[label] = words_of(d, format.field(label).words);
+        return c;
+      };
+      format = format.with_block_size(model.block_size());
+      train_set = vlm::make_records(format, columns(split.train), train.seed);
+      val_set = vlm::make_records(format, columns(split.validation), train.seed + 1);
       if (!write_text_dir.empty()) {
-        vlm::write_sequences(write_text_dir + "/train.txt", train_set, model.block_size());
-        vlm::write_sequences(write_text_dir + "/valid.txt", val_set, model.block_size());
+        format.write(write_text_dir + "/train.txt", train_set);
+        format.write(write_text_dir + "/valid.txt", val_set);
+        format.save(write_text_dir + "/format.json");
       }
     } else {
       VLM_CHECK(!train_text.empty() && !val_text.empty(),
                 "give --train_text=FILE --val_text=FILE (seed format) or --tokenizer=CKPT --data_dir=DIR");
-      train_set = vlm::read_sequences(train_text);
-      val_set = vlm::read_sequences(val_text);
+      format = format.with_block_size(model.block_size());
+      train_set = format.read(train_text);
+      val_set = format.read(val_text);
     }
-    auto tokenizer = vlm::CharTokenizer::for_sequences(image_alphabet);
-    vlm::GPTTrainer trainer(model, train, vlm::TokenDataset::build(train_set, tokenizer, model.block_size()),
-                            vlm::TokenDataset::build(val_set, tokenizer, model.block_size()), device);
+    vlm::GPTTrainer trainer(model, train, vlm::TokenDataset::build(format, std::move(train_set)),
+                            vlm::TokenDataset::build(format, std::move(val_set)), device);
     auto s = trainer.train();
     fmt::print("final: val loss {:.4f} (all targets {:.4f}), val accuracy {:.4f}, best val loss {:.4f}, wall {:.1f} s\n",
                s.last_eval.val_loss, s.last_eval.val_loss_all, s.last_eval.val_accuracy, s.best_val_loss,

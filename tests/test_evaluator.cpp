@@ -13,10 +13,31 @@
 #include "vlm/eval/metrics.h"
 #include "vlm/io/png.h"
 #include "vlm/io/png_read.h"
-#include "vlm/text/sequences.h"
+#include "vlm/text/sequence_format.h"
+#include "vlm/tokenizer/image_token_codec.h"
 
 namespace {
-vlm::CharTokenizer tok() { return vlm::CharTokenizer::for_sequences(vlm::kSeedImageAlphabet); }
+const vlm::SequenceFormat& fmt_seed() {
+  static const vlm::SequenceFormat f = vlm::SequenceFormat::seed();
+  return f;
+}
+vlm::CharTokenizer tok() { return vlm::CharTokenizer::for_format(fmt_seed()); }
+// The seed's format with image strings of 1 to 8 letters: prompts of several lengths, the same vocabulary.
+const vlm::SequenceFormat& fmt_variable() {
+  static const vlm::SequenceFormat f = [] {
+    auto image = vlm::FieldSpec::codec_field("image", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0);
+    image.max_length = 8;
+    return vlm::SequenceFormat({image, fmt_seed().field(1)}, {fmt_seed().template_pattern(0), fmt_seed().template_pattern(1)});
+  }();
+  return f;
+}
+std::string classification_prompt(const std::string& image) { return "image:" + image + ", number:"; }
+// Records to classify: the image letters, the label field left to the classifier.
+std::vector<vlm::Record> records_of(const std::vector<std::string>& images) {
+  std::vector<vlm::Record> out;
+  for (const auto& s : images) out.push_back({0, {s, "0"}});
+  return out;
+}
 vlm::GPT tiny_gpt(uint64_t seed) {
   vlm::seed_everything(seed);
   return vlm::GPT(vlm::GPTOptions().vocab_size(tok().vocab_size()).block_size(32).n_layer(2).n_head(2).n_embd(32));
@@ -41,7 +62,7 @@ vlm::GPT trained_gpt(const std::vector<std::string>& images) {
   auto t = tok();
   std::vector<int64_t> ids;
   for (const auto& s : images) {
-    auto e = t.encode(vlm::classification_prompt(s) + std::to_string(rule(s)) + ".");
+    auto e = t.encode(classification_prompt(s) + std::to_string(rule(s)) + ".");
     ids.insert(ids.end(), e.begin(), e.end());
   }
   const int64_t T = static_cast<int64_t>(ids.size() / images.size());
@@ -64,7 +85,7 @@ vlm::GPT trained_gpt(const std::vector<std::string>& images) {
 // digit tokens picked out.
 at::Tensor brute_force_digit_log_probs(vlm::GPT& model, const vlm::CharTokenizer& t, const std::string& image) {
   at::NoGradGuard no_grad;
-  auto x = at::tensor(t.encode(vlm::classification_prompt(image)), at::kLong).view({1, -1});
+  auto x = at::tensor(t.encode(classification_prompt(image)), at::kLong).view({1, -1});
   auto lp = at::log_softmax(model->forward(x)[0][-1], -1);
   std::vector<double> out;
   for (int d = 0; d < 10; ++d) out.push_back(lp[t.encode(std::to_string(d))[0]].item<double>());
@@ -128,7 +149,8 @@ TEST_CASE("Expected calibration error on a hand-computed case", "[metrics]") {
 TEST_CASE("Classification metrics count confusions, invalid answers and top-2", "[metrics]") {
   auto labels = at::tensor({4, 4, 4, 9, 9, 7}, at::kLong);
   auto pred = at::tensor({4, 9, 9, 9, -1, 7}, at::kLong);
-  auto m = vlm::classification_metrics(pred, labels);
+  const std::vector<std::string> digits = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  auto m = vlm::classification_metrics(pred, labels, digits);
   CHECK(m.accuracy == Approx(3.0 / 6));
   CHECK(m.invalid == 1);
   CHECK(m.confusion[4][9] == 2);
@@ -138,7 +160,9 @@ TEST_CASE("Classification metrics count confusions, invalid answers and top-2", 
   CHECK(m.top_confusions[0].rate == Approx(2.0 / 3));
   auto probs = at::zeros({6, 10});
   for (int i = 0; i < 6; ++i) probs[i][pred[i].item<int64_t>() < 0 ? 0 : pred[i].item<int64_t>()] = 0.6, probs[i][4] += 0.4;
-  auto m2 = vlm::classification_metrics(pred.clamp_min(0), labels, probs);
+  auto m2 = vlm::classification_metrics(pred.clamp_min(0), labels, digits, probs);
+  CHECK(m.to_json()["top_confusions"][0]["true"] == "4");  // named by the label words
+  CHECK_THROWS_WITH(vlm::classification_metrics(pred, labels, {"a"}), Catch::Contains("two classes"));
   CHECK(m2.top2_accuracy == Approx(5.0 / 6));  // the 9 predicted for a true 9 with 4 second; row 4 (-1->0) misses 9
 }
 
@@ -150,7 +174,7 @@ TEST_CASE("Exact classification equals a full forward per prompt, batched by len
   for (auto& s : random_strings(4, 4, 7)) images.push_back(s);  // a second prompt length, interleaved batches
   const int64_t N = static_cast<int64_t>(images.size());
   auto labels = at::randint(0, 10, {N}, at::kLong);
-  auto exact = vlm::classify_exact(model, t, images, labels, /*batch_size=*/3);
+  auto exact = vlm::classify_exact(model, t, fmt_variable(), records_of(images), labels, /*batch_size=*/3);
   CHECK(model->is_training());
   model->eval();
   REQUIRE(exact.predicted.size() == images.size());
@@ -169,12 +193,14 @@ TEST_CASE("Exact classification equals a full forward per prompt, batched by len
   CHECK(exact.to_json()["accuracy"] == exact.metrics.accuracy);
   CHECK(exact.to_json().contains("seconds"));
 
-  auto unlabeled = vlm::classify_exact(model, t, images);
+  auto unlabeled = vlm::classify_exact(model, t, fmt_variable(), records_of(images));
   CHECK_FALSE(unlabeled.has_labels);
   CHECK(unlabeled.predicted == exact.predicted);
   CHECK(unlabeled.to_json()["n"] == N);
   CHECK_FALSE(unlabeled.to_json().contains("accuracy"));
-  CHECK_THROWS_WITH(vlm::classify_exact(model, t, images, at::zeros({3}, at::kLong)), Catch::Contains("labels"));
+  CHECK_THROWS_WITH(vlm::classify_exact(model, t, fmt_variable(), records_of(images), at::zeros({3}, at::kLong)),
+                    Catch::Contains("labels"));
+  CHECK_THROWS_WITH(vlm::classify_exact(model, t, fmt_seed(), records_of(images)), Catch::Contains("needs 8 letters"));
 }
 
 TEST_CASE("A trained GPT classifies its task exactly and by sampling, as brute force says", "[evaluator][classify]") {
@@ -185,16 +211,18 @@ TEST_CASE("A trained GPT classifies its task exactly and by sampling, as brute f
   for (const auto& s : images) truth.push_back(rule(s));
   auto labels = at::tensor(truth, at::kLong);
 
-  auto exact = vlm::classify_exact(model, t, images, labels, 8);
+  auto exact = vlm::classify_exact(model, t, fmt_seed(), records_of(images), labels, 8);
   CHECK(exact.metrics.accuracy == 1.0);
   CHECK(vlm::classification_accuracy(exact.predicted, truth) == 1.0);
 
   // Greedy "sampling": each answer must be what greedy decoding by full forwards writes, parsed.
-  auto sampled = vlm::classify_sampled(model, t, images, labels, vlm::SamplerOptions().greedy(true));
+  auto sampled = vlm::classify_sampled(model, t, fmt_seed(), records_of(images), labels,
+                                       vlm::SamplerOptions().greedy(true));
   REQUIRE(sampled.predicted.size() == images.size());
   int64_t right = 0, invalid = 0;
   for (size_t i = 0; i < images.size(); ++i) {
-    int64_t expected = vlm::parse_digit_answer(brute_force_greedy(model, t, vlm::classification_prompt(images[i]), 2));
+    int64_t expected =
+        vlm::parse_word_answer(fmt_seed().field(1), brute_force_greedy(model, t, classification_prompt(images[i]), 2), '.');
     CHECK(sampled.predicted[i] == expected);
     right += expected == truth[i], invalid += expected < 0;
   }
@@ -204,17 +232,22 @@ TEST_CASE("A trained GPT classifies its task exactly and by sampling, as brute f
   CHECK(sampled.to_json()["n"] == images.size());
 
   // Labels shifted by one: exact accuracy must drop to zero (a test that can fail).
-  auto wrong = vlm::classify_exact(model, t, images, (labels + 1) % 10);
+  auto wrong = vlm::classify_exact(model, t, fmt_seed(), records_of(images), (labels + 1) % 10);
   CHECK(wrong.metrics.accuracy == 0.0);
 }
 
-TEST_CASE("A sampled answer parses only as a single digit and a dot", "[evaluator]") {
-  CHECK(vlm::parse_digit_answer("7.") == 7);
-  CHECK(vlm::parse_digit_answer("0.###") == 0);
-  CHECK(vlm::parse_digit_answer("77.") == -1);
-  CHECK(vlm::parse_digit_answer("A.") == -1);
-  CHECK(vlm::parse_digit_answer("7") == -1);
-  CHECK(vlm::parse_digit_answer("") == -1);
+TEST_CASE("A sampled answer parses only as a whole word and the delimiter", "[evaluator]") {
+  const auto& number = fmt_seed().field(1);
+  CHECK(vlm::parse_word_answer(number, "7.", '.') == 7);
+  CHECK(vlm::parse_word_answer(number, "0.###", '.') == 0);
+  CHECK(vlm::parse_word_answer(number, "77.", '.') == -1);
+  CHECK(vlm::parse_word_answer(number, "A.", '.') == -1);
+  CHECK(vlm::parse_word_answer(number, "7", '.') == -1);
+  CHECK(vlm::parse_word_answer(number, "", '.') == -1);
+  const auto item = vlm::FieldSpec::label_field("item", {"shirt", "tshirt", "bag"});
+  CHECK(vlm::parse_word_answer(item, "tshirt.", '.') == 1);
+  CHECK(vlm::parse_word_answer(item, "shirt.", '.') == 0);
+  CHECK(vlm::parse_word_answer(item, "shir.", '.') == -1);
 }
 
 TEST_CASE("Distinct and memorised fractions on hand-built strings", "[evaluator][generation]") {
@@ -227,17 +260,17 @@ TEST_CASE("Distinct and memorised fractions on hand-built strings", "[evaluator]
 
   // generation_metrics over hand-built generations: rates and fractions from the counts.
   vlm::Generation gen, free_gen;
-  gen.images.assign(10, {});
-  free_gen.images.assign(10, {});
-  gen.images[0] = {"AAAAAAAA", "AAAAAAAA"};
-  gen.images[1] = {"BBBBBBBB", "CCCCCCCC"};
+  gen.values.assign(10, {});
+  free_gen.values.assign(10, {});
+  gen.values[0] = {"AAAAAAAA", "AAAAAAAA"};
+  gen.values[1] = {"BBBBBBBB", "CCCCCCCC"};
   gen.total = 4;
-  free_gen.images[0] = {"", "DDDDDDDD"};
-  free_gen.images[1] = {"", ""};
+  free_gen.values[0] = {"", "DDDDDDDD"};
+  free_gen.values[1] = {"", ""};
   free_gen.total = 4, free_gen.invalid = 3;
   auto opts = vlm::SamplerOptions().temperature(0.7).top_k(5);
   auto m = vlm::generation_metrics(gen, free_gen, opts, &train);
-  CHECK(m.samples_per_digit == 2);
+  CHECK(m.samples_per_class == 2);
   CHECK(m.invalid_rate_constrained == 0.0);
   CHECK(m.invalid_rate_unconstrained == Approx(0.75));
   CHECK(m.distinct_fraction == Approx(3.0 / 4));
@@ -255,17 +288,18 @@ TEST_CASE("Constrained generation is never invalid; unconstrained validity match
   auto model = tiny_gpt(13);  // untrained: unconstrained text is mostly not an image
   auto t = tok();
   auto opts = vlm::SamplerOptions().temperature(1.5).seed(3);
-  auto gen = vlm::generate_digits(model, t, 8, 6, opts, /*constrained=*/true);
+  auto gen = vlm::generate_per_class(model, t, fmt_seed(), 0, 1, 6, opts, /*constrained=*/true);
   CHECK(gen.invalid == 0);
   CHECK(gen.total == 60);
-  for (const auto& row : gen.images) {
+  CHECK(gen.words == fmt_seed().field(1).words);
+  for (const auto& row : gen.values) {
     REQUIRE(row.size() == 6);
     for (const auto& s : row) {
       REQUIRE(s.size() == 8);
       for (char c : s) CHECK((c >= 'A' && c <= 'Z'));
     }
   }
-  auto free_gen = vlm::generate_digits(model, t, 8, 6, opts, /*constrained=*/false);
+  auto free_gen = vlm::generate_per_class(model, t, fmt_seed(), 0, 1, 6, opts, /*constrained=*/false);
   int64_t invalid = 0;
   for (int d = 0; d < 10; ++d)
     for (int i = 0; i < 6; ++i) {
@@ -273,7 +307,7 @@ TEST_CASE("Constrained generation is never invalid; unconstrained validity match
       bool ok = c.size() == 9 && c[8] == '.';
       for (int k = 0; ok && k < 8; ++k) ok = c[k] >= 'A' && c[k] <= 'Z';
       invalid += !ok;
-      CHECK(free_gen.images[d][i] == (ok ? c.substr(0, 8) : std::string()));
+      CHECK(free_gen.values[d][i] == (ok ? c.substr(0, 8) : std::string()));
     }
   CHECK(free_gen.invalid == invalid);
   CHECK(invalid > 0);  // an untrained model writes invalid strings unless constrained
@@ -291,30 +325,32 @@ TEST_CASE("Graded generation counts the classifier's answers on decoded strings,
   for (const auto& s : pool) answer.push_back(predict_one(classifier, codec.decode_text_one(s)));
   // Row d: up to (d % 3 + 1) strings the classifier reads as d, two it reads as something else, one invalid "".
   vlm::Generation gen;
-  gen.images.assign(10, {});
+  gen.words = fmt_seed().field(1).words;
+  gen.values.assign(10, {});
   std::vector<int64_t> hits(10, 0);
   int64_t total_hits = 0, total = 0;
   for (int64_t d = 0; d < 10; ++d) {
     int64_t others = 0;
     for (size_t i = 0; i < pool.size(); ++i) {
-      if (answer[i] == d && hits[d] < d % 3 + 1) gen.images[d].push_back(pool[i]), ++hits[d];
-      else if (answer[i] != d && others < 2) gen.images[d].push_back(pool[i]), ++others;
+      if (answer[i] == d && hits[d] < d % 3 + 1) gen.values[d].push_back(pool[i]), ++hits[d];
+      else if (answer[i] != d && others < 2) gen.values[d].push_back(pool[i]), ++others;
     }
-    gen.images[d].push_back("");
-    total_hits += hits[d], total += static_cast<int64_t>(gen.images[d].size());
+    gen.values[d].push_back("");
+    total_hits += hits[d], total += static_cast<int64_t>(gen.values[d].size());
   }
   gen.total = total, gen.invalid = 10;
-  auto graded = vlm::grade_generation(codec, classifier, gen);
-  REQUIRE(graded.per_digit.size() == 10);
+  auto graded = vlm::grade_generation(codec, vlm::classifier_grader(classifier), gen);
+  REQUIRE(graded.per_class.size() == 10);
   for (int64_t d = 0; d < 10; ++d) {
     CHECK(graded.recognised[d] == hits[d]);
-    CHECK(graded.per_digit[d] == Approx(double(hits[d]) / gen.images[d].size()));
+    CHECK(graded.per_class[d] == Approx(double(hits[d]) / gen.values[d].size()));
   }
   CHECK(graded.graded_accuracy == Approx(double(total_hits) / total));
   CHECK(total_hits > 0);  // the pool must give some hits, or this test checks only zeros
   auto j = graded.to_json();
   CHECK(j["graded_accuracy"].get<double>() == Approx(graded.graded_accuracy));
-  CHECK(j["graded_accuracy_per_digit"].size() == 10);
+  CHECK(j["graded_accuracy_per_class"].size() == 10);
+  CHECK(j["graded_accuracy_per_class"]["3"].get<double>() == Approx(graded.per_class[3]));
 
   vlm::testing::TempDir dir;
   vlm::write_graded_accuracy_svg(dir.file("g.svg"), graded);
@@ -340,16 +376,17 @@ TEST_CASE("The reference ceiling is the classifier's accuracy on real images and
     auto recon = codec.decode_text_one(codec.encode_text_one(images[i]));
     recon_right += predict_one(classifier, recon) == label;
   }
-  auto c = vlm::reference_classifier_ceiling(codec, classifier, images, at::tensor(labels, at::kLong));
+  auto c = vlm::reference_classifier_ceiling(codec, vlm::classifier_grader(classifier), images,
+                                             at::tensor(labels, at::kLong));
   CHECK(c.accuracy_real_test == Approx(18.0 / 24));
-  CHECK(c.accuracy_vqvae_reconstructions == Approx(recon_right / 24.0));
+  CHECK(c.accuracy_codec_reconstructions == Approx(recon_right / 24.0));
   CHECK(c.to_json()["accuracy_real_test"].get<double>() == Approx(0.75));
 }
 
 TEST_CASE("Token usage counts letters per code and per digit and position", "[evaluator][tokens]") {
   std::vector<std::string> s = {"AB", "AC", "BB", "AA"};
   auto labels = at::tensor({3, 3, 5, 12}, at::kLong);  // 12 is no digit: counted in usage, not in the logo
-  auto u = vlm::token_usage(s, labels, "ABCD", /*logo_examples=*/3);
+  auto u = vlm::token_usage(s, labels, "ABCD", fmt_seed().field(1).words, /*logo_examples=*/3);
   REQUIRE(u.frequency.size() == 4);
   CHECK(u.frequency[0] == Approx(4.0 / 8));
   CHECK(u.frequency[1] == Approx(3.0 / 8));
@@ -375,7 +412,7 @@ TEST_CASE("The speed report counts positions and reports what it timed", "[evalu
   vlm::SpeedOptions o;
   o.naive_prompts = 3;
   o.cache_prompts = 4;
-  auto r = vlm::speed_report(model, t, images, o);
+  auto r = vlm::speed_report(model, t, fmt_seed(), records_of(images), o);
   CHECK(r.naive_prompts_timed == 3);
   // "image:ABCDEFGH, number:" is 23 characters: the naive loop runs 23, 24, ..., 32 positions (block 32).
   CHECK(r.naive_positions_per_prompt == 23 + 24 + 25 + 26 + 27 + 28 + 29 + 30 + 31 + 32);
@@ -388,7 +425,7 @@ TEST_CASE("The speed report counts positions and reports what it timed", "[evalu
   for (auto key : {"tokens_per_second_cached", "tokens_per_second_uncached", "cache_speedup"})
     CHECK(r.cache_json()[key].get<double>() > 0);
   o.naive_prompts = 0, o.cache_prompts = 0;
-  auto none = vlm::speed_report(model, t, images, o);
+  auto none = vlm::speed_report(model, t, fmt_seed(), records_of(images), o);
   CHECK(none.to_json().empty());
   CHECK(none.cache_json().empty());
 }
@@ -401,39 +438,41 @@ TEST_CASE("A whole evaluation composes the metric functions into summary.json an
   in.model = tiny_gpt(12);
   in.tokenizer = tok();
   at::manual_seed(6);
-  in.test_images = at::rand({40, 1, 28, 28});
-  in.test_strings = codec.encode_text(in.test_images);
-  in.test_labels = at::arange(40) % 10;
+  in.test_items = at::rand({40, 1, 28, 28});
+  const auto test_strings = codec.encode_text(in.test_items);
+  const auto test_labels = at::arange(40) % 10;
+  for (int64_t i = 0; i < 40; ++i)
+    in.test_records.push_back(vlm::Record{i % 2, {test_strings[i], std::to_string(i % 10)}});
   in.codec = &codec;
-  in.classifier = classifier;
+  in.grader = vlm::classifier_grader(classifier);
   vlm::EvaluatorOptions o;
   o.out_dir = dir.file("eval");
-  o.samples_per_digit = 4;
+  o.samples_per_class = 4;
   o.naive_prompts = 3;
   o.grid_columns = 6;
 
   // The same generation the evaluator will draw (same options and seed): half of it goes into the training set.
   auto gen_opts = vlm::SamplerOptions().temperature(o.gen_temperature).top_k(o.gen_top_k).seed(o.seed)
                       .batch_size(o.batch_size);
-  auto gen = vlm::generate_digits(in.model, in.tokenizer, 8, 4, gen_opts, /*constrained=*/true);
+  auto gen = vlm::generate_per_class(in.model, in.tokenizer, fmt_seed(), 0, 1, 4, gen_opts, /*constrained=*/true);
   std::unordered_set<std::string> train;
-  for (int d = 0; d < 10; d += 2) train.insert(gen.images[d].begin(), gen.images[d].end());
+  for (int d = 0; d < 10; d += 2) train.insert(gen.values[d].begin(), gen.values[d].end());
   int64_t memorised = 0;
-  for (const auto& s : gen.all_images()) memorised += train.count(s);
+  for (const auto& s : gen.all_values()) memorised += train.count(s);
   in.train_strings = &train;
 
   auto s = vlm::run_evaluation(in, o);
-  auto exact = vlm::classify_exact(in.model, in.tokenizer, in.test_strings, in.test_labels);
+  auto exact = vlm::classify_exact(in.model, in.tokenizer, fmt_seed(), in.test_records, test_labels);
   CHECK(s["classification_exact"]["n"] == 40);
   CHECK(s["classification_exact"]["accuracy"].get<double>() == Approx(exact.metrics.accuracy));
   CHECK(s["generation"]["invalid_rate_constrained"] == 0.0);
   CHECK(s["generation"]["memorised_fraction"].get<double>() == Approx(memorised / 40.0));
   CHECK(memorised >= 20);  // the even digits' strings, at least
-  auto graded = vlm::grade_generation(codec, classifier, gen);
+  auto graded = vlm::grade_generation(codec, in.grader, gen);
   CHECK(s["generation"]["graded_accuracy"].get<double>() == Approx(graded.graded_accuracy));
-  auto ceiling = vlm::reference_classifier_ceiling(codec, classifier, in.test_images, in.test_labels);
-  CHECK(s["reference_classifier"]["accuracy_vqvae_reconstructions"].get<double>() ==
-        Approx(ceiling.accuracy_vqvae_reconstructions));
+  auto ceiling = vlm::reference_classifier_ceiling(codec, in.grader, in.test_items, test_labels);
+  CHECK(s["reference_classifier"]["accuracy_codec_reconstructions"].get<double>() ==
+        Approx(ceiling.accuracy_codec_reconstructions));
   for (auto key : {"tokens_per_second_cached", "tokens_per_second_uncached", "cache_speedup"})
     CHECK(s["generation"].contains(key));
   CHECK(s["speed"]["naive_prompts_timed"] == 3);

@@ -10,6 +10,7 @@
 
 #include "test_helpers.h"
 #include "vlm/core/check.h"
+#include "vlm/core/runtime.h"
 #include "vlm/eval/classify.h"
 #include "vlm/io/checkpoint.h"
 #include "vlm/models/gpt_checkpoint.h"
@@ -18,17 +19,21 @@
 namespace {
 
 // Random 8-letter images whose label is a function of the first letter, so that the task is learnable.
-std::vector<vlm::Sequence> synthetic(int64_t n, uint64_t seed) {
+std::vector<vlm::Record> synthetic(int64_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::vector<vlm::Sequence> out;
+  std::vector<vlm::Record> out;
   for (int64_t i = 0; i < n; ++i) {
-    vlm::Sequence s;
-    for (int k = 0; k < 8; ++k) s.image += static_cast<char>('A' + rng() % 26);
-    s.label = (s.image[0] - 'A') % 10;
-    s.tmpl = rng() % 2 ? vlm::Template::kGenerate : vlm::Template::kClassify;
-    out.push_back(s);
+    std::string image;
+    for (int k = 0; k < 8; ++k) image += static_cast<char>('A' + rng() % 26);
+    const std::string label = std::to_string((image[0] - 'A') % 10);
+    out.push_back({rng() % 2 ? 1 : 0, {image, label}});
   }
   return out;
+}
+
+const vlm::SequenceFormat& seed_format() {
+  static const vlm::SequenceFormat f = vlm::SequenceFormat::seed();
+  return f;
 }
 
 vlm::GPTOptions tiny_model(double dropout = 0.0) {
@@ -54,13 +59,15 @@ vlm::GPTTrainOptions tiny_train(const std::string& out_dir) {
 }
 
 const vlm::CharTokenizer& tokenizer() {
-  static vlm::CharTokenizer tok = vlm::CharTokenizer::for_sequences(vlm::kSeedImageAlphabet);
+  static vlm::CharTokenizer tok = vlm::CharTokenizer::for_format(seed_format());
   return tok;
 }
 
-vlm::TokenDataset tokens(const std::vector<vlm::Sequence>& seqs) { return vlm::TokenDataset::build(seqs, tokenizer(), 32); }
+vlm::TokenDataset tokens(const std::vector<vlm::Record>& records) {
+  return vlm::TokenDataset::build(seed_format(), records);
+}
 
-vlm::GPTTrainer make(const vlm::GPTTrainOptions& o, const vlm::GPTOptions& m, const std::vector<vlm::Sequence>& data) {
+vlm::GPTTrainer make(const vlm::GPTTrainOptions& o, const vlm::GPTOptions& m, const std::vector<vlm::Record>& data) {
   return vlm::GPTTrainer(m, o, tokens(data), tokens(data));
 }
 
@@ -104,9 +111,9 @@ TEST_CASE("Batches are whole sequences from their first character and never span
           const auto t = b.templates[r].item<int64_t>();
           ++templates_seen[t];
           if (std::string(mode) == "once") CHECK(t == static_cast<int64_t>(data[i].tmpl));
-          vlm::Sequence s = data[i];
-          s.tmpl = static_cast<vlm::Template>(t);
-          const std::string expected = vlm::format_sequence(s);
+          vlm::Record rec = data[i];
+          rec.tmpl = t;
+          const std::string expected = seed_format().format(rec);
           std::vector<int64_t> xs(b.x[r].data_ptr<int64_t>(), b.x[r].data_ptr<int64_t>() + T);
           CHECK(tokenizer().decode(xs) == expected.substr(0, T));
           for (int64_t p = 0; p < T; ++p) {
@@ -146,10 +153,8 @@ TEST_CASE("A tiny model overfits a few sequences and then classifies them", "[gp
   CHECK(s.last_eval.train_loss < 0.5 * first.train_loss);
   CHECK(s.last_eval.val_accuracy == 1.0);
   // The classifier agrees with the per-position argmax of a plain forward on the prompt.
-  std::vector<std::string> images;
-  for (auto& d : data) images.push_back(d.image);
-  auto c = vlm::classify_exact(trainer.model(), tokenizer(), images, /*labels=*/{}, 3);
-  for (size_t i = 0; i < data.size(); ++i) CHECK(c.predicted[i] == data[i].label);
+  auto c = vlm::classify_exact(trainer.model(), tokenizer(), seed_format(), data, /*labels=*/{}, 3);
+  for (size_t i = 0; i < data.size(); ++i) CHECK(std::to_string(c.predicted[i]) == data[i].values[1]);
   CHECK(c.log_probs.sizes() == at::IntArrayRef({8, 10}));
   CHECK((c.log_probs.exp().sum(1) <= 1.0 + 1e-5).all().item<bool>());
 }
@@ -303,4 +308,40 @@ TEST_CASE("Every trainer keeps its model, optimizer state and batches on the dev
   }
   auto loaded = vlm::load_gpt_checkpoint(trainer.checkpoint_path(), device);
   for (const auto& p : loaded.model->parameters()) CHECK(p.device() == device);
+}
+
+TEST_CASE("Exact classification over word labels equals a brute-force likelihood of each word", "[gpt_trainer]") {
+  // Multi-character words, words that begin other words ("up" / "upper", then scored with the '.' that ends the
+  // field), prompts of two lengths (a variable-length codec field).
+  vlm::FieldSpec sig = vlm::FieldSpec::codec_field("sig", "abcd", 0);
+  sig.max_length = 4;
+  const vlm::SequenceFormat f({sig, vlm::FieldSpec::label_field("trend", {"up", "upper", "down", "flat"})},
+                              {"sig:{sig} trend:{trend}.", "trend:{trend} sig:{sig}."}, 32);
+  const auto tok = vlm::CharTokenizer::for_format(f);
+  vlm::seed_everything(21);
+  vlm::GPT model(vlm::GPTOptions().vocab_size(tok.vocab_size()).block_size(32).n_layer(2).n_head(2).n_embd(32));
+  model->eval();
+  std::vector<vlm::Record> records = {{0, {"abcd", "up"}}, {0, {"ab", "flat"}}, {0, {"dddd", "upper"}},
+                                      {0, {"c", "down"}},  {0, {"abca", "up"}}};
+  auto c = vlm::classify_exact(model, tok, f, records, at::tensor(std::vector<int64_t>{0, 3, 1, 2, 0}), 2);
+  REQUIRE(c.log_probs.sizes() == at::IntArrayRef({5, 4}));
+  CHECK(c.words == std::vector<std::string>{"up", "upper", "down", "flat"});
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string prompt = "sig:" + records[i].values[0] + " trend:";
+    for (int64_t w = 0; w < 4; ++w) {
+      // log p(word [+ '.'] | prompt) from one plain forward over the whole text, summed character by character.
+      const std::string word = c.words[w], scored = word == "up" ? word + "." : word;
+      auto ids = tok.encode(prompt + scored);
+      auto logp = at::log_softmax(model->forward(at::tensor(ids, at::kLong).unsqueeze(0)), -1)[0];  // (T, V)
+      double expected = 0;
+      for (size_t k = prompt.size(); k < ids.size(); ++k) expected += logp[k - 1][ids[k]].item<double>();
+      CHECK(c.log_probs[i][w].item<double>() == Approx(expected).margin(1e-4));
+    }
+  }
+  // The posterior is the softmax over the four words; the predictions its argmax; the metrics use the words.
+  CHECK(at::allclose(c.probs, at::softmax(c.log_probs, 1)));
+  CHECK(c.predicted[0] == c.log_probs[0].argmax().item<int64_t>());
+  CHECK(c.metrics.class_names == c.words);
+  CHECK(c.metrics.n == 5);
 }

@@ -29,7 +29,7 @@
 #include "vlm/io/checkpoint.h"
 #include "vlm/io/png.h"
 #include "vlm/io/png_read.h"
-#include "vlm/text/sequences.h"
+#include "vlm/text/sequence_format.h"
 #include "vlm/tokenizer/token_string.h"
 
 using vlm::testing::read_bytes;
@@ -394,7 +394,7 @@ TEST_CASE("Error messages quote at most ~80 characters of a line and escape bina
   CHECK(vlm::quote_excerpt(std::string(100, 'z'), 10) == "\"zzzzzzzzzz...\" (100 bytes)");
   const std::string huge = "image:" + std::string(10 << 20, 'A') + ", number:x.";
   try {
-    vlm::parse_sequence(huge, "big.txt:1");
+    vlm::SequenceFormat::seed().parse(huge, "big.txt", 1);
     FAIL("no error");
   } catch (const vlm::Error& e) {
     const std::string m = e.what();
@@ -405,7 +405,7 @@ TEST_CASE("Error messages quote at most ~80 characters of a line and escape bina
   std::string binary(200, '\0');
   for (size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>(i * 37);
   try {
-    vlm::parse_sequence(binary, "bin.txt:1");
+    vlm::SequenceFormat::seed().parse(binary, "bin.txt", 1);
     FAIL("no error");
   } catch (const vlm::Error& e) {
     const std::string m = e.what();

@@ -78,12 +78,18 @@ std::map<std::string, at::Tensor> tiny_state(int64_t V = 50, int64_t C = 16) {
 
 TEST_CASE("meta.pkl of nanoGPT's prepare.py gives the seed's vocabulary and tokenizer", "[nanogpt]") {
   // The seed's data/mnist_vlm/prepare.py: sorted(set(all lines stripped)); the fixture's meta.pkl was written the
-  // same way from ../shared/seed-tokens/train.txt. It equals our for_sequences vocabulary.
+  // same way from ../shared/seed-tokens/train.txt. It equals the seed format's vocabulary.
   vlm::CharTokenizer tok = vlm::read_nanogpt_meta(kDir + "/meta.pkl");
   CHECK(tok.chars() == kSeedChars);
-  CHECK(tok == vlm::CharTokenizer::for_sequences("ABCDEFGHIJKLMNOPQRSTUVWXYZ"));
-  CHECK(tok.image_alphabet() == "ABCDEFGHIJKLMNOPQRSTUVWXYZ");  // the evaluator can use it
-  CHECK(vlm::nanogpt_tokenizer("abc").image_alphabet().empty());  // any other vocabulary: a plain tokenizer
+  CHECK(tok == vlm::CharTokenizer::for_format(vlm::SequenceFormat::seed()));
+  // The seed's format is recognised from the vocabulary (its image alphabet: the characters the templates lack).
+  auto f = vlm::seed_format_of_vocabulary(kSeedChars, 32);
+  REQUIRE(f);
+  CHECK(*f == vlm::SequenceFormat::seed());
+  auto hex = vlm::seed_format_of_vocabulary(vlm::SequenceFormat::seed("ABCDEFGHIJKLMNOP").vocabulary(), 32);
+  REQUIRE(hex);
+  CHECK(hex->field(0).alphabet == "ABCDEFGHIJKLMNOP");
+  CHECK_FALSE(vlm::seed_format_of_vocabulary("abc", 32));  // any other vocabulary: no format
   CHECK_THROWS_WITH(vlm::read_nanogpt_meta(kDir + "/bias/expected.pt"), Catch::Contains("unsupported pickle opcode"));
 }
 

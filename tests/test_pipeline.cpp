@@ -14,7 +14,7 @@
 #include "vlm/io/png_read.h"
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/pipeline/stage.h"
-#include "vlm/text/sequences.h"
+#include "vlm/text/sequence_format.h"
 #include "vlm/tokenizer/image_token_codec.h"
 #include "vlm/models/gpt_checkpoint.h"
 #include "vlm/train/gpt_trainer.h"
@@ -86,27 +86,29 @@ TEST_CASE("The whole pipeline runs end to end on a small data set, resumes, and 
   {
     auto gpt = vlm::load_gpt_checkpoint(run + "/gpt/best.pt");
     int64_t right = 0;
-    auto seqs = vlm::read_sequences(run + "/tokens/test.txt");
+    auto seqs = gpt.format.read(run + "/tokens/test.txt");
     for (const auto& s : seqs) {
-      auto ids = gpt.tokenizer.encode(vlm::classification_prompt(s.image));
+      auto ids = gpt.tokenizer.encode("image:" + s.values[0] + ", number:");
       auto logits = gpt.model->forward(at::tensor(ids, at::kLong).view({1, -1}));  // (1, T, V)
       auto last = logits[0][-1];
       int64_t best = 0;
       for (int64_t d = 1; d < 10; ++d)
         if (last[gpt.tokenizer.id(char('0' + d))].item<float>() > last[gpt.tokenizer.id(char('0' + best))].item<float>())
           best = d;
-      right += best == s.label;
+      right += std::to_string(best) == s.values[1];
     }
     CHECK(summary["test_accuracy"].get<double>() == Approx(double(right) / seqs.size()));
   }
   auto on_disk = nlohmann::json::parse(vlm::read_text_file(run + "/summary.json"));
   CHECK(on_disk["test_accuracy"] == summary["test_accuracy"]);
   CHECK(vlm::read_text_file(run + "/report.md").find("graded generation accuracy") != std::string::npos);
-  auto train = vlm::read_sequences(run + "/tokens/train.txt");
-  auto test = vlm::read_sequences(run + "/tokens/test.txt");
+  const auto format = vlm::SequenceFormat::load(run + "/tokens/format.json");
+  CHECK(format == vlm::SequenceFormat::seed());  // MNIST's format is the seed's, byte for byte
+  auto train = format.read(run + "/tokens/train.txt");
+  auto test = format.read(run + "/tokens/test.txt");
   CHECK(train.size() == 500);
   CHECK(test.size() == 100);
-  CHECK(train[0].image.size() == 8);
+  CHECK(train[0].values[0].size() == 8);
   auto codec = vlm::ImageTokenCodec::load(run + "/vqvae/vqvae.pt");
   CHECK(codec.codes_per_image() == 8);
   auto gpt = vlm::load_gpt_checkpoint(run + "/gpt/best.pt");
@@ -144,7 +146,7 @@ TEST_CASE("A stage is redone exactly when an option it depends on changes", "[pi
   auto o = tiny(dir.file("data"), run);
   o.limit_train = 300;
   o.limit_test = 50;
-  o.eval.samples_per_digit = 1;
+  o.eval.samples_per_class = 1;
   vlm::run_pipeline(o);
   std::map<std::string, std::string> before;
   for (const char* s : {"data", "vqvae", "tokens", "classifier", "gpt", "eval"}) before[s] = stage_json(run, s);
@@ -166,7 +168,7 @@ TEST_CASE("A stage is redone exactly when an option it depends on changes", "[pi
   std::string line;
   std::getline(f, line);
   CHECK(line.size() == 40);
-  CHECK(vlm::read_sequences(run + "/tokens/train.txt")[0].image.size() == 16);
+  CHECK(vlm::SequenceFormat::load(run + "/tokens/format.json").read(run + "/tokens/train.txt")[0].values[0].size() == 16);
 
   // --vq.variant selects that variant's own defaults (not the conv sizes under the mlp name) and redoes the stage.
   vlm::PipelineOptions p;
@@ -230,7 +232,7 @@ TEST_CASE("An interrupted GPT stage continues from its last checkpoint and ends 
   vlm::testing::write_synthetic_mnist(dir.file("data"), 300, 50);
   const std::string run = dir.file("run");
   auto o = tiny(dir.file("data"), run);
-  o.eval.samples_per_digit = 1;
+  o.eval.samples_per_class = 1;
   vlm::run_pipeline(o);  // uninterrupted: 20 iterations, checkpoints (and snapshots) at 10 and 20
   const auto finished = vlm::load_gpt_checkpoint(run + "/gpt/ckpt.pt");
   REQUIRE(finished.meta["iter"] == 20);

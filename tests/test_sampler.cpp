@@ -8,10 +8,16 @@
 #include "vlm/core/runtime.h"
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
-#include "vlm/text/sequences.h"
+#include "vlm/text/format_automaton.h"
+#include "vlm/text/sequence_format.h"
 
 namespace {
-vlm::CharTokenizer tok() { return vlm::CharTokenizer::for_sequences(vlm::kSeedImageAlphabet); }
+const vlm::SequenceFormat& seed_format() {
+  static const vlm::SequenceFormat f = vlm::SequenceFormat::seed();
+  return f;
+}
+vlm::CharTokenizer tok() { return vlm::CharTokenizer::for_format(seed_format()); }
+std::string gen_prompt(int64_t label) { return seed_format().prompt({1, {"", std::to_string(label)}}, 1, 0); }
 vlm::GPT tiny_gpt(uint64_t seed = 0) {
   vlm::seed_everything(seed);
   return vlm::GPT(vlm::GPTOptions().vocab_size(tok().vocab_size()).block_size(32).n_layer(2).n_head(2).n_embd(32));
@@ -36,30 +42,45 @@ TEST_CASE("Greedy generation with and without the key/value cache gives identica
   CHECK(c[0] == uncached.complete({"number:5, image:"})[0]);
 }
 
-TEST_CASE("Constrained decoding never emits a character the template forbids", "[sampler]") {
+TEST_CASE("Constrained decoding never leaves the format", "[sampler]") {
   auto model = tiny_gpt(2);  // untrained: left alone it would emit anything
-  vlm::TemplateConstraint gen(vlm::Template::kGenerate, tok(), 8);
-  vlm::TemplateConstraint cls(vlm::Template::kClassify, tok(), 8);
+  const auto& f = seed_format();
   for (uint64_t seed = 0; seed < 20; ++seed) {
     vlm::Sampler s(model, tok(), vlm::SamplerOptions().temperature(2.0).seed(seed));
-    auto out = s.complete(std::vector<std::string>(8, vlm::generation_prompt(seed % 10)), &gen);
-    for (const auto& c : out) CHECK(gen.matches(vlm::generation_prompt(seed % 10) + c));
-    auto answers = s.complete({"image:ABCDEFGH, number:", "image:"}, &cls);
-    CHECK(cls.matches("image:ABCDEFGH, number:" + answers[0]));
-    CHECK(cls.matches("image:" + answers[1]));
+    auto out = s.complete(std::vector<std::string>(8, gen_prompt(seed % 10)), &f);
+    for (const auto& c : out) {
+      CHECK(vlm::format_matches(f, gen_prompt(seed % 10) + c));
+      CHECK(c.size() == 9);  // 8 letters and '.', nothing after
+    }
+    auto answers = s.complete({"image:ABCDEFGH, number:", "image:", "num"}, &f);
+    CHECK(vlm::format_matches(f, "image:ABCDEFGH, number:" + answers[0]));
+    CHECK(vlm::format_matches(f, "image:" + answers[1]));
+    CHECK(vlm::format_matches(f, "num" + answers[2]));
   }
+  // Word labels: only whole words of the vocabulary come out.
+  const auto fashion = vlm::SequenceFormat::image_and_label("item", {"tshirt", "trouser", "sneaker", "bag"}, "ABCD", 4);
+  const auto ftok = vlm::CharTokenizer::for_format(fashion);
+  vlm::seed_everything(6);
+  vlm::GPT fmodel(vlm::GPTOptions().vocab_size(ftok.vocab_size()).block_size(32).n_layer(1).n_head(2).n_embd(16));
+  vlm::Sampler fs(fmodel, ftok, vlm::SamplerOptions().temperature(3.0).seed(1));
+  std::set<std::string> words;
+  for (const auto& c : fs.complete(std::vector<std::string>(64, "image:ABCD, item:"), &fashion)) {
+    CHECK(vlm::format_matches(fashion, "image:ABCD, item:" + c));
+    words.insert(c);
+  }
+  CHECK(words.size() >= 3);  // sampled, not forced to one word
   vlm::Sampler s(model, tok());
-  CHECK_THROWS_WITH(s.complete({"number:x"}, &gen), Catch::Contains("does not follow the template"));
+  CHECK_THROWS_WITH(s.complete({"number:x"}, &f), Catch::Contains("leaves the sequence format at column 8"));
+  CHECK_THROWS_WITH(s.complete({"number:1"}, &fashion), Catch::Contains("not the tokenizer's"));
 }
 
-TEST_CASE("Unconstrained sampling from an untrained model produces invalid images, which the template detects",
+TEST_CASE("Unconstrained sampling from an untrained model produces invalid images, which the format detects",
           "[sampler]") {
   auto model = tiny_gpt(3);
-  vlm::TemplateConstraint gen(vlm::Template::kGenerate, tok(), 8);
   vlm::Sampler s(model, tok(), vlm::SamplerOptions().seed(5));
-  auto out = s.complete(std::vector<std::string>(32, vlm::generation_prompt(1)));
+  auto out = s.complete(std::vector<std::string>(32, gen_prompt(1)));
   int invalid = 0;
-  for (const auto& c : out) invalid += !gen.matches(vlm::generation_prompt(1) + c);
+  for (const auto& c : out) invalid += !vlm::format_matches(seed_format(), gen_prompt(1) + c);
   CHECK(invalid > 0);
 }
 

@@ -10,7 +10,6 @@
 #include "vlm/core/check.h"
 #include "vlm/sample/shared_prefix.h"
 #include "vlm/io/svg_plot.h"
-#include "vlm/text/sequences.h"
 #include "vlm/models/gpt_checkpoint.h"
 
 namespace vlm {
@@ -19,30 +18,62 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& images,
-                                   const at::Tensor& labels, int64_t batch_size) {
+namespace {
+// The template that ends with the label field, and the field's index.
+std::pair<int64_t, int64_t> classification_template(const SequenceFormat& format, int64_t label_field) {
+  if (label_field < 0) label_field = format.first_label_field();
+  VLM_CHECK(label_field >= 0 && format.field(label_field).is_label(), "classify: the format has no label field ",
+            label_field >= 0 ? "'" + format.field(label_field).name + "'" : std::string());
+  const int64_t tmpl = format.template_ending_with(label_field);
+  VLM_CHECK(tmpl >= 0, "classify: no template of the format writes field '", format.field(label_field).name,
+            "' after all the others, so there is no prompt to classify it from");
+  return {tmpl, label_field};
+}
+}  // namespace
+
+ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                                   const std::vector<Record>& records, const at::Tensor& labels, int64_t batch_size,
+                                   int64_t label_field) {
   VLM_CHECK(batch_size > 0, "classify_exact: batch_size must be positive, got ", batch_size);
-  const int64_t N = static_cast<int64_t>(images.size());
+  const auto [tmpl, field] = classification_template(format, label_field);
+  const FieldSpec& spec = format.field(field);
+  const int64_t N = static_cast<int64_t>(records.size()), C = spec.num_classes();
   VLM_CHECK(!labels.defined() || (labels.dim() == 1 && labels.size(0) == N), "classify_exact: ", N,
-            " images but labels of shape ", labels.defined() ? labels.sizes() : at::IntArrayRef{});
+            " records but labels of shape ", labels.defined() ? labels.sizes() : at::IntArrayRef{});
   const auto t0 = Clock::now();
   ExactClassification out;
-  out.predicted.assign(images.size(), -1);
-  out.log_probs = at::empty({N, 10}, at::kFloat);
+  out.words = spec.words;
+  out.predicted.assign(records.size(), -1);
+  out.log_probs = at::empty({N, C}, at::kFloat);
 
   const bool was_training = model->is_training();
   model->eval();
   {
     torch::NoGradGuard no_grad;
     const auto device = model->wte->weight.device();
-    const auto digits = tokenizer.digit_ids();
-    auto digit_index = at::tensor(std::vector<int64_t>(digits.begin(), digits.end()), at::kLong).to(device);  // (10)
+    // Each word as model input (its characters but the last) and targets (its characters after the first). A word
+    // that begins another word ("shirt" / "shirts") also needs the character that ends the field after it; in a
+    // prefix-free vocabulary (the digits, Fashion-MNIST's words) the word's own characters already decide the field.
+    const char delimiter = format.delimiter_after(tmpl, field);
+    std::vector<at::Tensor> word_input(C), word_target(C);
+    std::vector<int64_t> first_char(C);
+    for (int64_t w = 0; w < C; ++w) {
+      bool begins_another = false;
+      for (const auto& other : spec.words)
+        begins_another |= other.size() > spec.words[w].size() && other.compare(0, spec.words[w].size(), spec.words[w]) == 0;
+      auto ids = tokenizer.encode(begins_another ? spec.words[w] + delimiter : spec.words[w]);
+      first_char[w] = ids[0];
+      if (ids.size() == 1) continue;  // scored by the prompt's own next-token distribution
+      word_input[w] = at::tensor(std::vector<int64_t>(ids.begin(), ids.end() - 1), at::kLong).to(device);  // (Lw)
+      word_target[w] = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong).to(device);  // (Lw)
+    }
+    auto first_index = at::tensor(first_char, at::kLong).to(device);  // (C)
 
     // Absolute position embeddings: only prompts of the same length can share a batch.
     std::map<size_t, std::vector<int64_t>> by_length;
-    std::vector<std::vector<int64_t>> encoded(images.size());
+    std::vector<std::vector<int64_t>> encoded(records.size());
     for (int64_t i = 0; i < N; ++i) {
-      encoded[i] = tokenizer.encode(classification_prompt(images[i]));
+      encoded[i] = tokenizer.encode(format.prompt(records[i], tmpl, field));
       by_length[encoded[i].size()].push_back(i);
     }
     for (const auto& [T, members] : by_length) {
@@ -55,20 +86,35 @@ ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, c
           std::copy(encoded[members[r]].begin(), encoded[members[r]].end(), p + (r - start) * T);
         // Every prompt starts with the same characters ("image:"): they run once, shared by the batch.
         GPTImpl::KVCache cache;
-        auto logits = forward_last_shared_prefix(model, idx.to(device), cache);  // (B, V) at the last position
-        auto lp = at::log_softmax(logits.to(at::kFloat), -1).index_select(1, digit_index).cpu();  // (B, 10)
-        auto pred = lp.argmax(1);                                                                 // (B)
+        auto first = at::log_softmax(forward_last_shared_prefix(model, idx.to(device), cache).to(at::kFloat), -1);
+        auto lp = first.index_select(1, first_index);  // (B, C): log p(first character of each word)
+        // The rest of each word and the delimiter, after the prompt's cached keys and values (the cache is shared:
+        // each word's forward extends a copy of it).
+        for (int64_t w = 0; w < C; ++w) {
+          if (!word_input[w].defined()) continue;
+          GPTImpl::KVCache word_cache = cache;
+          const int64_t Lw = word_input[w].size(0);
+          auto logits = model->forward(word_input[w].unsqueeze(0).expand({B, Lw}), &word_cache);  // (B, Lw, V)
+          auto rest = at::log_softmax(logits.to(at::kFloat), -1)
+                          .gather(2, word_target[w].view({1, Lw, 1}).expand({B, Lw, 1}))
+                          .sum({1, 2});  // (B)
+          lp.select(1, w).add_(rest);
+        }
+        lp = lp.cpu();
+        auto pred = lp.argmax(1);  // (B)
         auto rows = at::tensor(std::vector<int64_t>(members.begin() + start, members.begin() + end), at::kLong);
         out.log_probs.index_copy_(0, rows, lp);
-        for (int64_t r = 0; r < B; ++r) out.predicted[members[start + r]] = pred[r].item<int64_t>();
+        auto pa = pred.accessor<int64_t, 1>();
+        for (int64_t r = 0; r < B; ++r) out.predicted[members[start + r]] = pa[r];
       }
     }
   }
   if (was_training) model->train();
-  out.probs = at::softmax(out.log_probs, 1);  // renormalised over the ten digits
+  out.probs = at::softmax(out.log_probs, 1);  // the posterior over the words
   if (labels.defined() && N > 0) {
     out.has_labels = true;
-    out.metrics = classification_metrics(at::tensor(out.predicted, at::kLong), labels.to(at::kCPU), out.probs);
+    out.metrics = classification_metrics(at::tensor(out.predicted, at::kLong), labels.to(at::kCPU), spec.words,
+                                         out.probs);
   }
   out.seconds = since(t0);
   return out;
@@ -89,33 +135,34 @@ double classification_accuracy(const std::vector<int64_t>& predicted, const std:
 }
 
 void write_confusion_svg(const std::string& path, const ClassificationMetrics& metrics, const std::string& title) {
-  std::vector<std::string> names;
-  for (int64_t d = 0; d < metrics.num_classes; ++d) names.push_back(std::to_string(d));
+  std::vector<std::string> names = metrics.class_names;
+  for (int64_t c = static_cast<int64_t>(names.size()); c < metrics.num_classes; ++c) names.push_back(std::to_string(c));
   std::vector<std::vector<double>> m;
   for (const auto& row : metrics.confusion) m.emplace_back(row.begin(), row.end());
   plot::save_svg(path, plot::heatmap(m, names, names, {title, "predicted", "true", 560, 560}));
 }
 
-int64_t parse_digit_answer(const std::string& completion) {
-  auto dot = completion.find('.');
-  if (dot != 1) return -1;
-  char c = completion[0];
-  return (c >= '0' && c <= '9') ? c - '0' : -1;
+int64_t parse_word_answer(const FieldSpec& field, const std::string& completion, char delimiter) {
+  const auto end = completion.find(delimiter);
+  return end == std::string::npos ? -1 : field.word_index(std::string_view(completion).substr(0, end));
 }
 
-SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer,
-                                       const std::vector<std::string>& images, const at::Tensor& labels,
-                                       const SamplerOptions& options) {
+SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                                       const std::vector<Record>& records, const at::Tensor& labels,
+                                       SamplerOptions options, int64_t label_field) {
   auto t0 = Clock::now();
+  const auto [tmpl, field] = classification_template(format, label_field);
   std::vector<std::string> prompts;
-  prompts.reserve(images.size());
-  for (const auto& s : images) prompts.push_back(classification_prompt(s));
-  Sampler sampler(model, tokenizer, options);
+  prompts.reserve(records.size());
+  for (const auto& r : records) prompts.push_back(format.prompt(r, tmpl, field));
+  const char delimiter = format.delimiter_after(tmpl, field);
+  Sampler sampler(model, tokenizer, options.stop(delimiter));
   auto completions = sampler.complete(prompts);
   SampledClassification out;
-  for (const auto& c : completions) out.predicted.push_back(parse_digit_answer(c));
+  for (const auto& c : completions) out.predicted.push_back(parse_word_answer(format.field(field), c, delimiter));
   out.seconds = since(t0);
-  out.metrics = classification_metrics(at::tensor(out.predicted, at::kLong), labels.to(at::kCPU));
+  out.metrics = classification_metrics(at::tensor(out.predicted, at::kLong), labels.to(at::kCPU),
+                                       format.field(field).words);
   return out;
 }
 
@@ -126,12 +173,12 @@ nlohmann::json SampledClassification::to_json() const {
 }
 
 CheckpointAccuracy accuracy_over_checkpoints(const std::vector<std::string>& checkpoints,
-                                             const std::vector<std::string>& images, const at::Tensor& labels,
+                                             const std::vector<Record>& records, const at::Tensor& labels,
                                              int64_t batch_size, c10::Device device) {
   CheckpointAccuracy out;
   for (const auto& path : checkpoints) {
     auto loaded = load_gpt_checkpoint(path, device);
-    auto r = classify_exact(loaded.model, loaded.tokenizer, images, labels, batch_size);
+    auto r = classify_exact(loaded.model, loaded.tokenizer, loaded.format, records, labels, batch_size);
     out.rows.push_back({path, loaded.meta.value("iter", int64_t(0)), r.metrics.accuracy, r.metrics.std_error});
   }
   return out;

@@ -11,17 +11,29 @@ namespace vlm {
 
 nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
   VLM_CHECK(in.model, "run_evaluation: no model");
-  VLM_CHECK(!in.test_strings.empty() && in.test_labels.defined() &&
-                in.test_labels.size(0) == static_cast<int64_t>(in.test_strings.size()),
-            "run_evaluation: ", in.test_strings.size(), " test strings but ",
-            in.test_labels.defined() ? in.test_labels.size(0) : 0, " labels");
+  VLM_CHECK(!in.test_records.empty(), "run_evaluation: no test records");
+  const SequenceFormat& format = in.format;
+  const int64_t label = in.label_field >= 0 ? in.label_field : format.first_label_field();
+  const int64_t codec_field = in.codec_field >= 0 ? in.codec_field : format.first_codec_field();
+  VLM_CHECK(label >= 0 && format.field(label).is_label(), "run_evaluation: the format has no label field");
+  const FieldSpec& label_spec = format.field(label);
   ensure_directory(o.out_dir);
   auto out = [&](const char* name) { return (std::filesystem::path(o.out_dir) / name).string(); };
-  const int64_t N = static_cast<int64_t>(in.test_strings.size()), L = static_cast<int64_t>(in.test_strings[0].size());
-  nlohmann::json summary = {{"model", in.model_path}, {"test_examples", N}, {"image_length", L}};
+  const int64_t N = static_cast<int64_t>(in.test_records.size());
+  std::vector<int64_t> label_values;
+  std::vector<std::string> codec_strings;
+  for (const auto& r : in.test_records) {
+    label_values.push_back(label_spec.word_index(r.values[label]));
+    VLM_CHECK(label_values.back() >= 0, "run_evaluation: test record's '", label_spec.name, "' is '", r.values[label],
+              "', not a word of the format");
+    if (codec_field >= 0) codec_strings.push_back(r.values[codec_field]);
+  }
+  const auto labels = at::tensor(label_values, at::kLong);
+  nlohmann::json summary = {{"model", in.model_path}, {"test_examples", N}, {"format", format.to_json()},
+                            {"label_field", label_spec.name}};
   std::vector<std::string> skipped;
 
-  auto exact = classify_exact(in.model, in.tokenizer, in.test_strings, in.test_labels, o.batch_size);
+  auto exact = classify_exact(in.model, in.tokenizer, format, in.test_records, labels, o.batch_size, label);
   summary["classification_exact"] = exact.to_json();
   write_confusion_svg(out("confusion.svg"), exact.metrics,
                       fmt::format("Confusion matrix (exact, accuracy {:.4f})", exact.metrics.accuracy));
@@ -30,54 +42,70 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
   const auto sampled_opts = SamplerOptions().temperature(o.sampled_temperature).top_k(o.sampled_top_k).seed(o.seed)
                                 .batch_size(o.batch_size);
   if (o.sampled) {
-    auto sampled = classify_sampled(in.model, in.tokenizer, in.test_strings, in.test_labels, sampled_opts);
+    auto sampled = classify_sampled(in.model, in.tokenizer, format, in.test_records, labels, sampled_opts, label);
     summary["classification_sampled"] = sampled.to_json();
     fmt::print("evaluate: sampled accuracy {:.4f}, {} invalid answers\n", sampled.metrics.accuracy,
                sampled.metrics.invalid);
   }
   if (!in.series.empty()) {
-    auto series = accuracy_over_checkpoints(in.series, in.test_strings, in.test_labels, o.batch_size,
+    auto series = accuracy_over_checkpoints(in.series, in.test_records, labels, o.batch_size,
                                             in.model->wte->weight.device());
     summary["accuracy_over_checkpoints"] = series.to_json();
     write_accuracy_over_checkpoints_svg(out("accuracy_over_checkpoints.svg"), series);
   }
   const auto gen_opts = SamplerOptions().temperature(o.gen_temperature).top_k(o.gen_top_k).seed(o.seed)
                             .batch_size(o.batch_size);
+  std::string no_generation;
+  const bool can_generate = can_generate_per_class(format, codec_field, label, &no_generation);
   SpeedReport speed;
-  if (o.naive_prompts > 0 || o.samples_per_digit > 0)
-    speed = speed_report(in.model, in.tokenizer, in.test_strings,
-                         {o.naive_prompts, sampled_opts, exact.seconds, o.batch_size, o.samples_per_digit, gen_opts});
+  if (o.naive_prompts > 0 || (o.samples_per_class > 0 && can_generate)) {
+    SpeedOptions so;
+    so.naive_prompts = o.naive_prompts;
+    so.naive_sampler = sampled_opts;
+    so.exact_seconds = exact.seconds;
+    so.batch_size = o.batch_size;
+    so.cache_prompts = can_generate ? o.samples_per_class : 0;
+    so.cache_sampler = gen_opts;
+    so.label_field = label;
+    speed = speed_report(in.model, in.tokenizer, format, in.test_records, so);
+  }
   if (o.naive_prompts > 0) summary["speed"] = speed.to_json();
 
-  if (o.samples_per_digit > 0) {
-    auto gen = generate_digits(in.model, in.tokenizer, L, o.samples_per_digit, gen_opts, /*constrained=*/true);
-    auto free_gen = generate_digits(in.model, in.tokenizer, L, o.samples_per_digit, gen_opts, /*constrained=*/false);
+  if (o.samples_per_class > 0 && can_generate) {
+    auto gen = generate_per_class(in.model, in.tokenizer, format, codec_field, label, o.samples_per_class, gen_opts,
+                                  /*constrained=*/true);
+    auto free_gen = generate_per_class(in.model, in.tokenizer, format, codec_field, label, o.samples_per_class,
+                                       gen_opts, /*constrained=*/false);
     auto g = generation_metrics(gen, free_gen, gen_opts, in.train_strings).to_json();
     g.update(speed.cache_json());
     if (!in.train_strings) skipped.push_back("memorisation (no training strings given)");
     if (in.codec) {
-      write_generation_grid(out("generated.png"), *in.codec, gen, o.grid_columns);
-      write_generation_grid(out("generated_unconstrained.png"), *in.codec, free_gen, o.grid_columns);
-      if (in.classifier) {
-        auto graded = grade_generation(*in.codec, in.classifier, gen);
+      if (!write_generation_grid(out("generated.png"), *in.codec, gen, o.grid_columns) ||
+          !write_generation_grid(out("generated_unconstrained.png"), *in.codec, free_gen, o.grid_columns))
+        skipped.push_back("generation grids (the codec draws no pictures)");
+      if (in.grader) {
+        auto graded = grade_generation(*in.codec, in.grader, gen);
         g.update(graded.to_json());
         write_graded_accuracy_svg(out("graded_accuracy.svg"), graded);
       } else {
         skipped.push_back("graded accuracy (no reference classifier)");
       }
     } else {
-      skipped.push_back("image grids and graded accuracy (no tokenizer checkpoint to decode images)");
+      skipped.push_back("generation grids and graded accuracy (no codec checkpoint to decode the strings)");
     }
     fmt::print("evaluate: generation {}\n", g.dump());
     summary["generation"] = g;
   } else {
-    skipped.push_back("generation (--samples_per_digit=0)");
+    skipped.push_back(o.samples_per_class > 0 ? "generation (" + no_generation + ")"
+                                              : "generation (--samples_per_class=0)");
   }
-  if (in.codec && in.classifier && in.test_images.defined())
+  if (in.codec && in.grader && in.test_items.defined())
     summary["reference_classifier"] =
-        reference_classifier_ceiling(*in.codec, in.classifier, in.test_images, in.test_labels).to_json();
-  write_token_figures(token_usage(in.test_strings, in.test_labels, in.tokenizer.image_alphabet(), o.logo_examples),
-                      o.out_dir);
+        reference_classifier_ceiling(*in.codec, in.grader, in.test_items, labels).to_json();
+  if (codec_field >= 0)
+    write_token_figures(token_usage(codec_strings, labels, format.field(codec_field).alphabet, label_spec.words,
+                                    o.logo_examples),
+                        o.out_dir);
   summary["skipped"] = skipped;
   write_text_atomically(out("summary.json"), summary.dump(2) + "\n");
   return summary;

@@ -9,8 +9,6 @@
 #include "vlm/core/check.h"
 #include "vlm/io/png.h"
 #include "vlm/io/svg_plot.h"
-#include "vlm/sample/template_constraint.h"
-#include "vlm/text/sequences.h"
 
 namespace vlm {
 namespace {
@@ -18,32 +16,68 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-std::vector<std::string> Generation::all_images() const {
+std::vector<std::string> Generation::all_values() const {
   std::vector<std::string> all;
-  for (const auto& row : images) all.insert(all.end(), row.begin(), row.end());
+  for (const auto& row : values) all.insert(all.end(), row.begin(), row.end());
   return all;
 }
 
-Generation generate_digits(GPT& model, const CharTokenizer& tokenizer, int64_t image_length, int64_t per_digit,
-                           const SamplerOptions& options, bool constrained) {
-  VLM_CHECK(per_digit > 0 && image_length > 0, "generate_digits: per_digit and image_length must be positive");
-  TemplateConstraint constraint(Template::kGenerate, tokenizer, image_length);
+bool can_generate_per_class(const SequenceFormat& format, int64_t codec_field, int64_t label_field,
+                            std::string* reason) {
+  auto no = [&](const std::string& why) {
+    if (reason) *reason = why;
+    return false;
+  };
+  if (codec_field < 0 || codec_field >= format.num_fields() || !format.field(codec_field).is_codec())
+    return no("no codec field to generate");
+  if (label_field < 0 || label_field >= format.num_fields() || !format.field(label_field).is_label())
+    return no("no label field to condition on");
+  const int64_t t = format.template_ending_with(codec_field);
+  if (t < 0) return no("no template writes field '" + format.field(codec_field).name + "' last");
+  for (const auto& s : format.segments(t)) {
+    if (s.field == codec_field) break;
+    if (s.is_field() && s.field != label_field)
+      return no("the template that writes '" + format.field(codec_field).name + "' last also writes '" +
+                format.field(s.field).name + "' before it");
+  }
+  return true;
+}
+
+Generation generate_per_class(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                              int64_t codec_field, int64_t label_field, int64_t per_class,
+                              const SamplerOptions& options, bool constrained, int64_t only_class) {
+  std::string why;
+  VLM_CHECK(can_generate_per_class(format, codec_field, label_field, &why), "generate_per_class: ", why);
+  VLM_CHECK(per_class > 0, "generate_per_class: per_class must be positive, got ", per_class);
+  const int64_t tmpl = format.template_ending_with(codec_field);
+  const FieldSpec& label = format.field(label_field);
   Sampler sampler(model, tokenizer, options);
   auto t0 = Clock::now();
   Generation g;
-  g.completions.resize(10);
-  g.images.resize(10);
-  for (int64_t d = 0; d < 10; ++d) {
-    std::vector<std::string> prompts(per_digit, generation_prompt(d));
-    auto completions = sampler.complete(prompts, constrained ? &constraint : nullptr);
+  g.words = label.words;
+  g.completions.resize(label.words.size());
+  g.values.resize(label.words.size());
+  VLM_CHECK(only_class < label.num_classes(), "generate_per_class: no class ", only_class, " in field '", label.name,
+            "'");
+  for (size_t w = 0; w < label.words.size(); ++w) {
+    if (only_class >= 0 && static_cast<int64_t>(w) != only_class) continue;
+    Record r{tmpl, std::vector<std::string>(format.num_fields())};
+    r.values[label_field] = label.words[w];
+    const std::string prompt = format.prompt(r, tmpl, codec_field);
+    auto completions = sampler.complete(std::vector<std::string>(per_class, prompt), constrained ? &format : nullptr);
     for (const auto& c : completions) {
-      // Valid = exactly the template's continuation: image_length alphabet letters and '.'.
-      bool ok = constraint.matches(generation_prompt(d) + c);
-      g.images[d].push_back(ok ? c.substr(0, image_length) : "");
-      g.invalid += !ok;
+      std::string value;
+      try {
+        Record parsed = format.parse(prompt + c);
+        if (parsed.tmpl == tmpl && parsed.values[label_field] == label.words[w]) value = parsed.values[codec_field];
+      } catch (const Error&) {
+        // not a line of the format: invalid
+      }
+      g.invalid += value.empty();
+      g.values[w].push_back(std::move(value));
     }
-    g.completions[d] = std::move(completions);
-    g.total += per_digit;
+    g.completions[w] = std::move(completions);
+    g.total += per_class;
   }
   g.seconds = since(t0);
   g.tokens = sampler.tokens_generated();
@@ -67,13 +101,13 @@ GenerationMetrics generation_metrics(const Generation& constrained, const Genera
                                      const SamplerOptions& options, const std::unordered_set<std::string>* train) {
   VLM_CHECK(constrained.total > 0 && unconstrained.total > 0, "generation_metrics: an empty generation");
   GenerationMetrics m;
-  for (const auto& row : constrained.images)
-    m.samples_per_digit = std::max<int64_t>(m.samples_per_digit, static_cast<int64_t>(row.size()));
+  for (const auto& row : constrained.values)
+    m.samples_per_class = std::max<int64_t>(m.samples_per_class, static_cast<int64_t>(row.size()));
   m.temperature = options.temperature();
   m.top_k = options.top_k();
   m.invalid_rate_constrained = double(constrained.invalid) / double(constrained.total);
   m.invalid_rate_unconstrained = double(unconstrained.invalid) / double(unconstrained.total);
-  const auto all = constrained.all_images();
+  const auto all = constrained.all_values();
   m.distinct_fraction = distinct_fraction(all);
   if (train) m.memorised_fraction = memorised_fraction(all, *train);
   m.seconds = constrained.seconds;
@@ -81,7 +115,7 @@ GenerationMetrics generation_metrics(const Generation& constrained, const Genera
 }
 
 nlohmann::json GenerationMetrics::to_json() const {
-  nlohmann::json j = {{"samples_per_digit", samples_per_digit},
+  nlohmann::json j = {{"samples_per_class", samples_per_class},
                       {"temperature", temperature},
                       {"top_k", top_k},
                       {"invalid_rate_constrained", invalid_rate_constrained},
@@ -92,24 +126,28 @@ nlohmann::json GenerationMetrics::to_json() const {
   return j;
 }
 
-GradedGeneration grade_generation(const ImageTokenCodec& codec, DigitClassifier& classifier, const Generation& gen) {
-  VLM_CHECK(gen.images.size() == 10, "grade_generation: expected 10 rows of generated strings, got ",
-            gen.images.size());
+ReferenceGrader classifier_grader(DigitClassifier classifier) {
+  return [classifier](const at::Tensor& items) mutable {
+    return classifier_probabilities(classifier, items).argmax(1);
+  };
+}
+
+GradedGeneration grade_generation(const TokenCodec& codec, const ReferenceGrader& grader, const Generation& gen) {
+  VLM_CHECK(gen.values.size() == gen.words.size() && !gen.words.empty(),
+            "grade_generation: a generation with one row of strings per class expected");
   GradedGeneration g;
+  g.words = gen.words;
   int64_t right = 0, total = 0;
-  for (int64_t d = 0; d < 10; ++d) {
+  for (size_t w = 0; w < gen.values.size(); ++w) {
     std::vector<std::string> valid;
-    for (const auto& s : gen.images[d])
+    for (const auto& s : gen.values[w])
       if (!s.empty()) valid.push_back(s);
     int64_t ok = 0;
-    if (!valid.empty()) {
-      auto pred = classifier_probabilities(classifier, codec.decode_text(valid)).argmax(1);
-      ok = pred.eq(d).sum().item<int64_t>();
-    }
-    const int64_t n = static_cast<int64_t>(gen.images[d].size());
+    if (!valid.empty()) ok = grader(codec.decode(valid)).to(at::kCPU).eq(static_cast<int64_t>(w)).sum().item<int64_t>();
+    const int64_t n = static_cast<int64_t>(gen.values[w].size());
     g.recognised.push_back(ok);
     g.samples.push_back(n);
-    g.per_digit.push_back(n ? double(ok) / double(n) : std::numeric_limits<double>::quiet_NaN());
+    g.per_class.push_back(n ? double(ok) / double(n) : std::numeric_limits<double>::quiet_NaN());
     right += ok, total += n;
   }
   VLM_CHECK(total > 0, "grade_generation: no generated strings");
@@ -118,48 +156,40 @@ GradedGeneration grade_generation(const ImageTokenCodec& codec, DigitClassifier&
 }
 
 nlohmann::json GradedGeneration::to_json() const {
-  nlohmann::json per = nlohmann::json::array();
-  for (double v : per_digit) per.push_back(std::isnan(v) ? nlohmann::json() : nlohmann::json(v));
-  return {{"graded_accuracy", graded_accuracy}, {"graded_accuracy_per_digit", per}};
+  nlohmann::json per = nlohmann::json::object();
+  for (size_t w = 0; w < per_class.size(); ++w)
+    per[words[w]] = std::isnan(per_class[w]) ? nlohmann::json() : nlohmann::json(per_class[w]);
+  return {{"graded_accuracy", graded_accuracy}, {"graded_accuracy_per_class", per}};
 }
 
 void write_graded_accuracy_svg(const std::string& path, const GradedGeneration& graded) {
-  std::vector<std::string> names;
   std::vector<double> values;
-  for (size_t d = 0; d < graded.per_digit.size(); ++d)
-    names.push_back(std::to_string(d)), values.push_back(std::isnan(graded.per_digit[d]) ? 0.0 : graded.per_digit[d]);
-  plot::save_svg(path, plot::bar_chart(names, values,
-                                       {"Generated digits the reference classifier recognises", "digit asked for",
+  for (double v : graded.per_class) values.push_back(std::isnan(v) ? 0.0 : v);
+  plot::save_svg(path, plot::bar_chart(graded.words, values,
+                                       {"Generated items the reference classifier recognises", "class asked for",
                                         "graded accuracy", 560, 360, 0.0, 1.0}));
 }
 
-ReferenceCeiling reference_classifier_ceiling(const ImageTokenCodec& codec, DigitClassifier& classifier,
-                                              const at::Tensor& images, const at::Tensor& labels) {
-  VLM_CHECK(images.defined() && labels.defined() && images.size(0) == labels.size(0),
-            "reference_classifier_ceiling: images and labels must be given, one label per image");
-  auto cpu_labels = labels.to(at::kCPU);
-  auto recon = codec.decode_codes(codec.encode_codes(images));
+ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const ReferenceGrader& grader,
+                                              const at::Tensor& items, const at::Tensor& labels) {
+  VLM_CHECK(items.defined() && labels.defined() && items.size(0) == labels.size(0),
+            "reference_classifier_ceiling: items and labels must be given, one label per item");
+  auto cpu_labels = labels.to(at::kCPU, at::kLong);
+  auto accuracy = [&](const at::Tensor& x) {
+    return grader(x).to(at::kCPU).eq(cpu_labels).to(at::kDouble).mean().item<double>();
+  };
   ReferenceCeiling c;
-  c.accuracy_real_test = classifier_accuracy(classifier, {images, cpu_labels});
-  c.accuracy_vqvae_reconstructions = classifier_accuracy(classifier, {recon, cpu_labels});
+  c.accuracy_real_test = accuracy(items);
+  c.accuracy_codec_reconstructions = accuracy(codec.decode(codec.encode(items)));
   return c;
 }
 
 nlohmann::json ReferenceCeiling::to_json() const {
-  return {{"accuracy_real_test", accuracy_real_test}, {"accuracy_vqvae_reconstructions", accuracy_vqvae_reconstructions}};
+  return {{"accuracy_real_test", accuracy_real_test}, {"accuracy_codec_reconstructions", accuracy_codec_reconstructions}};
 }
 
-void write_generation_grid(const std::string& path, const ImageTokenCodec& codec, const Generation& gen,
-                           int64_t columns) {
-  VLM_CHECK(columns > 0, "write_generation_grid: columns must be positive");
-  const int64_t size = codec.model()->options.image_size();
-  std::vector<at::Tensor> tiles;
-  for (const auto& row : gen.images)
-    for (int64_t c = 0; c < columns; ++c) {
-      if (c < static_cast<int64_t>(row.size()) && !row[c].empty()) tiles.push_back(codec.decode_text_one(row[c]));
-      else tiles.push_back(at::zeros({1, size, size}));
-    }
-  write_png(path, image_grid(at::stack(tiles), columns));
+bool write_generation_grid(const std::string& path, const TokenCodec& codec, const Generation& gen, int64_t columns) {
+  return codec.write_grid_png(path, gen.values, columns);
 }
 
 }  // namespace vlm

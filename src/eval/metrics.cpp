@@ -32,13 +32,17 @@ double expected_calibration_error(const at::Tensor& probs, const at::Tensor& lab
 }
 
 ClassificationMetrics classification_metrics(const at::Tensor& predicted, const at::Tensor& labels,
-                                             const at::Tensor& probs, int64_t C, int64_t top_confusions) {
+                                             std::vector<std::string> class_names, const at::Tensor& probs,
+                                             int64_t top_confusions) {
+  const auto C = static_cast<int64_t>(class_names.size());
+  VLM_CHECK(C >= 2, "classification_metrics: need at least two classes, got ", C);
   VLM_CHECK(predicted.dim() == 1 && labels.dim() == 1 && predicted.size(0) == labels.size(0),
             "classification_metrics: predicted and labels must be (N), got ", predicted.sizes(), " and ",
             labels.sizes());
   ClassificationMetrics m;
   m.n = predicted.size(0);
   m.num_classes = C;
+  m.class_names = std::move(class_names);
   VLM_CHECK(m.n > 0, "classification_metrics: no examples");
   auto pred = predicted.to(at::kCPU, at::kLong).contiguous(), lab = labels.to(at::kCPU, at::kLong).contiguous();
   m.confusion.assign(C, std::vector<int64_t>(C, 0));
@@ -77,9 +81,10 @@ ClassificationMetrics classification_metrics(const at::Tensor& predicted, const 
 nlohmann::json ClassificationMetrics::to_json() const {
   nlohmann::json conf = nlohmann::json::array();
   for (const auto& c : top_confusions)
-    conf.push_back({{"true", c.truth}, {"predicted", c.predicted}, {"count", c.count}, {"rate", c.rate}});
+    conf.push_back({{"true", class_names[c.truth]}, {"predicted", class_names[c.predicted]}, {"count", c.count},
+                    {"rate", c.rate}});
   nlohmann::json j = {{"n", n}, {"accuracy", accuracy}, {"std_error", std_error}, {"invalid", invalid},
-                      {"confusion", confusion}, {"top_confusions", conf}};
+                      {"classes", class_names}, {"confusion", confusion}, {"top_confusions", conf}};
   if (top2_accuracy >= 0) j["top2_accuracy"] = top2_accuracy;
   if (ece >= 0) j["ece"] = ece;
   return j;

@@ -5,7 +5,7 @@
 
 #include "vlm/core/check.h"
 #include "vlm/eval/classify.h"
-#include "vlm/text/sequences.h"
+#include "vlm/eval/generation_metrics.h"
 
 namespace vlm {
 namespace {
@@ -13,35 +13,44 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-SpeedReport speed_report(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& test_strings,
-                         const SpeedOptions& o) {
+SpeedReport speed_report(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                         const std::vector<Record>& test_records, const SpeedOptions& o) {
   SpeedReport r;
-  const int64_t N = static_cast<int64_t>(test_strings.size());
+  const int64_t N = static_cast<int64_t>(test_records.size());
+  const int64_t label = o.label_field >= 0 ? o.label_field : format.first_label_field();
   r.test_examples = N;
   if (o.naive_prompts > 0) {
-    VLM_CHECK(N > 0, "speed_report: the naive loop needs test strings");
-    r.exact_seconds = o.exact_seconds > 0 ? o.exact_seconds
-                                          : classify_exact(model, tokenizer, test_strings, {}, o.batch_size).seconds;
+    VLM_CHECK(N > 0, "speed_report: the naive loop needs test records");
+    r.exact_seconds = o.exact_seconds > 0
+                          ? o.exact_seconds
+                          : classify_exact(model, tokenizer, format, test_records, {}, o.batch_size, label).seconds;
+    const int64_t tmpl = format.template_ending_with(label);
+    auto prompt_of = [&](const Record& rec) { return format.prompt(rec, tmpl, label); };
     // The seed's notebook loop (multi_prompt_sampling): one prompt at a time, nanoGPT's generate with
     // max_new_tokens=10, no cache and no early stop.
     const int64_t n = std::min<int64_t>(o.naive_prompts, N);
     Sampler naive(model, tokenizer, SamplerOptions(o.naive_sampler).batch_size(1).use_cache(false).max_new_tokens(10)
                                         .stop('\0'));
     auto t0 = Clock::now();
-    for (int64_t i = 0; i < n; ++i) naive.complete({classification_prompt(test_strings[i])});
+    for (int64_t i = 0; i < n; ++i) naive.complete({prompt_of(test_records[i])});
     r.naive_prompts_timed = n;
     r.naive_seconds_per_prompt = since(t0) / double(n);
     r.naive_seconds_extrapolated = r.naive_seconds_per_prompt * double(N);
     r.exact_speedup_vs_naive = r.naive_seconds_extrapolated / r.exact_seconds;
-    const std::string prompt = classification_prompt(test_strings[0]);
+    const std::string prompt = prompt_of(test_records[0]);
     const int64_t T0 = static_cast<int64_t>(prompt.size()), block = model->options.block_size();
     for (int64_t i = 0; i < 10; ++i) r.naive_positions_per_prompt += std::min(T0 + i, block);
-    // Exact scoring shares the text before the image letters ("image:") across the batch.
-    r.exact_positions_per_prompt = T0 - static_cast<int64_t>(prompt.find(test_strings[0]));
+    // Exact scoring shares the template's text before its first field ("image:") across the batch.
+    const auto& first = format.segments(tmpl).front();
+    r.exact_positions_per_prompt = T0 - (first.is_field() ? 0 : static_cast<int64_t>(first.text.size()));
   }
-  if (o.cache_prompts > 0) {
-    // The same work (one digit's worth of unconstrained generation) without and with the cache.
-    const std::vector<std::string> prompts(o.cache_prompts, generation_prompt(0));
+  const int64_t codec = format.template_ending_with(format.first_codec_field()) >= 0 ? format.first_codec_field() : -1;
+  if (o.cache_prompts > 0 && can_generate_per_class(format, codec, label)) {
+    // The same work (one class's worth of unconstrained generation) without and with the cache.
+    const int64_t gen_tmpl = format.template_ending_with(codec);
+    Record rec{gen_tmpl, std::vector<std::string>(format.num_fields())};
+    rec.values[label] = format.field(label).words[0];
+    const std::vector<std::string> prompts(o.cache_prompts, format.prompt(rec, gen_tmpl, codec));
     auto t_nc = Clock::now();
     Sampler no_cache(model, tokenizer, SamplerOptions(o.cache_sampler).use_cache(false));
     no_cache.complete(prompts);

@@ -12,7 +12,7 @@
 namespace vlm {
 
 TokenUsage token_usage(const std::vector<std::string>& strings, const at::Tensor& labels, const std::string& alphabet,
-                       int64_t logo_examples) {
+                       std::vector<std::string> class_names, int64_t logo_examples) {
   const int64_t N = static_cast<int64_t>(strings.size());
   VLM_CHECK(N > 0 && labels.defined() && labels.numel() == N, "token_usage: ", N, " strings but ",
             labels.defined() ? labels.numel() : 0, " labels");
@@ -21,7 +21,9 @@ TokenUsage token_usage(const std::vector<std::string>& strings, const at::Tensor
   u.alphabet = alphabet;
   u.strings = N;
   u.logo_examples = std::min(N, logo_examples);
-  u.position_counts.assign(10, std::vector<std::map<char, double>>(L));
+  const auto C = static_cast<int64_t>(class_names.size());
+  u.class_names = std::move(class_names);
+  u.position_counts.assign(C, std::vector<std::map<char, double>>(L));
   std::map<char, double> usage;
   int64_t letters = 0;
   auto lab = labels.to(at::kCPU).to(at::kLong).contiguous();
@@ -31,7 +33,7 @@ TokenUsage token_usage(const std::vector<std::string>& strings, const at::Tensor
     for (char c : s) usage[c] += 1;
     letters += static_cast<int64_t>(s.size());
     const int64_t d = pl[i];
-    if (i < logo_examples && d >= 0 && d < 10)
+    if (i < logo_examples && d >= 0 && d < C)
       for (int64_t p = 0; p < L && p < static_cast<int64_t>(s.size()); ++p) u.position_counts[d][p][s[p]] += 1;
   }
   for (char c : alphabet) {
@@ -50,10 +52,10 @@ nlohmann::json TokenUsage::to_json() const {
 void write_token_figures(const TokenUsage& u, const std::string& out_dir) {
   namespace fs = std::filesystem;
   std::vector<std::string> titles;
-  for (int d = 0; d < 10; ++d) titles.push_back("digit " + std::to_string(d));
+  for (const auto& name : u.class_names) titles.push_back(name);
   plot::save_svg((fs::path(out_dir) / "token_logo.svg").string(),
                  plot::sequence_logo(titles, u.position_counts, static_cast<int>(u.alphabet.size()),
-                                     fmt::format("Image letters per position (first {} test examples)",
+                                     fmt::format("Codec letters per position (first {} test examples)",
                                                  u.logo_examples)));
   std::vector<std::string> letters;
   for (char c : u.alphabet) letters.emplace_back(1, c);

@@ -1,6 +1,6 @@
 #include "vlm/eval/token_probe.h"
 
-#include "vlm/text/sequences.h"
+#include "vlm/text/sequence_format.h"
 
 #include <algorithm>
 #include <fstream>
@@ -84,19 +84,21 @@ TokenStats token_stats(const at::Tensor& codes, int64_t num_codes) {
   return s;
 }
 
-TokenTextSet read_token_text_file(const std::string& path) {
+TokenTextSet read_token_text_file(const std::string& path, const SequenceFormat& format) {
   std::ifstream in(path);
   VLM_CHECK(in, "cannot open token text file ", path);
+  const int64_t image = format.first_codec_field(), label = format.first_label_field();
+  VLM_CHECK(image >= 0 && label >= 0, "read_token_text_file: the format needs a codec and a label field");
   TokenTextSet set;
   std::vector<int64_t> labels;
   std::string line;
   int64_t line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
-    if (line.empty() || line == "\r") continue;  // unlike read_sequences, blank lines are tolerated here
-    Sequence s = parse_sequence(line, path + ":" + std::to_string(line_no));
-    set.images.push_back(std::move(s.image));
-    labels.push_back(s.label);
+    if (line.empty() || line == "\r") continue;  // unlike SequenceFormat::read, blank lines are tolerated here
+    Record r = format.parse(line, path, line_no);
+    set.images.push_back(std::move(r.values[image]));
+    labels.push_back(format.field(label).word_index(r.values[label]));
   }
   set.labels = at::tensor(labels, at::kLong);
   return set;

@@ -1,5 +1,7 @@
 #include "vlm/io/nanogpt.h"
 
+#include <optional>
+
 #include <cmath>
 #include <limits>
 #include <set>
@@ -194,21 +196,23 @@ GPT nanogpt_to_gpt(const NanoGPTCheckpoint& ckpt) {
   return model;
 }
 
-CharTokenizer nanogpt_tokenizer(const std::string& chars) {
-  // Seed format: the characters the templates use, plus an image alphabet (the rest, in id order).
-  const std::string format = " #,.0123456789:abegimnru";
+CharTokenizer nanogpt_tokenizer(const std::string& chars) { return CharTokenizer(chars); }
+
+std::optional<SequenceFormat> seed_format_of_vocabulary(const std::string& chars, int64_t block_size) {
+  // The seed's format with the characters its templates do not use as the image alphabet.
+  const SequenceFormat seed = SequenceFormat::seed();
   std::string alphabet;
   for (char c : chars)
-    if (format.find(c) == std::string::npos) alphabet += c;
-  if (!alphabet.empty()) {
-    try {
-      CharTokenizer seed = CharTokenizer::for_sequences(alphabet);
-      if (seed.chars() == chars) return seed;
-    } catch (const Error&) {
-      // not a seed-format vocabulary
-    }
+    if (seed.field(seed.first_codec_field()).alphabet.find(c) != std::string::npos ||
+        seed.vocabulary().find(c) == std::string::npos)
+      alphabet += c;
+  try {
+    SequenceFormat f = SequenceFormat::seed(alphabet, seed.field(seed.first_codec_field()).length, block_size);
+    if (f.vocabulary() == chars) return f;
+  } catch (const Error&) {
+    // not a seed-format vocabulary
   }
-  return CharTokenizer(chars);
+  return std::nullopt;
 }
 
 CharTokenizer read_nanogpt_meta(const std::string& path) {
@@ -236,13 +240,29 @@ CharTokenizer read_nanogpt_meta(const std::string& path) {
 }
 
 NanoGPTCheckpoint import_nanogpt(const std::string& ckpt_path, const CharTokenizer& vocab,
-                                 const std::string& out_path) {
+                                 const std::string& out_path, const SequenceFormat* format) {
   NanoGPTCheckpoint ck = read_nanogpt_checkpoint(ckpt_path);
   VLM_CHECK(vocab.vocab_size() == ck.options.vocab_size(), "'", ckpt_path, "' has vocab_size ",
             ck.options.vocab_size(), " (model_args) but the vocabulary given has ", vocab.vocab_size(),
             " characters \"", vocab.chars(), "\"; give the data set's meta.pkl (nanoGPT's prepare.py writes it)");
   GPT model = nanogpt_to_gpt(ck);
-  nlohmann::json meta = gpt_checkpoint_meta(model, vocab, ck.iter_num);
+  // The format's lines must fit the model's block; a model too short for them (a test's toy) is stored without one.
+  const int64_t block = ck.options.block_size();
+  std::optional<SequenceFormat> f;
+  if (format) {
+    f = format->with_block_size(block);  // throws when its lines do not fit
+  } else {
+    const auto seed = SequenceFormat::seed();
+    f = seed_format_of_vocabulary(vocab.chars(), std::max(block, seed.max_line_length()));
+    VLM_CHECK(f, "'", ckpt_path, "': the vocabulary \"", vocab.chars(),
+              "\" is not the seed format's; give the sequence format the model was trained on (--format=FILE)");
+    if (f->max_line_length() <= block) f = f->with_block_size(block);
+    else f.reset();
+  }
+  VLM_CHECK(!f || f->vocabulary() == vocab.chars(), "'", ckpt_path, "': the sequence format's characters \"",
+            f->vocabulary(), "\" are not the vocabulary's \"", vocab.chars(), "\"");
+  nlohmann::json meta = gpt_checkpoint_meta(model, vocab, f ? *f : SequenceFormat::seed(), ck.iter_num);
+  if (!f) meta.erase("format");
   meta["best_val_loss"] = std::isnan(ck.best_val_loss) ? nlohmann::json(nullptr) : nlohmann::json(ck.best_val_loss);
   meta["imported_from"] = {{"format", "nanoGPT"}, {"path", ckpt_path},       {"compiled", ck.compiled},
                            {"model_args", ck.model_args}, {"config", ck.config}};

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -29,6 +30,13 @@ void PipelineOptions::apply_vq_variant(const std::string& variant) {
   if (variant == "conv") vq_train.max_epochs = 5;
 }
 
+void PipelineOptions::apply_dataset(const std::string& name) {
+  const ImageDataset& d = image_dataset(name);  // throws listing the known ones
+  dataset = d.name;
+  data_dir = d.data_dir;
+  run_dir = d.run_dir;
+}
+
 void PipelineOptions::apply_preset(const std::string& name) {
   VLM_CHECK(name == "default" || name == "tiny" || name == "seed", "unknown preset '", name,
             "' (known: default, seed, tiny)");
@@ -51,7 +59,7 @@ void PipelineOptions::apply_preset(const std::string& name) {
   gpt_snapshots = 5;
   // Evaluate (and checkpoint) where the snapshots are taken anyway: 5 evaluations instead of 8.
   gpt_train.eval_interval = gpt_train.checkpoint_interval = gpt_train.max_iters / gpt_snapshots;
-  eval.samples_per_digit = 100;
+  eval.samples_per_class = 100;
   if (name == "tiny") {
     // Seconds, not minutes: for tests and smoke runs on a few hundred images.
     vq_model.hidden_dim(64).channels(8);
@@ -71,7 +79,7 @@ void PipelineOptions::apply_preset(const std::string& name) {
     gpt_train.eval_classify = 50;
     gpt_train.log_interval = 5;
     gpt_snapshots = 2;
-    eval.samples_per_digit = 3;
+    eval.samples_per_class = 3;
     eval.naive_prompts = 3;
     eval.logo_examples = 100;
     limit_train = limit_train ? limit_train : 600;
@@ -80,8 +88,13 @@ void PipelineOptions::apply_preset(const std::string& name) {
 }
 
 void PipelineOptions::register_flags(Flags& f) {
+  std::map<std::string, std::function<void()>> datasets;
+  for (const auto& name : image_dataset_names()) datasets[name] = [this, name] { apply_dataset(name); };
+  f.add_choice("dataset", &dataset, datasets,
+               "mnist or fashion (Fashion-MNIST, word labels): its --data_dir, --run_dir and label words");
   f.add("run_dir", &run_dir, "run directory (stage outputs, report.md, summary.json)");
   f.add("data_dir", &data_dir, "directory with the four MNIST-format IDX files (raw or .gz)");
+  f.add("format", &format, "sequence format file (JSON, docs/formats.md); default: the data set's two templates");
   f.add("threads", &threads, "cores to use (0 = all); each stage splits them between OpenBLAS and LibTorch as measured fastest");
   f.add("seed", &seed, "random seed of every stage");
   f.add("device", &device, "cpu, cuda, cuda:N or auto");
@@ -132,8 +145,27 @@ void PipelineOptions::validate() const {
 PipelineContext::PipelineContext(const PipelineOptions& o)
     : options(o),
       device(resolve_device(o.device)),
-      mnist(load_mnist(o.data_dir, o.limit_train, o.limit_test)),
+      dataset(image_dataset(o.dataset)),
+      mnist(load_mnist(o.data_dir, o.limit_train, o.limit_test, static_cast<int64_t>(dataset.words.size()))),
       split(split_train_validation(mnist.train)) {}
+
+SequenceFormat PipelineContext::sequence_format(const std::string& alphabet, int64_t length) const {
+  const int64_t block = options.gpt_model.block_size();
+  if (options.format.empty())
+    return SequenceFormat::image_and_label(dataset.label_field, dataset.words, alphabet, length, block);
+  SequenceFormat f = SequenceFormat::load(options.format).with_block_size(block);
+  const int64_t codec = f.first_codec_field(), label = f.first_label_field();
+  VLM_CHECK(codec >= 0 && label >= 0, "--format '", options.format,
+            "': the main job needs a codec field for the images and a label field for their labels");
+  const FieldSpec& c = f.field(codec);
+  VLM_CHECK(c.alphabet == alphabet && c.length == length, "--format '", options.format, "': field '", c.name,
+            "' has alphabet \"", c.alphabet, "\" and length ", c.length, ", the codec writes \"", alphabet, "\" and ",
+            length, " letters");
+  VLM_CHECK(f.field(label).num_classes() == static_cast<int64_t>(dataset.words.size()), "--format '", options.format,
+            "': field '", f.field(label).name, "' has ", f.field(label).num_classes(), " words, the data set ",
+            dataset.words.size(), " classes");
+  return f;
+}
 
 std::string PipelineContext::path(const std::string& stage, const std::string& file) const {
   return (fs::path(options.run_dir) / stage / file).string();
@@ -183,6 +215,7 @@ nlohmann::json summarise(const PipelineContext& ctx, double seconds_this_invocat
     return e.contains(section) && e[section].contains(key) ? e[section][key] : nlohmann::json(nullptr);
   };
   return {{"preset", o.preset},
+          {"dataset", o.dataset},
           {"run_dir", o.run_dir},
           {"wall_seconds", stage_seconds},
           {"wall_seconds_this_invocation", seconds_this_invocation},

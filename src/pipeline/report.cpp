@@ -26,16 +26,16 @@ std::string num(const nlohmann::json& j, const char* fmt_spec = "{:.4f}") {
 void write_report(const std::string& run_dir, const nlohmann::json& s, const nlohmann::json& e) {
   std::ostringstream r;
   r << "# vlm run report: `" << run_dir << "`\n\n";
-  r << "Preset `" << s.value("preset", "?") << "`, " << e.value("test_examples", 0)
-    << " held-out MNIST test images. Stage wall time " << Progress::format_duration(s.value("wall_seconds", 0.0))
+  r << "Preset `" << s.value("preset", "?") << "`, data set `" << s.value("dataset", "mnist") << "`, "
+    << e.value("test_examples", 0) << " held-out test images, label field `" << e.value("label_field", "?") << "`. Stage wall time " << Progress::format_duration(s.value("wall_seconds", 0.0))
     << " on this machine.\n\n";
 
   r << "## Headline\n\n| figure | value |\n|---|---|\n";
-  r << "| classification accuracy, exact (one forward pass, argmax over digits) | "
+  r << "| classification accuracy, exact (exact likelihood of each label word) | "
     << num(s["test_accuracy"]) << " +- " << num(s["test_accuracy_std_error"]) << " |\n";
   r << "| classification accuracy, sampled as the seed did (T=0.8, top-k 200) | " << num(s["test_accuracy_sampled"])
     << " |\n";
-  r << "| graded generation accuracy (reference CNN agrees with the digit asked for) | "
+  r << "| graded generation accuracy (reference CNN agrees with the class asked for) | "
     << num(s["generation_graded_accuracy"]) << " |\n";
   r << "| invalid generations, constrained decoding | " << num(s["generation_invalid_rate"]) << " |\n";
   r << "| invalid generations, unconstrained | " << num(s["generation_invalid_rate_unconstrained"]) << " |\n";
@@ -75,30 +75,29 @@ void write_report(const std::string& run_dir, const nlohmann::json& s, const nlo
   }
 
   const auto& g = e["generation"];
-  r << "## Generation\n\n" << g.value("samples_per_digit", 0) << " samples per digit, temperature "
+  r << "## Generation\n\n" << g.value("samples_per_class", 0) << " samples per class, temperature "
     << num(g["temperature"], "{:g}") << ". Graded accuracy " << num(g.value("graded_accuracy", nlohmann::json()))
     << "; distinct strings " << num(g["distinct_fraction"]) << "; memorised (string occurs in the training set) "
     << num(g.value("memorised_fraction", nlohmann::json())) << "; key/value cache "
     << num(g["tokens_per_second_cached"], "{:.0f}") << " vs " << num(g["tokens_per_second_uncached"], "{:.0f}")
     << " tokens/s without.\n\n";
-  if (g.contains("graded_accuracy_per_digit")) {
-    r << "| digit |";
-    for (int d = 0; d < 10; ++d) r << " " << d << " |";
-    r << "\n|---|---|---|---|---|---|---|---|---|---|---|\n| graded accuracy |";
-    for (const auto& v : g["graded_accuracy_per_digit"]) r << " " << num(v, "{:.2f}") << " |";
-    r << "\n\n";
+  if (g.contains("graded_accuracy_per_class")) {
+    std::string head = "| class |", rule = "|---|", row = "| graded accuracy |";
+    for (const auto& [word, v] : g["graded_accuracy_per_class"].items())
+      head += " " + word + " |", rule += "---|", row += " " + num(v, "{:.2f}") + " |";
+    r << head << "\n" << rule << "\n" << row << "\n\n";
   }
   if (e.contains("reference_classifier"))
     r << "Reference classifier: " << num(e["reference_classifier"]["accuracy_real_test"])
-      << " on the real test images, " << num(e["reference_classifier"]["accuracy_vqvae_reconstructions"])
+      << " on the real test images, " << num(e["reference_classifier"]["accuracy_codec_reconstructions"])
       << " on their VQ-VAE reconstructions (the ceiling the tokenizer allows).\n\n";
-  r << "Constrained samples, one row per digit 0-9:\n\n![generated](eval/generated.png)\n\n"
+  r << "Constrained samples, one row per class in the order of the label words:\n\n![generated](eval/generated.png)\n\n"
     << "Unconstrained samples (black = an invalid string, as the seed drew them):\n\n"
     << "![generated unconstrained](eval/generated_unconstrained.png)\n\n"
     << "![graded accuracy](eval/graded_accuracy.svg)\n\n";
   r << "## Tokens\n\nTest originals above their reconstructions:\n\n![reconstructions](vqvae/recon.png)\n\n"
     << "![sequence logo](eval/token_logo.svg)\n\n![codebook usage](eval/codebook_usage.svg)\n\n";
-  r << "The token text files are in `tokens/` (the seed's format); `config.json` holds the resolved configuration.\n";
+  r << "The token text files are in `tokens/` (their format in `tokens/format.json`); `config.json` holds the resolved configuration.\n";
   write_text_atomically((fs::path(run_dir) / "report.md").string(), r.str());
 }
 

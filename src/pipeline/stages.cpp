@@ -13,8 +13,8 @@
 #include "vlm/io/png.h"
 #include "vlm/models/gpt_checkpoint.h"
 #include "vlm/pipeline/pipeline.h"
-#include "vlm/text/sequences.h"
 #include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/tokenizer/token_codec.h"
 
 namespace vlm {
 namespace fs = std::filesystem;
@@ -25,9 +25,13 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
   write_atomically(to, [&](const std::string& tmp) { fs::copy_file(from, tmp, fs::copy_options::overwrite_existing); });
 }
 
-std::vector<int64_t> labels_of(const LabeledImages& d) {
+// The label words of a data set's images.
+std::vector<std::string> words_of(const LabeledImages& d, const std::vector<std::string>& words) {
   auto l = d.labels.contiguous();
-  return std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(l.numel()));
+  for (int64_t i = 0; i < l.numel(); ++i) out.push_back(words[static_cast<size_t>(l.data_ptr<int64_t>()[i])]);
+  return out;
 }
 
 // --- data: check and fingerprint the inputs ----------------------------------------------------------------------
@@ -36,7 +40,10 @@ nlohmann::json data_options(const PipelineContext& ctx) {
   for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                            "t10k-labels-idx1-ubyte"})
     inputs[stem] = file_checksum(find_idx_file(ctx.options.data_dir, stem));
-  return {{"idx_files", inputs}, {"limit_train", ctx.options.limit_train}, {"limit_test", ctx.options.limit_test}};
+  return {{"idx_files", inputs},
+          {"classes", ctx.dataset.words.size()},
+          {"limit_train", ctx.options.limit_train},
+          {"limit_test", ctx.options.limit_test}};
 }
 
 // data.json holds the inputs' checksums too: downstream stages hash it, so new data redoes them.
@@ -55,17 +62,23 @@ VQVAEOptions vq_model_of(const PipelineContext& ctx) {
   return m;
 }
 
+VQVAETrainOptions vq_train_of(const PipelineContext& ctx) {
+  VQVAETrainOptions t = ctx.options.vq_train;
+  t.num_classes = static_cast<int64_t>(ctx.dataset.words.size());  // the label head aligns codes with the classes
+  return t;
+}
+
 nlohmann::json vqvae_options(const PipelineContext& ctx) {
   return {{"seed", ctx.options.seed},
           {"model", options_config_json(vq_model_of(ctx))},
-          {"train", options_config_json(ctx.options.vq_train)}};
+          {"train", options_config_json(vq_train_of(ctx))}};
 }
 
 StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   const auto& o = ctx.options;
   seed_everything(o.seed);
   VQVAE model(vq_model_of(ctx));
-  VQVAETrainOptions to = o.vq_train;
+  VQVAETrainOptions to = vq_train_of(ctx);
   to.checkpoint_path = stage.path("vqvae.pt");
   to.log_path = stage.path("epochs.jsonl");
   VQVAETrainer trainer(model, to, ctx.split.train, ctx.split.validation, ctx.device);
@@ -97,21 +110,30 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   return {res, {}};
 }
 
-// --- tokens: the seed's text files, padded to the GPT's block size --------------------------------------------------
+// --- tokens: the text files in the run's sequence format, padded to the GPT's block size ----------------------------
 nlohmann::json tokens_options(const PipelineContext& ctx) {
-  return {{"seed", ctx.options.seed}, {"block_size", ctx.options.gpt_model.block_size()}};
+  const auto& o = ctx.options;
+  return {{"seed", o.seed},
+          {"block_size", o.gpt_model.block_size()},
+          {"dataset", o.dataset},
+          {"format", o.format.empty() ? nlohmann::json(nullptr) : nlohmann::json(file_checksum(o.format))}};
 }
 
 StageOutcome run_tokens(PipelineContext& ctx, Stage& stage) {
-  auto codec = ImageTokenCodec::load(ctx.path("vqvae", "vqvae.pt"), ctx.device);
-  const int64_t block = ctx.options.gpt_model.block_size();
+  auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
+  const SequenceFormat format = ctx.sequence_format(codec->alphabet(), codec->length());
+  const int64_t image = format.first_codec_field(), label = format.first_label_field();
   auto write = [&](const char* file, const LabeledImages& d, uint64_t seed) {
-    write_sequences(stage.path(file), make_sequences(codec.encode_text(d.images), labels_of(d), seed), block);
+    std::vector<std::vector<std::string>> columns(format.num_fields());
+    columns[image] = codec->encode(d.images);
+    columns[label] = words_of(d, format.field(label).words);
+    format.write(stage.path(file), make_records(format, columns, seed));
   };
+  format.save(stage.path("format.json"));
   write("train.txt", ctx.split.train, ctx.options.seed);
   write("valid.txt", ctx.split.validation, ctx.options.seed + 1);
   write("test.txt", ctx.mnist.test, ctx.options.seed + 2);
-  return {};
+  return {{{"format", format.to_json()}}, {}};
 }
 
 // --- classifier: the reference CNN that grades generated images ------------------------------------------------------
@@ -119,7 +141,7 @@ nlohmann::json classifier_options(const PipelineContext& ctx) {
   const auto& o = ctx.options;
   if (!o.classifier_checkpoint.empty()) return {{"reuse", file_checksum(o.classifier_checkpoint)}};
   auto m = o.clf_model;
-  m.image_size(ctx.mnist.train.height());
+  m.image_size(ctx.mnist.train.height()).num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
   return {{"seed", o.seed}, {"model", options_config_json(m)}, {"train", options_config_json(o.clf_train)}};
 }
 
@@ -133,7 +155,7 @@ StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
   }
   seed_everything(o.seed);
   DigitClassifierOptions mo = o.clf_model;
-  mo.image_size(ctx.mnist.train.height());
+  mo.image_size(ctx.mnist.train.height()).num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
   DigitClassifier model(mo);
   ClassifierTrainer trainer(model, o.clf_train, ctx.split.train, ctx.split.validation, ctx.device);
   auto r = [&] {
@@ -170,10 +192,9 @@ StageOutcome run_gpt(PipelineContext& ctx, Stage& stage) {
     VLM_CHECK(it == to.max_iters || (to.checkpoint_interval > 0 && it % to.checkpoint_interval == 0),
               "--gpt.snapshots=", o.gpt_snapshots, " wants a checkpoint at iteration ", it,
               ", which --gpt.checkpoint_interval=", to.checkpoint_interval, " does not write");
-  const auto tokenizer = CharTokenizer::for_sequences(ImageTokenCodec::load(ctx.path("vqvae", "vqvae.pt")).alphabet());
-  const int64_t block = o.gpt_model.block_size();
-  GPTTrainer trainer(o.gpt_model, to, TokenDataset::build(read_sequences(ctx.path("tokens", "train.txt")), tokenizer, block),
-                     TokenDataset::build(read_sequences(ctx.path("tokens", "valid.txt")), tokenizer, block), ctx.device);
+  const auto format = SequenceFormat::load(ctx.path("tokens", "format.json"));
+  GPTTrainer trainer(o.gpt_model, to, TokenDataset::build(format, format.read(ctx.path("tokens", "train.txt"))),
+                     TokenDataset::build(format, format.read(ctx.path("tokens", "valid.txt"))), ctx.device);
   auto snapshot_name = [](int64_t iter) { return fmt::format("ckpt_{}.pt", iter); };
   trainer.hooks().on_checkpoint = [&](int64_t iter, const std::string& path) {
     if (snapshot_iters.count(iter)) copy_file_atomically(path, stage.path(snapshot_name(iter)));
@@ -211,20 +232,21 @@ nlohmann::json eval_options(const PipelineContext& ctx) {
 StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
   const auto& o = ctx.options;
   auto loaded = load_gpt_checkpoint(ctx.path("gpt", "best.pt"), ctx.device);
-  auto codec = ImageTokenCodec::load(ctx.path("vqvae", "vqvae.pt"), ctx.device);
+  auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
   EvaluationInputs in;
   in.model = loaded.model;
   in.tokenizer = loaded.tokenizer;
+  in.format = loaded.format;
   in.model_path = ctx.path("gpt", "best.pt");
-  for (const auto& s : read_sequences(ctx.path("tokens", "test.txt"))) in.test_strings.push_back(s.image);
-  in.test_labels = ctx.mnist.test.labels;
-  in.test_images = ctx.mnist.test.images;
+  in.test_records = in.format.read(ctx.path("tokens", "test.txt"));
+  in.test_items = ctx.mnist.test.images;
   for (const auto& snap : Stage(o.run_dir, "gpt", {}).record()["results"].value("snapshots", std::vector<std::string>{}))
     in.series.push_back(ctx.path("gpt", snap));
-  in.codec = &codec;
-  in.classifier = load_digit_classifier(ctx.path("classifier", "classifier.pt"), ctx.device);
+  in.codec = codec.get();
+  in.grader = classifier_grader(load_digit_classifier(ctx.path("classifier", "classifier.pt"), ctx.device));
   std::unordered_set<std::string> train_strings;
-  for (const auto& s : read_sequences(ctx.path("tokens", "train.txt"))) train_strings.insert(s.image);
+  const int64_t image = in.format.first_codec_field();
+  for (const auto& r : in.format.read(ctx.path("tokens", "train.txt"))) train_strings.insert(r.values[image]);
   in.train_strings = &train_strings;
   EvaluatorOptions eo = o.eval;
   eo.out_dir = stage.dir();
@@ -240,7 +262,7 @@ const std::vector<StageSpec>& pipeline_stages() {
   static const std::vector<StageSpec> stages = {
       {"data", {}, {"data.json"}, data_options, run_data},
       {"vqvae", {"data"}, {"vqvae.pt", "epochs.jsonl", "metrics.json", "recon.png"}, vqvae_options, run_vqvae},
-      {"tokens", {"data", "vqvae"}, {"train.txt", "valid.txt", "test.txt"}, tokens_options, run_tokens},
+      {"tokens", {"data", "vqvae"}, {"format.json", "train.txt", "valid.txt", "test.txt"}, tokens_options, run_tokens},
       {"classifier", {"data"}, {"classifier.pt"}, classifier_options, run_classifier},
       {"gpt", {"tokens"}, {"best.pt", "ckpt.pt", "metrics.jsonl"}, gpt_options, run_gpt},
       {"eval",

@@ -8,6 +8,7 @@
 
 #include "vlm/core/check.h"
 #include "vlm/sample/shared_prefix.h"
+#include "vlm/text/format_automaton.h"
 
 namespace vlm {
 
@@ -40,7 +41,7 @@ at::Tensor Sampler::pick(at::Tensor logits) {
 }
 
 std::vector<std::string> Sampler::complete(const std::vector<std::string>& prompts,
-                                           const TemplateConstraint* constraint) {
+                                           const SequenceFormat* constraint) {
   // Batch prompts of equal length together, keeping the caller's order in the result.
   std::map<size_t, std::vector<size_t>> by_length;
   for (size_t i = 0; i < prompts.size(); ++i) by_length[prompts[i].size()].push_back(i);
@@ -57,22 +58,25 @@ std::vector<std::string> Sampler::complete(const std::vector<std::string>& promp
 }
 
 std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>& prompts,
-                                                 const TemplateConstraint* constraint) {
+                                                 const SequenceFormat* constraint) {
   const int64_t B = static_cast<int64_t>(prompts.size()), T0 = static_cast<int64_t>(prompts[0].size());
   const int64_t block = model_->options.block_size();
   VLM_CHECK(T0 >= 1, "Sampler: empty prompt (the model needs at least one character of context)");
   VLM_CHECK(T0 < block, "Sampler: prompt of ", T0, " characters leaves no room in the block of ", block);
-  if (constraint)
-    for (const auto& p : prompts)
-      for (int64_t i = 0; i < T0; ++i)
-        VLM_CHECK(constraint->allows(i, p[i]), "Sampler: prompt '", p, "' does not follow the template at position ",
-                  i, " ('", p[i], "')");
+  std::vector<FormatCursor> cursors;
+  if (constraint) {
+    VLM_CHECK(constraint->vocabulary() == tokenizer_.chars(), "Sampler: the format's characters \"",
+              constraint->vocabulary(), "\" are not the tokenizer's \"", tokenizer_.chars(), "\"");
+    for (const auto& p : prompts) {
+      cursors.emplace_back(*constraint);
+      cursors.back().push(p);  // throws naming the column where the prompt leaves the format
+    }
+  }
   // Absolute position limit (exclusive). The cache holds at most block_size positions; without it the context is
   // cropped to the last block_size tokens, as nanoGPT's generate does, so max_new_tokens may run past the block.
   int64_t limit = block;
   if (options_.max_new_tokens() > 0)
     limit = options_.use_cache() ? std::min(block, T0 + options_.max_new_tokens()) : T0 + options_.max_new_tokens();
-  if (constraint) limit = std::min(limit, constraint->length());
 
   const auto device = model_->parameters().front().device();
   at::NoGradGuard no_grad;
@@ -86,8 +90,10 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
     ids.insert(ids.end(), e.begin(), e.end());
   }
   auto seq = at::tensor(ids, at::kLong).view({B, T0});  // (B, T) on CPU, grows by one column per step
-  const int64_t stop_id = options_.stop() == '\0' ? -1 : tokenizer_.id(options_.stop());
+  const int64_t stop_id = constraint ? tokenizer_.pad_id()
+                                     : options_.stop() == '\0' ? -1 : tokenizer_.id(options_.stop());
   auto finished = at::zeros({B}, at::kBool);
+  const float ninf = -std::numeric_limits<float>::infinity();
   GPTImpl::KVCache cache;
   // Logits of the last position only (B, V): nanoGPT's inference path, plus the last block on that position alone;
   // with the cache, the prompts' common prefix (all of it for the evaluator's repeated prompts) runs once.
@@ -96,11 +102,29 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
 
   for (int64_t pos = T0; pos < limit; ++pos) {
     auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)
-    if (constraint) last = last + constraint->additive_mask(pos);
+    if (constraint) {
+      // Only what the format allows next; a finished row (or a complete line) may only pad.
+      auto mask = at::full(last.sizes(), ninf, at::kFloat);  // (B, V)
+      auto m = mask.accessor<float, 2>();
+      auto done = finished.accessor<bool, 1>();
+      for (int64_t b = 0; b < B; ++b)
+        for (char c : done[b] ? std::string(1, constraint->pad()) : cursors[b].allowed()) m[b][tokenizer_.id(c)] = 0;
+      last = last + mask;
+    }
     auto next = pick(last);  // (B)
     tokens_generated_ += B;
     seq = at::cat({seq, next.view({B, 1})}, 1);
     finished |= next.eq(stop_id);
+    if (constraint) {
+      auto na = next.accessor<int64_t, 1>();
+      auto done = finished.accessor<bool, 1>();
+      for (int64_t b = 0; b < B; ++b) {
+        if (done[b]) continue;
+        cursors[b].try_push(tokenizer_.character(na[b]));  // allowed by the mask
+        // A complete line that nothing may continue ends here (the seed's '.').
+        if (cursors[b].complete() && cursors[b].allowed() == std::string(1, constraint->pad())) done[b] = true;
+      }
+    }
     if (finished.all().item<bool>() || pos + 1 >= limit) break;
     auto input = options_.use_cache() ? next.view({B, 1})  // (B, 1) after the cached tokens
                                       : seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
@@ -113,8 +137,8 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   auto acc = seq.accessor<int64_t, 2>();
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = T0; t < seq.size(1); ++t) {
-      char c = tokenizer_.character(acc[b][t]);
-      out[b] += c;
+      if (constraint && acc[b][t] == stop_id) break;  // the pad that ended the line
+      out[b] += tokenizer_.character(acc[b][t]);
       if (acc[b][t] == stop_id) break;
     }
   return out;

@@ -4,7 +4,6 @@
 #include <set>
 
 #include "vlm/core/check.h"
-#include "vlm/text/sequences.h"
 
 namespace vlm {
 
@@ -19,20 +18,9 @@ std::string printable(char c) {
 }
 }  // namespace
 
-CharTokenizer CharTokenizer::for_sequences(const std::string& image_alphabet) {
-  VLM_CHECK(!image_alphabet.empty(), "CharTokenizer: empty image alphabet");
-  std::set<char> chars(image_alphabet.begin(), image_alphabet.end());
-  VLM_CHECK(chars.size() == image_alphabet.size(), "CharTokenizer: image alphabet \"", image_alphabet,
-            "\" repeats a character");
-  // Every character either template can produce, for any label digit.
-  for (const std::string& fixed : {std::string("image:, number:.#"), std::string("0123456789")})
-    chars.insert(fixed.begin(), fixed.end());
-  for (char c : image_alphabet) {
-    VLM_CHECK(std::string(" ,.:#0123456789").find(c) == std::string::npos, "CharTokenizer: image alphabet character ",
-              printable(c), " collides with the sequence format");
-  }
-  CharTokenizer tok(std::string(chars.begin(), chars.end()));
-  tok.image_alphabet_ = image_alphabet;
+CharTokenizer CharTokenizer::for_format(const SequenceFormat& format) {
+  CharTokenizer tok(format.vocabulary());
+  tok.pad_ = format.pad();
   return tok;
 }
 
@@ -58,12 +46,6 @@ char CharTokenizer::character(int64_t id) const {
   return chars_[static_cast<size_t>(id)];
 }
 
-std::array<int64_t, 10> CharTokenizer::digit_ids() const {
-  std::array<int64_t, 10> out{};
-  for (int d = 0; d < 10; ++d) out[d] = id(static_cast<char>('0' + d));
-  return out;
-}
-
 std::vector<int64_t> CharTokenizer::encode(const std::string& text) const {
   std::vector<int64_t> out(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -82,14 +64,16 @@ std::string CharTokenizer::decode(const std::vector<int64_t>& ids) const {
 }
 
 nlohmann::json CharTokenizer::to_json() const {
-  return {{"type", "char"}, {"chars", chars_}, {"image_alphabet", image_alphabet_}};
+  return {{"type", "char"}, {"chars", chars_}, {"pad", std::string(1, pad_)}};
 }
 
 CharTokenizer CharTokenizer::from_json(const nlohmann::json& j) {
   VLM_CHECK(j.is_object() && j.value("type", "") == "char" && j.contains("chars") && j["chars"].is_string(),
             "CharTokenizer: stored tokenizer is not a character tokenizer: ", j.dump());
   CharTokenizer tok(j["chars"].get<std::string>());
-  tok.image_alphabet_ = j.value("image_alphabet", "");
+  const std::string pad = j.value("pad", "#");  // checkpoints before the format stored "image_alphabet" instead
+  VLM_CHECK(pad.size() == 1, "CharTokenizer: stored pad must be one character, got \"", pad, "\"");
+  tok.pad_ = pad[0];
   return tok;
 }
 

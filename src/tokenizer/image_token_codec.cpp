@@ -7,6 +7,7 @@
 
 #include "vlm/core/check.h"
 #include "vlm/io/checkpoint.h"
+#include "vlm/io/png.h"
 #include "vlm/tokenizer/token_string.h"
 
 namespace vlm {
@@ -158,5 +159,19 @@ std::string ImageTokenCodec::encode_text_one(const at::Tensor& image) const {
 }
 
 at::Tensor ImageTokenCodec::decode_text_one(const std::string& text) const { return decode_text({text})[0]; }
+
+bool ImageTokenCodec::write_grid_png(const std::string& path, const std::vector<std::vector<std::string>>& rows,
+                                     int64_t columns) const {
+  VLM_CHECK(columns > 0, "write_grid_png: columns must be positive");
+  const int64_t size = model_->options.image_size();
+  std::vector<at::Tensor> tiles;
+  for (const auto& row : rows)
+    for (int64_t c = 0; c < columns; ++c) {
+      if (c < static_cast<int64_t>(row.size()) && !row[c].empty()) tiles.push_back(decode_text_one(row[c]));
+      else tiles.push_back(at::zeros({1, size, size}));
+    }
+  write_png(path, image_grid(at::stack(tiles), columns));
+  return true;
+}
 
 }  // namespace vlm

@@ -123,8 +123,8 @@ GPTTrainer::GPTTrainer(GPTOptions model, GPTTrainOptions train, TokenDataset tra
       val_(std::move(val_set)),
       mode_(parse_template_mode(opt_.template_mode)) {
   opt_.validate();
-  VLM_CHECK(train_.tokenizer == val_.tokenizer, "GPTTrainer: the training data's vocabulary \"",
-            train_.tokenizer.chars(), "\" differs from the validation data's \"", val_.tokenizer.chars(), "\"");
+  VLM_CHECK(train_.format == val_.format, "GPTTrainer: the training data's sequence format ",
+            train_.format.to_json().dump(), " differs from the validation data's ", val_.format.to_json().dump());
   model.vocab_size(train_.tokenizer.vocab_size());
   model.validate();
   VLM_CHECK(train_.block_size() == model.block_size() && val_.block_size() == model.block_size(),
@@ -132,8 +132,8 @@ GPTTrainer::GPTTrainer(GPTOptions model, GPTTrainOptions train, TokenDataset tra
             " characters, the model's block_size is ", model.block_size());
   if (opt_.init_from == "resume") {
     auto stored = read_gpt_checkpoint_header(checkpoint_path());
-    VLM_CHECK(stored.tokenizer == train_.tokenizer, "'", checkpoint_path(), "' was trained with vocabulary \"",
-              stored.tokenizer.chars(), "\", this run's data gives \"", train_.tokenizer.chars(), "\"");
+    VLM_CHECK(stored.format == train_.format, "'", checkpoint_path(), "' was trained on the sequence format ",
+              stored.format.to_json().dump(), ", this run's data has ", train_.format.to_json().dump());
     const auto want = options_to_json(model), have = options_to_json(stored.options);
     VLM_CHECK(want == have, "cannot resume '", checkpoint_path(), "' with a different model: ",
               differing_keys(have, want), ". Give the checkpoint's options, or start again with --init_from=scratch");
@@ -159,13 +159,14 @@ std::string GPTTrainer::best_checkpoint_path() const {
 GPTBatch GPTTrainer::get_batch() {
   const int64_t B = opt_.batch_size, N = train_.size(), T = train_T_;
   GPTBatch b;
-  if (mode_ == TemplateMode::kBoth) {
-    auto k = at::randint(2 * N, {B}, data_gen_, at::kLong);  // (B) over every (image, template) pair
+  const int64_t K = train_.num_templates();
+  if (mode_ == TemplateMode::kAll) {
+    auto k = at::randint(K * N, {B}, data_gen_, at::kLong);  // (B) over every (record, template) pair
     b.index = k.remainder(N);
     b.templates = k.div(N, "floor");
   } else {
     b.index = at::randint(N, {B}, data_gen_, at::kLong);  // (B)
-    b.templates = mode_ == TemplateMode::kFresh ? at::randint(2, {B}, data_gen_, at::kLong)
+    b.templates = mode_ == TemplateMode::kFresh ? at::randint(K, {B}, data_gen_, at::kLong)
                                                 : train_.once_template.index_select(0, b.index);
   }
   auto rows = train_.tokens.index({b.index, b.templates});  // (B, L)
@@ -207,11 +208,12 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
   r.train_loss = split_loss(train_, nullptr);
   r.val_loss = split_loss(val_, &r.val_loss_all);
   const int64_t want = final_eval ? opt_.final_classify : opt_.eval_classify;
-  if (want != 0) {
+  const int64_t label = train_.format.first_label_field();
+  if (want != 0 && label >= 0 && train_.format.template_ending_with(label) >= 0) {  // a format that can classify
     const int64_t n = want < 0 ? val_.size() : std::min(val_.size(), want);
-    std::vector<std::string> images(val_.images.begin(), val_.images.begin() + n);
-    std::vector<int64_t> labels(val_.labels.begin(), val_.labels.begin() + n);
-    auto c = classify_exact(model_, train_.tokenizer, images, {}, 1000);
+    auto labels = val_.labels();
+    labels.resize(static_cast<size_t>(n));
+    auto c = classify_exact(model_, train_.tokenizer, train_.format, val_.head(n), {}, 1000);
     r.val_accuracy = classification_accuracy(c.predicted, labels);
   }
   if (was_training) model_->train();
@@ -220,7 +222,7 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
 
 void GPTTrainer::save_checkpoint(const std::string& path) {
   ensure_directory(opt_.out_dir);
-  nlohmann::json meta = gpt_checkpoint_meta(model_, train_.tokenizer, iter_);
+  nlohmann::json meta = gpt_checkpoint_meta(model_, train_.tokenizer, train_.format, iter_);
   meta["train"] = options_to_json(opt_);
   meta["best_val_loss"] = best_val_loss_;
   CheckpointWriter w(kGPTCheckpointKind, kGPTCheckpointVersion, meta);

@@ -18,12 +18,13 @@ int main() {
     auto strings = codec.encode_text(images);
     if (strings.size() != 40 || strings[0].size() != 8 || codec.encode_text_one(images[0]) != strings[0]) return 1;
 
-    // Letters + labels -> the seed's text -> a few steps of a tiny GPT; the loss must drop.
-    std::vector<int64_t> labels;
-    for (int64_t i = 0; i < 40; ++i) labels.push_back(i % 10);
-    auto sequences = vlm::make_sequences(strings, labels, 1);
-    auto tokenizer = vlm::CharTokenizer::for_sequences(codec.alphabet());
-    auto data = vlm::TokenDataset::build(sequences, tokenizer, 32);
+    // Letters + labels -> the seed's format -> a few steps of a tiny GPT; the loss must drop.
+    const vlm::SequenceFormat format = vlm::SequenceFormat::seed(codec.alphabet(), codec.length());
+    std::vector<std::string> labels;
+    for (int64_t i = 0; i < 40; ++i) labels.push_back(std::to_string(i % 10));
+    auto records = vlm::make_records(format, {strings, labels}, 1);
+    auto data = vlm::TokenDataset::build(format, records);
+    const auto& tokenizer = data.tokenizer;
     vlm::GPTTrainOptions train;
     train.out_dir = "vlm_consumer_out";
     train.max_iters = 30;
@@ -40,12 +41,11 @@ int main() {
     const auto summary = trainer.train();
     if (!(summary.last_eval.train_loss < before)) return 1;
 
-    // Sample an image string for the digit 3 under the template constraint, then classify the training strings.
+    // Sample an image string for the digit 3 constrained to the format, then classify the training strings.
     vlm::Sampler sampler(trainer.model(), tokenizer, vlm::SamplerOptions().temperature(0.8).seed(1));
-    vlm::TemplateConstraint constraint(vlm::Template::kGenerate, tokenizer, 8);
-    auto drawn = sampler.complete({vlm::generation_prompt(3)}, &constraint)[0];  // "ABCDEFGH."
-    auto decoded = codec.decode_text_one(drawn.substr(0, 8));
-    auto classified = vlm::classify_exact(trainer.model(), tokenizer, strings);
+    auto drawn = sampler.complete({"number:3, image:"}, &format)[0];  // "ABCDEFGH."
+    auto decoded = codec.decode({drawn.substr(0, 8)})[0];
+    auto classified = vlm::classify_exact(trainer.model(), tokenizer, format, records);
     std::printf("vlm consumer OK: loss %.3f -> %.3f, drew \"%s\" (%lldx%lld), classified %zu strings\n", before,
                 summary.last_eval.train_loss, drawn.c_str(), static_cast<long long>(decoded.size(1)),
                 static_cast<long long>(decoded.size(2)), classified.predicted.size());

@@ -1,12 +1,15 @@
 #pragma once
-// Classification with the GPT. One function runs the model for exact classification:
+// Classification with the GPT: predicting a label field of a sequence format from the fields written before it.
 //
-//   auto c = vlm::classify_exact(model, tokenizer, images);          // predicted digits + log-probabilities
-//   auto m = vlm::classify_exact(model, tokenizer, images, labels);  // ... and the metrics (accuracy, ECE, confusion)
+//   auto c = vlm::classify_exact(model, tokenizer, format, records);          // predicted classes + log-likelihoods
+//   auto m = vlm::classify_exact(model, tokenizer, format, records, labels);  // ... and the metrics
 //
-// For each image-letter string, one forward pass on "image:ABCDEFGH, number:" and the argmax of the next-token
-// logits restricted to the ten digit tokens (no sampling, no generation loop). classify_sampled() is the seed's way
-// (sample the answer and parse it); accuracy_over_checkpoints() runs classify_exact on a series of checkpoints.
+// Exact: for each record, the prompt up to the label field ("image:ABCDEFGH, number:") runs once, and each word w of
+// the field's vocabulary is scored by its exact log-likelihood log p(w | prompt) under the model's full softmax (a
+// word that begins another word, "shirt" before "shirts", also by the character that ends the field), so
+// multi-character words ("sneaker") work; the posterior is the softmax over the words. For one-character words
+// (the digits) that is the single forward pass of the seed's argmax. classify_sampled() is the seed's way (sample the
+// answer and parse it); accuracy_over_checkpoints() runs classify_exact on a series of checkpoints.
 // Every function runs on the model's device (model->wte->weight.device()) and returns CPU results.
 #include <cstdint>
 #include <string>
@@ -20,13 +23,15 @@
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/text/char_tokenizer.h"
+#include "vlm/text/sequence_format.h"
 
 namespace vlm {
 
 struct ExactClassification {
-  std::vector<int64_t> predicted;  ///< the digit per image
-  at::Tensor log_probs;            ///< (N, 10) float: log p(digit | prompt) under the full next-token softmax
-  at::Tensor probs;                ///< (N, 10) float: the posterior over the ten digits (renormalised)
+  std::vector<int64_t> predicted;  ///< the class (index of the word) per record
+  std::vector<std::string> words;  ///< the label field's vocabulary
+  at::Tensor log_probs;            ///< (N, C) float: log p(word | prompt) under the full softmax
+  at::Tensor probs;                ///< (N, C) float: the posterior over the C words (softmax of log_probs)
   bool has_labels = false;         ///< metrics are filled only when labels were given
   ClassificationMetrics metrics;
   double seconds = 0;
@@ -34,11 +39,13 @@ struct ExactClassification {
   nlohmann::json to_json() const;
 };
 
-/// Classifies images in batches of `batch_size` prompts (prompts of equal length share a batch); with `labels` (N)
-/// int64 (an undefined tensor = none) also computes the metrics. The model is put in eval mode for the call and its
-/// previous mode restored.
-ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& images,
-                                   const at::Tensor& labels = {}, int64_t batch_size = 512);
+/// Classifies the records' `label_field` (-1: the format's first label field) from the fields before it in the
+/// template that ends with it (the records' own values of the label field are not read). Prompts of equal length
+/// share a batch of up to `batch_size`; with `labels` (N) int64 class indices (an undefined tensor = none) also
+/// computes the metrics. The model is put in eval mode for the call and its previous mode restored.
+ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                                   const std::vector<Record>& records, const at::Tensor& labels = {},
+                                   int64_t batch_size = 512, int64_t label_field = -1);
 
 /// Fraction of predictions equal to labels.
 double classification_accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& labels);
@@ -46,18 +53,19 @@ double classification_accuracy(const std::vector<int64_t>& predicted, const std:
 /// Writes the confusion matrix heatmap (SVG) of exact or sampled metrics.
 void write_confusion_svg(const std::string& path, const ClassificationMetrics& metrics, const std::string& title);
 
-/// The seed's way: complete "image:ABCDEFGH, number:" by sampling, parse the text before '.', compare.
+/// The seed's way: complete the prompt ("image:ABCDEFGH, number:") by sampling, without constraint, up to the
+/// character that ends the field; the answer counts when it is exactly one of the words.
 struct SampledClassification {
-  std::vector<int64_t> predicted;  ///< -1 for an answer that is not a single digit
-  ClassificationMetrics metrics;   ///< invalid = answers that are not a single digit
+  std::vector<int64_t> predicted;  ///< -1 for an answer that is not a word of the field
+  ClassificationMetrics metrics;   ///< invalid = answers that are not a word
   double seconds = 0;
   nlohmann::json to_json() const;  ///< metrics.to_json() plus "seconds"
 };
-SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer,
-                                       const std::vector<std::string>& images, const at::Tensor& labels,
-                                       const SamplerOptions& options);
-/// Parses a sampled answer "7." -> 7; anything else -> -1.
-int64_t parse_digit_answer(const std::string& completion);
+SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                                       const std::vector<Record>& records, const at::Tensor& labels,
+                                       SamplerOptions options, int64_t label_field = -1);
+/// The class of a sampled completion ("7." -> 7, "sneaker." -> 7): the word before `delimiter`, -1 if none.
+int64_t parse_word_answer(const FieldSpec& field, const std::string& completion, char delimiter);
 
 /// Exact accuracy of each checkpoint of a training run (for the accuracy-over-training chart).
 struct CheckpointAccuracy {
@@ -69,9 +77,9 @@ struct CheckpointAccuracy {
   std::vector<Row> rows;
   nlohmann::json to_json() const;  ///< an array of {"checkpoint", "iter", "accuracy", "std_error"}
 };
-/// Loads each GPT checkpoint onto `device`, classifies exactly, records its "iter" meta.
+/// Loads each GPT checkpoint onto `device`, classifies exactly (the checkpoint's own format), records its "iter".
 CheckpointAccuracy accuracy_over_checkpoints(const std::vector<std::string>& checkpoints,
-                                             const std::vector<std::string>& images, const at::Tensor& labels,
+                                             const std::vector<Record>& records, const at::Tensor& labels,
                                              int64_t batch_size = 512, c10::Device device = c10::kCPU);
 void write_accuracy_over_checkpoints_svg(const std::string& path, const CheckpointAccuracy& accuracy);
 

@@ -1,14 +1,18 @@
 #pragma once
-// Generation and what is measured on it, each usable alone:
+// Generation and what is measured on it, each usable alone. For a codec field (the image) and a label field (the
+// number) of a sequence format, generation completes the prompt of the template that ends with the codec field
+// ("number:7, image:") for every word of the label field:
 //
-//   auto gen  = vlm::generate_digits(model, tokenizer, 8, 100, SamplerOptions().temperature(0.8), /*constrained=*/true);
-//   auto free = vlm::generate_digits(model, tokenizer, 8, 100, options, /*constrained=*/false);
-//   auto m    = vlm::generation_metrics(gen, free, &train_strings);    // invalid rates, distinct, memorised
-//   auto g    = vlm::grade_generation(codec, classifier, gen);         // decode + reference classifier, per digit
-//   auto c    = vlm::reference_classifier_ceiling(codec, classifier, test_images, test_labels);
+//   auto gen  = vlm::generate_per_class(model, tok, format, image, number, 100, options, /*constrained=*/true);
+//   auto free = vlm::generate_per_class(model, tok, format, image, number, 100, options, /*constrained=*/false);
+//   auto m    = vlm::generation_metrics(gen, free, options, &train_strings);   // invalid rates, distinct, memorised
+//   auto g    = vlm::grade_generation(*codec, grader, gen);    // decode + reference classifier, per class
+//   auto c    = vlm::reference_classifier_ceiling(*codec, grader, test_items, test_labels);
 //
-// The model runs on its own device; results are on the CPU.
+// A grader is any reference classifier of the domain: items (N, ...) -> classes (N). The model runs on its own
+// device; results are on the CPU.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -21,22 +25,31 @@
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/text/char_tokenizer.h"
-#include "vlm/tokenizer/image_token_codec.h"
+#include "vlm/text/sequence_format.h"
+#include "vlm/tokenizer/token_codec.h"
 
 namespace vlm {
 
-/// Generated image strings for every digit, N each, under a template constraint or not.
+/// Generated values of a codec field for every class of a label field, N each, under the format's constraint or not.
 struct Generation {
-  std::vector<std::vector<std::string>> completions;  ///< [digit][sample], the text after "number:d, image:"
-  std::vector<std::vector<std::string>> images;       ///< [digit][sample], letters only; "" when invalid
+  std::vector<std::string> words;                     ///< the classes, one row each
+  std::vector<std::vector<std::string>> completions;  ///< [class][sample], the text after the prompt
+  std::vector<std::vector<std::string>> values;       ///< [class][sample], the codec field's letters; "" when invalid
   int64_t invalid = 0, total = 0;
   int64_t tokens = 0;
   double seconds = 0;
-  /// All image strings, digit by digit ("" for the invalid ones).
-  std::vector<std::string> all_images() const;
+  /// All values, class by class ("" for the invalid ones).
+  std::vector<std::string> all_values() const;
 };
-Generation generate_digits(GPT& model, const CharTokenizer& tokenizer, int64_t image_length, int64_t per_digit,
-                           const SamplerOptions& options, bool constrained);
+/// `per_class` completions per word of `label_field` of the prompt of the template that ends with `codec_field`; that
+/// template must write only the label field before it. A completion is valid when prompt + completion parses as a
+/// line of the format. With `only_class` >= 0, only that class's row is generated (the others stay empty).
+Generation generate_per_class(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                              int64_t codec_field, int64_t label_field, int64_t per_class,
+                              const SamplerOptions& options, bool constrained, int64_t only_class = -1);
+/// Whether generate_per_class can run on this format and pair of fields (else why not in `reason`).
+bool can_generate_per_class(const SequenceFormat& format, int64_t codec_field, int64_t label_field,
+                            std::string* reason = nullptr);
 
 /// Fraction of distinct strings among `strings` (a repeated string counts once; "" is a string like any other).
 double distinct_fraction(const std::vector<std::string>& strings);
@@ -44,7 +57,7 @@ double distinct_fraction(const std::vector<std::string>& strings);
 double memorised_fraction(const std::vector<std::string>& strings, const std::unordered_set<std::string>& train);
 
 struct GenerationMetrics {
-  int64_t samples_per_digit = 0;
+  int64_t samples_per_class = 0;
   double temperature = 1.0;
   int64_t top_k = 0;
   double invalid_rate_constrained = 0, invalid_rate_unconstrained = 0;
@@ -58,28 +71,34 @@ GenerationMetrics generation_metrics(const Generation& constrained, const Genera
                                      const SamplerOptions& options,
                                      const std::unordered_set<std::string>* train = nullptr);
 
+/// A reference classifier of the domain: items (N, ...) -> predicted classes (N) int64.
+using ReferenceGrader = std::function<at::Tensor(const at::Tensor& items)>;
+/// The reference CNN (vlm/models/digit_classifier.h) as a grader.
+ReferenceGrader classifier_grader(DigitClassifier classifier);
+
 /// Generated strings decoded by the codec and graded by the reference classifier: the fraction recognised as the
-/// digit asked for (an invalid string counts as not recognised).
+/// class asked for (an invalid string counts as not recognised).
 struct GradedGeneration {
+  std::vector<std::string> words;
   double graded_accuracy = 0;
-  std::vector<double> per_digit;     ///< 10 entries; NaN for a digit with no samples
-  std::vector<int64_t> recognised;   ///< 10 counts
-  std::vector<int64_t> samples;      ///< 10 counts
-  nlohmann::json to_json() const;    ///< {"graded_accuracy", "graded_accuracy_per_digit"}
+  std::vector<double> per_class;     ///< one per word; NaN for a class with no samples
+  std::vector<int64_t> recognised;   ///< counts per class
+  std::vector<int64_t> samples;      ///< counts per class
+  nlohmann::json to_json() const;    ///< {"graded_accuracy", "graded_accuracy_per_class": {word: accuracy}}
 };
-GradedGeneration grade_generation(const ImageTokenCodec& codec, DigitClassifier& classifier, const Generation& gen);
+GradedGeneration grade_generation(const TokenCodec& codec, const ReferenceGrader& grader, const Generation& gen);
 void write_graded_accuracy_svg(const std::string& path, const GradedGeneration& graded);
 
-/// The ceiling the tokenizer allows: the reference classifier on real test images and on their VQ-VAE reconstructions.
+/// The ceiling the codec allows: the reference classifier on real test items and on their codec round trips.
 struct ReferenceCeiling {
-  double accuracy_real_test = 0, accuracy_vqvae_reconstructions = 0;
+  double accuracy_real_test = 0, accuracy_codec_reconstructions = 0;
   nlohmann::json to_json() const;
 };
-ReferenceCeiling reference_classifier_ceiling(const ImageTokenCodec& codec, DigitClassifier& classifier,
-                                              const at::Tensor& images, const at::Tensor& labels);
+ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const ReferenceGrader& grader,
+                                              const at::Tensor& items, const at::Tensor& labels);
 
-/// Decoded images of `gen`, one row per digit, `columns` per row (invalid = black, missing = grey), as a PNG.
-void write_generation_grid(const std::string& path, const ImageTokenCodec& codec, const Generation& gen,
-                           int64_t columns);
+/// Decoded values of `gen`, one row per class, `columns` per row (invalid = black), as a PNG, when the codec draws
+/// its items (TokenCodec::write_grid_png); returns whether it wrote one.
+bool write_generation_grid(const std::string& path, const TokenCodec& codec, const Generation& gen, int64_t columns);
 
 }  // namespace vlm

@@ -1,7 +1,8 @@
 #pragma once
 // Classification figures a paper would report: accuracy with its standard error, top-2, the confusion matrix and
-// its largest off-diagonal cells, and the expected calibration error of the digit posterior.
+// its largest off-diagonal cells (named by the label words), and the expected calibration error of the posterior.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -23,7 +24,8 @@ struct ConfusionCell {
 
 struct ClassificationMetrics {
   int64_t n = 0;
-  int64_t num_classes = 10;
+  int64_t num_classes = 0;
+  std::vector<std::string> class_names;  ///< the label field's words (empty: class indices are the names)
   double accuracy = 0, std_error = 0;
   double top2_accuracy = -1;  ///< -1 when no probabilities were given
   double ece = -1;            ///< -1 when no probabilities were given
@@ -33,9 +35,10 @@ struct ClassificationMetrics {
   nlohmann::json to_json() const;
 };
 
-/// predicted (N) int64 with -1 for invalid answers, labels (N) int64; probs (N, C) optional (undefined tensor = none).
+/// predicted (N) int64 with -1 for invalid answers, labels (N) int64 in [0, C) for the C = class_names.size() classes;
+/// probs (N, C) optional (undefined tensor = none).
 ClassificationMetrics classification_metrics(const at::Tensor& predicted, const at::Tensor& labels,
-                                             const at::Tensor& probs = {}, int64_t num_classes = 10,
+                                             std::vector<std::string> class_names, const at::Tensor& probs = {},
                                              int64_t top_confusions = 6);
 
 }  // namespace vlm

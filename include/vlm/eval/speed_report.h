@@ -2,7 +2,7 @@
 // Speed, kept apart from the metrics: the seed's naive loop (one prompt at a time, 10 sampled tokens, no cache)
 // against exact classification, and generation with the key/value cache against without it.
 //
-//   auto s = vlm::speed_report(model, tokenizer, test_strings, SpeedOptions{});
+//   auto s = vlm::speed_report(model, tokenizer, format, test_records, SpeedOptions{});
 //   summary["speed"] = s.to_json();
 #include <cstdint>
 #include <string>
@@ -13,6 +13,7 @@
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/text/char_tokenizer.h"
+#include "vlm/text/sequence_format.h"
 
 namespace vlm {
 
@@ -22,6 +23,7 @@ struct SpeedOptions {
   double exact_seconds = 0;         ///< time of exact classification of all strings; 0 = measure it here
   int64_t batch_size = 1000;        ///< exact classification's batch when measured here
   int64_t cache_prompts = 100;      ///< generation prompts ("number:0, image:") timed with and without cache (0 = skip)
+  int64_t label_field = -1;         ///< the field classified and generated for (-1: the format's first label field)
   SamplerOptions cache_sampler;     ///< the generation's sampler options
 };
 
@@ -45,9 +47,10 @@ struct SpeedReport {
   nlohmann::json cache_json() const;
 };
 
-/// Runs the timings `options` asks for on the model's device. `test_strings` are image-letter strings (non-empty
-/// when naive_prompts > 0).
-SpeedReport speed_report(GPT& model, const CharTokenizer& tokenizer, const std::vector<std::string>& test_strings,
-                         const SpeedOptions& options);
+/// Runs the timings `options` asks for on the model's device: the naive loop on the classification prompts of
+/// `test_records` (non-empty when naive_prompts > 0), the cache on generation prompts of the first class (skipped
+/// when the format has no template to generate a codec field from the label alone).
+SpeedReport speed_report(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                         const std::vector<Record>& test_records, const SpeedOptions& options);
 
 }  // namespace vlm

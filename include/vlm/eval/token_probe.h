@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "vlm/text/sequence_format.h"
+
 #include <ATen/core/Tensor.h>
 
 namespace vlm {
@@ -40,12 +42,13 @@ TokenStats token_stats(const at::Tensor& codes, int64_t num_codes);
 /// Fraction of rows of codes (N, L) that are distinct.
 double distinct_fraction(const at::Tensor& codes);
 
-/// Token strings and labels read from the seed's text format: one example a line, `image:LETTERS` and `number:N`
-/// in either order (`number:5, image:RNMIBNTY.######` or `image:OJHFGGTE, number:7.######`).
+/// Token strings and labels read from a file of a sequence format (the seed's by default: one example a line,
+/// `number:5, image:RNMIBNTY.######` or `image:OJHFGGTE, number:7.######`): its first codec field and the class of
+/// its first label field.
 struct TokenTextSet {
   std::vector<std::string> images;
   at::Tensor labels;  ///< (N) int64
 };
-TokenTextSet read_token_text_file(const std::string& path);
+TokenTextSet read_token_text_file(const std::string& path, const SequenceFormat& format = SequenceFormat::seed());
 
 }  // namespace vlm

@@ -12,6 +12,7 @@
 // (torch.compile) is removed. The vocabulary is not in ckpt.pt: it comes from the data set's meta.pkl or is given.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <ATen/core/Tensor.h>
@@ -19,6 +20,7 @@
 
 #include "vlm/models/gpt.h"
 #include "vlm/text/char_tokenizer.h"
+#include "vlm/text/sequence_format.h"
 
 namespace vlm {
 
@@ -41,19 +43,20 @@ NanoGPTCheckpoint read_nanogpt_checkpoint(const std::string& path);
 /// Our GPT holding the checkpoint's weights (in eval mode).
 GPT nanogpt_to_gpt(const NanoGPTCheckpoint& ckpt);
 
-/// The tokenizer for a nanoGPT character vocabulary (the characters in id order). When it is the vocabulary of
-/// seed-format sequences (CharTokenizer::for_sequences of the characters outside the format), that tokenizer is
-/// returned, image alphabet included, so the evaluator can use it; otherwise a plain CharTokenizer(chars).
+/// The tokenizer for a nanoGPT character vocabulary (the characters in id order).
 CharTokenizer nanogpt_tokenizer(const std::string& chars);
+/// The seed's sequence format whose vocabulary is `chars` (its image alphabet: the characters the templates do not
+/// use), or nullopt when `chars` is not such a vocabulary.
+std::optional<SequenceFormat> seed_format_of_vocabulary(const std::string& chars, int64_t block_size);
 
 /// Reads a nanoGPT data set's meta.pkl ({'vocab_size', 'itos', 'stoi'}, written by data/<set>/prepare.py) into
 /// nanogpt_tokenizer(itos in id order). Every character must be a single byte.
 CharTokenizer read_nanogpt_meta(const std::string& path);
 
 /// Reads `ckpt_path`, checks that `vocab` has model_args.vocab_size characters and writes a vlm "gpt" checkpoint
-/// (version 1: meta {"gpt", "tokenizer", "iter", "best_val_loss", "imported_from"}, module "model") to `out_path`.
-/// Returns the checkpoint read.
+/// (version 1: meta {"gpt", "tokenizer", "format", "iter", "best_val_loss", "imported_from"}, module "model") to
+/// `out_path`. The format is `format` (null: the seed's, which the vocabulary must then be). Returns the checkpoint.
 NanoGPTCheckpoint import_nanogpt(const std::string& ckpt_path, const CharTokenizer& vocab,
-                                 const std::string& out_path);
+                                 const std::string& out_path, const SequenceFormat* format = nullptr);
 
 }  // namespace vlm

@@ -1,7 +1,8 @@
 #pragma once
 // The GPT's checkpoint (kind "gpt", docs/checkpoints.md): what a model needs to be rebuilt and used anywhere, the
 // trainer's checkpoints and an imported nanoGPT model alike.
-//   meta: {"gpt": GPTOptions, "tokenizer": CharTokenizer, "iter": steps done, ...}   module "model"
+//   meta: {"gpt": GPTOptions, "tokenizer": CharTokenizer, "format": SequenceFormat, "iter": steps done, ...}
+//   module "model"   (a checkpoint without "format" predates it and is read as the seed's format)
 // The trainer adds its optimizer, RNG states and its own options (train/gpt_trainer.h).
 //
 //   LoadedGPT g = load_gpt_checkpoint("runs/mnist/gpt/best.pt", device);   // eval mode, on `device`
@@ -13,6 +14,7 @@
 
 #include "vlm/models/gpt.h"
 #include "vlm/text/char_tokenizer.h"
+#include "vlm/text/sequence_format.h"
 
 namespace vlm {
 
@@ -23,6 +25,7 @@ inline constexpr int64_t kGPTCheckpointVersion = 1;
 struct GPTCheckpointHeader {
   GPTOptions options;
   CharTokenizer tokenizer{"#"};
+  SequenceFormat format = SequenceFormat::seed();
   nlohmann::json meta;
 };
 GPTCheckpointHeader read_gpt_checkpoint_header(const std::string& path);
@@ -31,11 +34,13 @@ GPTCheckpointHeader read_gpt_checkpoint_header(const std::string& path);
 struct LoadedGPT {
   GPT model{nullptr};
   CharTokenizer tokenizer{"#"};
+  SequenceFormat format = SequenceFormat::seed();  ///< the lines it was trained on: prompts, classes, constraints
   nlohmann::json meta;
 };
 LoadedGPT load_gpt_checkpoint(const std::string& path, c10::Device device = c10::kCPU);
 
 /// The meta every "gpt" checkpoint carries, to which a writer adds its own keys.
-nlohmann::json gpt_checkpoint_meta(const GPT& model, const CharTokenizer& tokenizer, int64_t iter);
+nlohmann::json gpt_checkpoint_meta(const GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                                   int64_t iter);
 
 }  // namespace vlm

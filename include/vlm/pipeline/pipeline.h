@@ -1,10 +1,13 @@
 #pragma once
-// The main job: raw MNIST -> VQ-VAE -> token text files -> GPT -> evaluation -> report, into one run directory.
+// The main job: labelled images (MNIST, Fashion-MNIST, any MNIST-shaped IDX files) -> VQ-VAE -> token text files in
+// a sequence format -> GPT -> evaluation -> report, into one run directory. The data set (--dataset), the codec (the
+// VQ-VAE trained here, loaded through the TokenCodec registry) and the format (the data set's, or --format=FILE) are
+// configuration: the same stages serve every domain.
 //
 //   <run_dir>/data/       stage.json (input checksums, split sizes)
 //   <run_dir>/vqvae/      vqvae.pt (tokenizer checkpoint), epochs.jsonl, metrics.json, recon.png
-//   <run_dir>/tokens/     train.txt, valid.txt, test.txt in the seed's text format (kept, inspectable)
-//   <run_dir>/classifier/ classifier.pt (the reference CNN that grades generated digits)
+//   <run_dir>/tokens/     format.json and train.txt, valid.txt, test.txt in that format (kept, inspectable)
+//   <run_dir>/classifier/ classifier.pt (the reference CNN on pixels that grades generated images)
 //   <run_dir>/gpt/        best.pt, ckpt.pt, ckpt_<iter>.pt, metrics.jsonl
 //   <run_dir>/eval/       summary.json and the figures
 //   <run_dir>/report.md, summary.json, config.json
@@ -24,6 +27,7 @@
 
 #include "vlm/core/flags.h"
 #include "vlm/core/options.h"
+#include "vlm/data/datasets.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
@@ -38,8 +42,10 @@ namespace vlm {
 
 struct PipelineOptions {
   std::string preset = "default";
+  std::string dataset = "mnist";  ///< mnist | fashion: default --data_dir, --run_dir and the label words
   std::string run_dir = "runs/mnist";
   std::string data_dir = "data/mnist";
+  std::string format;             ///< a sequence format file (JSON); "" = the data set's two templates
   int threads = 0;
   uint64_t seed = 1337;
   std::string device = "cpu";
@@ -68,6 +74,8 @@ struct PipelineOptions {
   void apply_preset(const std::string& name);
   /// The tokenizer variant with its own defaults (sizes and schedule): "mlp" (the seed's) or "conv".
   void apply_vq_variant(const std::string& variant);
+  /// The data set's defaults: --data_dir and --run_dir.
+  void apply_dataset(const std::string& name);
   /// Registers every field as --key=value (prefixes vq., clf., gpt., eval.) and the presets; --vq.variant is a
   /// choice applied before the other flags (Flags::add_choice).
   void register_flags(Flags& flags);
@@ -80,8 +88,12 @@ struct PipelineContext {
   explicit PipelineContext(const PipelineOptions& options);
   const PipelineOptions& options;
   c10::Device device;
+  const ImageDataset& dataset;
   Mnist mnist;
   TrainValidation split;
+  /// The sequence format of the run for a codec writing `alphabet` `length` letters per image, padded to the GPT's
+  /// block size: --format's file (its first codec field checked against the codec) or the data set's templates.
+  SequenceFormat sequence_format(const std::string& alphabet, int64_t length) const;
   /// <run_dir>/<stage>/<file>
   std::string path(const std::string& stage, const std::string& file) const;
 };

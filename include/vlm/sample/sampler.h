@@ -1,11 +1,11 @@
 #pragma once
 // Batched autoregressive generation with the GPT: greedy, temperature and top-k (clamped to the vocabulary, so
 // nanoGPT's default top_k=200 works with a 50-character vocabulary), a key/value cache, stop at '.', optional
-// template constraints, seeded by its own generator so results do not depend on anything else drawn before.
+// constraint to a sequence format (vlm/text/format_automaton.h), seeded by its own generator so results do not
+// depend on anything else drawn before.
 //
 //   Sampler sampler(model, tokenizer, SamplerOptions{}.temperature(0.8).top_k(200));
-//   TemplateConstraint gen(Template::kGenerate, tokenizer, 8);
-//   auto out = sampler.complete(std::vector<std::string>(64, generation_prompt(7)), &gen);  // "ABCDEFGH." x 64
+//   auto out = sampler.complete(std::vector<std::string>(64, "number:7, image:"), &format);  // "ABCDEFGH." x 64
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,7 +14,7 @@
 #include <torch/arg.h>
 
 #include "vlm/models/gpt.h"
-#include "vlm/sample/template_constraint.h"
+#include "vlm/text/sequence_format.h"
 #include "vlm/text/char_tokenizer.h"
 
 namespace vlm {
@@ -36,9 +36,10 @@ class Sampler {
 
   /// Completes each prompt; returns the generated text after the prompt, up to and including the stop character
   /// (or cut at max_new_tokens / the block size). Prompts of different lengths are batched by length.
-  /// With a constraint, prompt i must itself be a valid prefix of the template; generation then follows it exactly.
+  /// With a format, each prompt must itself be the start of a line of it; generation then never leaves the format
+  /// and a row ends where its line is complete (the stop character is then not needed; the pad is not returned).
   std::vector<std::string> complete(const std::vector<std::string>& prompts,
-                                    const TemplateConstraint* constraint = nullptr);
+                                    const SequenceFormat* constraint = nullptr);
 
   /// Tokens produced by all calls so far (including those past a row's stop, which batching computes and discards).
   int64_t tokens_generated() const { return tokens_generated_; }
@@ -48,7 +49,7 @@ class Sampler {
 
  private:
   std::vector<std::string> complete_batch(const std::vector<std::string>& prompts,
-                                          const TemplateConstraint* constraint);
+                                          const SequenceFormat* constraint);
   at::Tensor pick(at::Tensor logits);  ///< (B, V) float on CPU -> (B) int64
 
   GPT model_;

@@ -1,9 +1,9 @@
 #pragma once
-// One character, one token. The vocabulary is every character the sequence templates and the image alphabet can
-// produce (pad '#' included), sorted by character code: deterministic, and independent of which characters happen
-// to occur in one file. Stored as JSON in every GPT checkpoint.
+// One character, one token. The vocabulary is every character a sequence format can produce (its pad included),
+// sorted by character code: deterministic, and independent of which characters happen to occur in one file. Stored
+// as JSON in every GPT checkpoint.
 //
-//   CharTokenizer tok = CharTokenizer::for_sequences("ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+//   CharTokenizer tok = CharTokenizer::for_format(SequenceFormat::seed());
 //   std::vector<int64_t> ids = tok.encode("image:ABC");   // unknown characters are a clear error
 #include <array>
 #include <cstdint>
@@ -12,25 +12,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vlm/text/sequence_format.h"
+
 namespace vlm {
 
 class CharTokenizer {
  public:
-  /// The vocabulary of seed-format sequences whose images are written with `image_alphabet`.
-  static CharTokenizer for_sequences(const std::string& image_alphabet);
+  /// The vocabulary of a sequence format (SequenceFormat::vocabulary()), padded with its pad character.
+  static CharTokenizer for_format(const SequenceFormat& format);
   /// An explicit vocabulary: the characters in order (token id = position); duplicates are an error.
   explicit CharTokenizer(std::string chars);
 
   int64_t vocab_size() const { return static_cast<int64_t>(chars_.size()); }
   const std::string& chars() const { return chars_; }
-  const std::string& image_alphabet() const { return image_alphabet_; }
   bool contains(char c) const { return ids_[static_cast<unsigned char>(c)] >= 0; }
   /// The id of one character; throws naming it if it is not in the vocabulary.
   int64_t id(char c) const;
   char character(int64_t id) const;
-  int64_t pad_id() const { return id('#'); }
-  /// Ids of the characters '0'..'9', in digit order.
-  std::array<int64_t, 10> digit_ids() const;
+  /// The id of the pad character (the format's; '#' for tokenizers built from a bare vocabulary).
+  int64_t pad_id() const { return id(pad_); }
+  char pad() const { return pad_; }
 
   std::vector<int64_t> encode(const std::string& text) const;
   std::string decode(const std::vector<int64_t>& ids) const;
@@ -42,7 +43,7 @@ class CharTokenizer {
 
  private:
   std::string chars_;
-  std::string image_alphabet_;
+  char pad_ = '#';
   std::array<int64_t, 256> ids_{};
 };
 

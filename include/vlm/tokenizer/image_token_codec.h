@@ -1,5 +1,5 @@
 #pragma once
-// Images <-> token text through a trained VQ-VAE: each image becomes `codes_per_image()` letters of `alphabet()`,
+// Images <-> token text through a trained VQ-VAE, the library's TokenCodec (vlm/tokenizer/token_codec.h): each image becomes `codes_per_image()` letters of `alphabet()`,
 // code k written as alphabet[k] (the seed's A..Z for 26 codes), and any such string decodes back to an image.
 //
 //   auto codec = vlm::ImageTokenCodec::load("runs/vqvae-conv/vqvae.pt");
@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vlm/models/vqvae.h"
+#include "vlm/tokenizer/token_codec.h"
 
 namespace vlm {
 
@@ -37,18 +38,26 @@ at::Tensor text_to_codes(const std::string& text, const std::string& alphabet, i
 /// texts -> (N, L) int64
 at::Tensor texts_to_codes(const std::vector<std::string>& texts, const std::string& alphabet, int64_t length);
 
-class ImageTokenCodec {
+class ImageTokenCodec : public TokenCodec {
  public:
   ImageTokenCodec(VQVAE model, std::string alphabet = kDefaultImageAlphabet, c10::Device device = c10::kCPU);
 
   /// Rebuilds the VQ-VAE from the options stored in the checkpoint, then loads its weights onto `device`.
   static ImageTokenCodec load(const std::string& path, c10::Device device = c10::kCPU);
   /// Writes a tokenizer checkpoint (atomic). `extra_meta` (metrics, epoch, ...) is stored alongside the options.
-  void save(const std::string& path, const nlohmann::json& extra_meta = nlohmann::json::object()) const;
+  void save(const std::string& path, const nlohmann::json& extra_meta = nlohmann::json::object()) const override;
+
+  // TokenCodec
+  std::string kind() const override { return kTokenizerCheckpointKind; }
+  std::string alphabet() const override { return alphabet_; }
+  int64_t length() const override { return codes_per_image(); }
+  std::vector<std::string> encode(const at::Tensor& images) const override { return encode_text(images); }
+  at::Tensor decode(const std::vector<std::string>& texts) const override { return decode_text(texts); }
+  bool write_grid_png(const std::string& path, const std::vector<std::vector<std::string>>& rows,
+                      int64_t columns) const override;
 
   int64_t codes_per_image() const { return model_->n_codes(); }
   int64_t num_codes() const { return model_->num_embeddings(); }
-  const std::string& alphabet() const { return alphabet_; }
   c10::Device device() const { return device_; }
   VQVAE& model() { return model_; }
   const VQVAE& model() const { return model_; }

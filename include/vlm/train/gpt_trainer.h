@@ -1,13 +1,13 @@
 #pragma once
-// nanoGPT's train.py for the text-image sequences: AdamW (weight decay on 2-D weights only), cosine learning rate
+// nanoGPT's train.py for the lines of a sequence format: AdamW (weight decay on 2-D weights only), cosine learning rate
 // with linear warm-up, gradient clipping, batches of whole sequences (each row starts at a sequence start and never
 // spans two), optional loss masking of the '#' padding, periodic train/val loss + classification accuracy,
 // checkpoints every N iterations and at the best validation loss, exact resume, a NaN/Inf guard, nanoGPT-style
 // console lines, a JSONL metrics file and a per-phase time breakdown. The trainer shape is vlm/train/trainer.h's.
 //
-//   auto tok = CharTokenizer::for_sequences(alphabet);
-//   GPTTrainer trainer(GPTOptions().n_layer(4), train_opts, TokenDataset::build(train_seqs, tok, 32),
-//                      TokenDataset::build(val_seqs, tok, 32), device);
+//   auto format = SequenceFormat::seed();
+//   GPTTrainer trainer(GPTOptions().n_layer(4), train_opts, TokenDataset::build(format, format.read("train.txt")),
+//                      TokenDataset::build(format, format.read("val.txt")), device);
 //   GPTTrainSummary s = trainer.train();
 //
 // Files in out_dir: ckpt.pt (every checkpoint_interval iterations and at the end), best.pt (at each new best val
@@ -29,7 +29,7 @@
 #include "vlm/core/peak_flops.h"
 #include "vlm/data/token_dataset.h"
 #include "vlm/models/gpt.h"
-#include "vlm/text/sequences.h"
+#include "vlm/text/sequence_format.h"
 #include "vlm/train/trainer.h"
 
 namespace torch::optim {
@@ -52,7 +52,7 @@ struct GPTTrainOptions {
   bool quiet = false;                   ///< no console lines (tests)
   // data
   int64_t batch_size = 256;             ///< sequences per iteration
-  std::string template_mode = "once";   ///< once | fresh | both (see TemplateMode)
+  std::string template_mode = "once";   ///< once | fresh | all (see TemplateMode)
   bool ignore_padding = true;           ///< '#' targets do not count in the loss; rows are trimmed to the longest text
   // AdamW
   double learning_rate = 1e-3;
@@ -86,7 +86,7 @@ struct GPTTrainOptions {
     v("beta1", beta1, "AdamW beta1");
     v("beta2", beta2, "AdamW beta2");
     v("grad_clip", grad_clip, "clip the gradient norm (0 = off)");
-    v("template_mode", template_mode, "once (the seed), fresh (redrawn per use) or both");
+    v("template_mode", template_mode, "once (the seed), fresh (redrawn per use) or all (every template)");
     v("ignore_padding", ignore_padding, "leave '#' targets out of the loss");
     v("eval_interval", eval_interval, "evaluate (and keep best.pt) every N iterations");
     v("eval_iters", eval_iters, "loss estimates over eval_iters * batch_size sequences");
@@ -107,7 +107,7 @@ double learning_rate_at(const GPTTrainOptions& o, int64_t iter);
 struct GPTBatch {
   at::Tensor x, y;       ///< (B, T) inputs and (B, T) targets (x shifted by one; -1 = ignored padding)
   at::Tensor index;      ///< (B) which sequence of the data set each row is
-  at::Tensor templates;  ///< (B) the template each row was written in (Template as int64)
+  at::Tensor templates;  ///< (B) the template each row was written in (its index in the format)
 };
 
 /// One log line's figures (averaged over the iterations since the previous line).
