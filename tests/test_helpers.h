@@ -2,7 +2,10 @@
 // Small utilities shared by the tests: a scratch directory removed at scope exit, and raw file writers.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
+#include <utility>
 #include <fstream>
 #include <random>
 #include <string>
@@ -29,6 +32,35 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+/// Sets (or, with nullptr, unsets) environment variables for a scope, restoring them after.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = std::getenv(name);
+      saved_.push_back({name, old != nullptr, old ? old : ""});
+      if (value) ::setenv(name, value, 1);
+      else ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& s : saved_) {
+      if (s.was_set) ::setenv(s.name.c_str(), s.value.c_str(), 1);
+      else ::unsetenv(s.name.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  struct Saved {
+    std::string name;
+    bool was_set;
+    std::string value;
+  };
+  std::vector<Saved> saved_;
 };
 
 inline void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {

@@ -156,6 +156,17 @@ std::string GPTTrainer::best_checkpoint_path() const {
   return (std::filesystem::path(opt_.out_dir) / "best.pt").string();
 }
 
+void GPTTrainer::set_process_group(ProcessGroup* group) {
+  group_ = group && group->distributed() ? group : nullptr;
+  if (!group_) return;
+  VLM_CHECK(opt_.batch_size % group_->world_size() == 0, "--batch_size=", opt_.batch_size,
+            " (the global batch) must be a multiple of the ", group_->world_size(), " processes");
+  group_->broadcast(model_->parameters());  // rank 0's weights (fresh or resumed) everywhere
+  group_->broadcast(model_->buffers());
+}
+
+bool GPTTrainer::is_main() const { return !group_ || group_->is_main(); }
+
 GPTBatch GPTTrainer::get_batch() {
   const int64_t B = opt_.batch_size, N = train_.size(), T = train_T_;
   GPTBatch b;
@@ -173,6 +184,15 @@ GPTBatch GPTTrainer::get_batch() {
   b.x = rows.narrow(1, 0, T).contiguous();                 // (B, T)
   b.y = rows.narrow(1, 1, T).contiguous();                 // (B, T)
   if (opt_.ignore_padding) b.y.masked_fill_(b.y == train_.tokenizer.pad_id(), -1);
+  b.global_targets = opt_.ignore_padding ? b.y.ne(-1).sum().item<int64_t>() : b.y.numel();
+  if (group_) {
+    // Every rank drew the same global batch from the same data RNG; each keeps its own contiguous rows.
+    const int64_t rows_per_rank = B / group_->world_size(), first = group_->rank() * rows_per_rank;
+    b.x = b.x.narrow(0, first, rows_per_rank).contiguous();
+    b.y = b.y.narrow(0, first, rows_per_rank).contiguous();
+    b.index = b.index.narrow(0, first, rows_per_rank);
+    b.templates = b.templates.narrow(0, first, rows_per_rank);
+  }
   return b;
 }
 
@@ -221,6 +241,7 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
 }
 
 void GPTTrainer::save_checkpoint(const std::string& path) {
+  if (!is_main()) return;  // one writer: the ranks hold identical weights
   ensure_directory(opt_.out_dir);
   nlohmann::json meta = gpt_checkpoint_meta(model_, train_.tokenizer, train_.format, iter_);
   meta["train"] = options_to_json(opt_);
@@ -244,6 +265,7 @@ void GPTTrainer::resume() {
 }
 
 void GPTTrainer::log_json(const nlohmann::json& j) {
+  if (!is_main()) return;
   ensure_directory(opt_.out_dir);
   const auto path = std::filesystem::path(opt_.out_dir) / "metrics.jsonl";
   std::ofstream f(path, std::ios::app);
@@ -259,15 +281,31 @@ double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
   auto x = batch.x.to(device_), y = batch.y.to(device_);
   auto t1 = Clock::now();
   auto logits = model_->forward(x);  // (B, T, V)
-  auto loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}), {},
-                                     at::Reduction::Mean, -1);
+  // The mean over the global batch's counted targets: this shard's sum divided by the global count, so that the
+  // gradients summed over ranks are those of the whole batch in one process.
+  auto loss = group_ ? at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}), {},
+                                              at::Reduction::Sum, -1) /
+                           static_cast<double>(batch.global_targets)
+                     : at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}), {},
+                                              at::Reduction::Mean, -1);
   if (loss_hook_) loss = loss_hook_(iter_, loss);
-  const double value = loss.item<double>();
+  double value = loss.item<double>();
   auto t2 = Clock::now();
   VLM_CHECK(std::isfinite(value), "training diverged at iter ", iter_, ": the loss is ", value,
             "; stopped before the update. The last good checkpoint '", checkpoint_path(),
             "' is untouched: lower --learning_rate or raise --warmup_iters, then continue with --init_from=resume");
   loss.backward();
+  if (group_) {
+    // Gradients and the loss summed across ranks, in one bucketed all-reduce.
+    std::vector<at::Tensor> sums;
+    for (const auto& p : model_->parameters())
+      if (p.grad().defined()) sums.push_back(p.mutable_grad());
+    auto loss_sum = at::full({1}, value, at::kFloat);
+    sums.push_back(loss_sum);
+    group_->all_reduce_sum(sums);
+    value = loss_sum.item<double>();
+    VLM_CHECK(std::isfinite(value), "training diverged at iter ", iter_, " on another rank: the loss is ", value);
+  }
   auto t3 = Clock::now();
   *grad_norm = 0;
   if (opt_.grad_clip > 0) {
@@ -291,7 +329,7 @@ void GPTTrainer::evaluate_and_keep_best(bool final_eval, GPTTrainSummary& s) {
   GPTEvalResult r = evaluate(final_eval);
   s.phases.eval += seconds_since(t0);
   s.last_eval = r;
-  if (!opt_.quiet)
+  if (!opt_.quiet && is_main())
     fmt::print("step {}: train loss {:.4f}, val loss {:.4f} (all targets {:.4f}){}\n", r.iter, r.train_loss,
                r.val_loss, r.val_loss_all,
                r.val_accuracy >= 0 ? fmt::format(", val accuracy {:.4f}", r.val_accuracy) : "");
@@ -312,7 +350,7 @@ void GPTTrainer::checkpoint(GPTTrainSummary& s) {
   auto t0 = Clock::now();
   save_checkpoint(checkpoint_path());
   s.phases.checkpoint += seconds_since(t0);
-  if (hooks_.on_checkpoint) hooks_.on_checkpoint(iter_, checkpoint_path());
+  if (hooks_.on_checkpoint && is_main()) hooks_.on_checkpoint(iter_, checkpoint_path());
 }
 
 GPTTrainSummary GPTTrainer::train() {
@@ -321,16 +359,19 @@ GPTTrainSummary GPTTrainer::train() {
   s.tokens_per_row = train_T_;
   s.peak = peak_flops(device_.is_cpu(), std::max(current_threads().torch, current_threads().blas), opt_.peak_gflops);
   const auto wall0 = Clock::now();
-  ensure_directory(opt_.out_dir);
-  if (opt_.init_from == "scratch" && iter_ == 0)
+  const bool quiet = opt_.quiet || !is_main();
+  if (is_main()) ensure_directory(opt_.out_dir);
+  if (is_main() && opt_.init_from == "scratch" && iter_ == 0)
     write_text_atomically((std::filesystem::path(opt_.out_dir) / "metrics.jsonl").string(), "");
   const int64_t tokens_per_iter = opt_.batch_size * train_T_;
   const double flops_per_iter = model_->flops_per_token(train_T_) * static_cast<double>(tokens_per_iter);
-  if (!opt_.quiet) {
+  if (group_) s.peak.gflops *= static_cast<double>(group_->world_size());  // every process's cores
+  if (!quiet) {
     fmt::print("gpt: {:.2f}M parameters, {} train / {} val sequences, {} tokens per iteration (T = {}), "
-               "template mode {}, {} to {} on {}\nmfu reference: {:.1f} GFLOP/s, {}\n",
+               "template mode {}, {} to {} on {}{}\nmfu reference: {:.1f} GFLOP/s, {}\n",
                model_->num_params() / 1e6, train_.size(), val_.size(), tokens_per_iter, train_T_, opt_.template_mode,
                iter_ == 0 ? "from scratch" : fmt::format("resumed at iter {}", iter_), opt_.max_iters, device_.str(),
+               group_ ? fmt::format(", data-parallel over {} processes", group_->world_size()) : "",
                s.peak.gflops, s.peak.source);
     std::fflush(stdout);
   }
@@ -362,7 +403,7 @@ GPTTrainSummary GPTTrainer::train() {
       line.tokens_per_second = tokens_per_iter / (line.ms_per_iter * 1e-3);
       line.mfu = mfu_of(line.ms_per_iter * 1e-3);
       const double eta = seconds_since(wall0) / double(iter_ - s.start_iter) * double(opt_.max_iters - iter_);
-      if (!opt_.quiet) {
+      if (!quiet) {
         fmt::print("iter {}: loss {:.4f}, time {:.2f}ms, {:.0f} tok/s, mfu {:.2f}%, lr {:.2e}, eta {}\n", iter_,
                    line.loss, line.ms_per_iter, line.tokens_per_second, 100 * line.mfu, line.lr,
                    Progress::format_duration(eta));
@@ -388,7 +429,7 @@ GPTTrainSummary GPTTrainer::train() {
     s.mfu = mfu_of(step_seconds / steps);
   }
   log_json(s.to_json());
-  if (!opt_.quiet) {
+  if (!quiet) {
     const double n = std::max<int64_t>(steps, 1);
     fmt::print("done: {} iterations in {} ({:.2f} ms/iter, {:.0f} tok/s, mfu {:.2f}% of {:.1f} GFLOP/s)\n"
                "per iteration: data {:.2f} ms, forward {:.2f} ms, backward {:.2f} ms, optimizer {:.2f} ms; "

@@ -28,6 +28,7 @@
 #include "vlm/core/options.h"
 #include "vlm/core/peak_flops.h"
 #include "vlm/data/token_dataset.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/models/gpt.h"
 #include "vlm/text/sequence_format.h"
 #include "vlm/train/trainer.h"
@@ -103,11 +104,13 @@ struct GPTTrainOptions {
 /// nanoGPT's get_lr: linear warm-up to learning_rate over warmup_iters, cosine decay to min_lr at lr_decay_iters.
 double learning_rate_at(const GPTTrainOptions& o, int64_t iter);
 
-/// One training batch: rows are whole sequences from their first character.
+/// One training batch: rows are whole sequences from their first character. In data-parallel training it is this
+/// rank's shard (B / world_size rows) of the global batch every rank draws alike.
 struct GPTBatch {
   at::Tensor x, y;       ///< (B, T) inputs and (B, T) targets (x shifted by one; -1 = ignored padding)
   at::Tensor index;      ///< (B) which sequence of the data set each row is
   at::Tensor templates;  ///< (B) the template each row was written in (its index in the format)
+  int64_t global_targets = 0;  ///< counted targets of the whole global batch (the loss is their mean)
 };
 
 /// One log line's figures (averaged over the iterations since the previous line).
@@ -155,6 +158,12 @@ class GPTTrainer {
              c10::Device device = c10::kCPU);
   ~GPTTrainer();
 
+  /// Data-parallel training over `group` (vlm/dist/process_group.h; it must outlive the trainer): batch_size stays the
+  /// global batch (the seed's semantics: the same run as one process, to within summation order), each rank trains
+  /// on its own rows of it, gradients are summed across ranks before the update, rank 0's weights are broadcast at
+  /// the start, and only rank 0 writes checkpoints, logs and metrics. Call before train().
+  void set_process_group(ProcessGroup* group);
+
   /// Trains until max_iters; returns the figures of the run. Throws vlm::Error on a non-finite loss or gradient,
   /// leaving the last checkpoint on disk untouched.
   GPTTrainSummary train();
@@ -199,6 +208,8 @@ class GPTTrainer {
   double best_val_loss_ = 1e30;
   Hooks hooks_;
   std::function<at::Tensor(int64_t, const at::Tensor&)> loss_hook_;
+  ProcessGroup* group_ = nullptr;
+  bool is_main() const;
 };
 
 }  // namespace vlm

@@ -1,0 +1,80 @@
+#pragma once
+// Data-parallel training on LibTorch's own distributed engine (c10d): a process group set up from the environment
+// that the launchers clusters use, so `mpirun`, `srun`, torchrun and `vlm launch` start any vlm tool unchanged.
+//
+//   torchrun / vlm launch:  RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
+//   OpenMPI's mpirun:       OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_RANK
+//   Slurm's srun:           SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID
+// (the rendezvous is always MASTER_ADDR:MASTER_PORT, default 127.0.0.1:29500). Without any of them the process is
+// alone: world size 1, and every call below is a no-op, so single-process code pays nothing.
+//
+//   vlm::ProcessGroup pg = vlm::ProcessGroup::from_environment(device);   // Gloo on CPU, NCCL on CUDA
+//   pg.broadcast(model->parameters());           // rank 0's weights everywhere
+//   loss.backward(); pg.average_gradients(model->parameters());
+//   if (pg.is_main()) save_checkpoint(...);
+//
+// A rank that dies or never arrives turns into a vlm::Error naming it on every surviving rank after `timeout`, not a
+// hang (c10d's own timeout on every collective; the store's on the rendezvous).
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+namespace vlm {
+
+/// Who this process is, read from the environment.
+struct DistEnv {
+  int64_t rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int64_t master_port = 29500;
+  std::string launcher = "none";  ///< "torchrun" (RANK/WORLD_SIZE), "mpirun", "slurm" or "none"
+  bool distributed() const { return world_size > 1; }
+  std::string summary() const;  ///< "rank 1 of 2 (mpirun, local rank 1, rendezvous 127.0.0.1:29500)"
+};
+/// Reads the variables above; inconsistent values (rank >= world size, a bad number) are an error naming the variable.
+DistEnv dist_env_from_environment();
+
+class ProcessGroup {
+ public:
+  /// A group of one: every collective is a no-op.
+  ProcessGroup();
+  /// Joins the group described by `env` (rendezvous through a TCPStore that rank 0 serves): Gloo for CPU tensors,
+  /// NCCL for CUDA ones when LibTorch was built with it (a clear error otherwise).
+  ProcessGroup(const DistEnv& env, c10::Device device, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  static ProcessGroup from_environment(c10::Device device,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  ~ProcessGroup();
+  ProcessGroup(ProcessGroup&&) noexcept;
+  ProcessGroup& operator=(ProcessGroup&&) noexcept;
+
+  int64_t rank() const { return env_.rank; }
+  int64_t world_size() const { return env_.world_size; }
+  bool is_main() const { return env_.rank == 0; }
+  bool distributed() const { return env_.world_size > 1; }
+  const DistEnv& env() const { return env_; }
+
+  /// Rank `root`'s values into every rank's tensors, in place.
+  void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0);
+  /// Sums in place across ranks: one flattened all-reduce per bucket of up to `bucket_bytes` of one dtype.
+  void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
+  /// The same, divided by the world size.
+  void all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
+  /// The gradients of `parameters` (those that have one) averaged across ranks.
+  void average_gradients(const std::vector<at::Tensor>& parameters);
+  /// Scalars summed across ranks (metrics).
+  std::vector<double> all_reduce_sum(const std::vector<double>& values);
+  void barrier();
+
+ private:
+  DistEnv env_;
+  c10::Device device_ = c10::kCPU;
+  std::chrono::milliseconds timeout_{60000};
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vlm

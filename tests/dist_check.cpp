@@ -1,0 +1,73 @@
+// A data-parallel GPT run for the distributed tests: trains a tiny GPT for --steps on synthetic lines with the process
+// group from the environment (vlm launch, mpirun, or none), then writes this rank's parameters to
+// <out>/params_rank<R>.pt. --die_at=N makes rank 1 vanish (no clean-up) before step N.
+#include <cstdlib>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "vlm/core/check.h"
+#include "vlm/core/runtime.h"
+#include "vlm/dist/process_group.h"
+#include "vlm/io/checkpoint.h"
+#include "vlm/train/gpt_trainer.h"
+
+int main(int argc, char** argv) {
+  try {
+    std::string out = "dist_check_out";
+    int64_t steps = 50, die_at = -1;
+    double timeout = 60;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a.rfind("--out=", 0) == 0) out = a.substr(6);
+      else if (a.rfind("--steps=", 0) == 0) steps = std::stoll(a.substr(8));
+      else if (a.rfind("--die_at=", 0) == 0) die_at = std::stoll(a.substr(9));
+      else if (a.rfind("--timeout=", 0) == 0) timeout = std::stod(a.substr(10));
+      else VLM_FAIL("dist_check: unknown argument ", a);
+    }
+    vlm::RuntimeOptions ro;
+    ro.threads = 1;
+    vlm::init_runtime(ro);
+    vlm::ProcessGroup group = vlm::ProcessGroup::from_environment(
+        c10::kCPU, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
+
+    const auto format = vlm::SequenceFormat::seed();
+    std::mt19937_64 rng(7);
+    std::vector<vlm::Record> records;
+    for (int i = 0; i < 256; ++i) {
+      std::string image;
+      for (int k = 0; k < 8; ++k) image += static_cast<char>('A' + rng() % 26);
+      records.push_back({static_cast<int64_t>(rng() % 2), {image, std::to_string((image[0] - 'A') % 10)}});
+    }
+    vlm::GPTTrainOptions o;
+    o.out_dir = out + "/gpt";
+    o.batch_size = 16;
+    o.max_iters = o.lr_decay_iters = steps;
+    o.warmup_iters = 5;
+    o.learning_rate = 3e-3;
+    o.eval_interval = 0;
+    o.checkpoint_interval = 0;
+    o.eval_iters = 1;
+    o.eval_classify = 0;
+    o.quiet = true;
+    o.template_mode = "fresh";
+    vlm::GPTTrainer trainer(vlm::GPTOptions().block_size(32).n_layer(2).n_head(2).n_embd(32), o,
+                            vlm::TokenDataset::build(format, records), vlm::TokenDataset::build(format, records));
+    trainer.set_process_group(&group);
+    if (die_at >= 0 && group.rank() == 1)
+      trainer.set_loss_hook([&](int64_t iter, const at::Tensor& loss) {
+        if (iter == die_at) std::_Exit(3);  // a crash: no message, no clean-up
+        return loss;
+      });
+    auto s = trainer.train();
+    vlm::CheckpointWriter w("test-params", 1, {{"rank", group.rank()}, {"world_size", group.world_size()}});
+    w.add_module("model", *trainer.model());
+    w.save(fmt::format("{}/params_rank{}.pt", out, group.rank()));
+    fmt::print("rank {} of {}: {} steps, final train loss {:.4f}\n", group.rank(), group.world_size(), s.end_iter,
+               s.last_eval.train_loss);
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dist_check: error: {}\n", e.what());
+    return 1;
+  }
+}
