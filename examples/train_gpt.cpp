@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     if (!flags.parse(argc, argv)) return 0;
     // Data-parallel when started by vlm launch, mpirun, srun or torchrun (vlm/dist/process_group.h).
     const vlm::DistEnv dist = vlm::dist_env_from_environment();
+    common.threads = dist.threads_per_rank(common.threads);  // "all cores" = this rank's share of them
     if (dist.rank == 0) vlm::examples::start(flags, common);
     else vlm::init_runtime({common.threads, common.thread_pool, common.seed});
     const auto device = vlm::resolve_device(common.device);

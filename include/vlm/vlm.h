@@ -14,6 +14,7 @@
 #include "vlm/data/idx_format.h"
 #include "vlm/data/mnist.h"
 #include "vlm/data/token_dataset.h"
+#include "vlm/dist/launch.h"
 #include "vlm/dist/process_group.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/evaluator.h"

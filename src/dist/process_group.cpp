@@ -1,6 +1,8 @@
 #include "vlm/dist/process_group.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <thread>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -50,16 +52,19 @@ DistEnv dist_env_from_environment() {
     e.world_size = env_int("WORLD_SIZE", 1);
     e.rank = env_int("RANK", 0);
     e.local_rank = env_int("LOCAL_RANK", e.rank);
+    e.local_world_size = env_int("LOCAL_WORLD_SIZE", e.world_size);
   } else if (getenv_nonempty("OMPI_COMM_WORLD_SIZE")) {
     e.launcher = "mpirun";
     e.world_size = env_int("OMPI_COMM_WORLD_SIZE", 1);
     e.rank = env_int("OMPI_COMM_WORLD_RANK", 0);
     e.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", e.rank);
+    e.local_world_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", e.world_size);
   } else if (getenv_nonempty("SLURM_NTASKS") && getenv_nonempty("SLURM_PROCID")) {
     e.launcher = "slurm";
     e.world_size = env_int("SLURM_NTASKS", 1);
     e.rank = env_int("SLURM_PROCID", 0);
     e.local_rank = env_int("SLURM_LOCALID", e.rank);
+    e.local_world_size = env_int("SLURM_NTASKS_PER_NODE", e.world_size);
   }
   VLM_CHECK(e.world_size >= 1, "the world size (", e.launcher, ") must be at least 1, got ", e.world_size);
   VLM_CHECK(e.rank < e.world_size, "rank ", e.rank, " is not below the world size ", e.world_size, " (", e.launcher,
@@ -68,6 +73,12 @@ DistEnv dist_env_from_environment() {
   e.master_port = env_int("MASTER_PORT", 29500);
   VLM_CHECK(e.master_port > 0 && e.master_port < 65536, "MASTER_PORT=", e.master_port, " is not a TCP port");
   return e;
+}
+
+int DistEnv::threads_per_rank(int requested) const {
+  if (requested > 0 || !distributed()) return requested;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores / static_cast<int>(std::max<int64_t>(1, local_world_size)));
 }
 
 struct ProcessGroup::Impl {

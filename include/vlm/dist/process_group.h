@@ -29,11 +29,14 @@ namespace vlm {
 /// Who this process is, read from the environment.
 struct DistEnv {
   int64_t rank = 0, world_size = 1, local_rank = 0;
+  int64_t local_world_size = 1;  ///< ranks on this machine (LOCAL_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_SIZE, ...)
   std::string master_addr = "127.0.0.1";
   int64_t master_port = 29500;
   std::string launcher = "none";  ///< "torchrun" (RANK/WORLD_SIZE), "mpirun", "slurm" or "none"
   bool distributed() const { return world_size > 1; }
   std::string summary() const;  ///< "rank 1 of 2 (mpirun, local rank 1, rendezvous 127.0.0.1:29500)"
+  /// Threads for this rank when the user asked for "all cores" (0): the machine's cores shared by its ranks.
+  int threads_per_rank(int requested) const;
 };
 /// Reads the variables above; inconsistent values (rank >= world size, a bad number) are an error naming the variable.
 DistEnv dist_env_from_environment();
