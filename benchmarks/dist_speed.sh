@@ -35,3 +35,4 @@ printf '  1 process, 1 thread              %8.2f ms/iter\n' "$b"
 best=$(awk -v a="$a" -v b="$b" 'BEGIN { print (a < b ? a : b) }')
 printf '  %s processes x 1 thread (Gloo)    %8.2f ms/iter   speed-up %.2fx over the best single process\n' \
   "$nproc" "$c" "$(awk -v x="$best" -v y="$c" 'BEGIN { print x / y }')"
+grep -h "^per iteration" "$out/dp.log" | sed "s/^/  rank 0 of the data-parallel run: /"

@@ -207,4 +207,102 @@ void ProcessGroup::barrier() {
   all_reduce_sum(std::vector<double>{0.0});
 }
 
+struct GradientReducer::Impl {
+  ProcessGroup* group = nullptr;
+  std::vector<at::Tensor> params;
+  std::vector<std::vector<size_t>> buckets;  // parameter indices, in the order their gradients arrive
+  std::vector<size_t> bucket_of;
+  std::vector<size_t> waiting;               // gradients still missing per bucket
+  std::vector<at::Tensor> grads;             // the incoming gradient of each parameter this step
+  std::vector<at::Tensor> flat;              // per bucket: the flattened gradients being summed
+  std::vector<c10::intrusive_ptr<c10d::Work>> work;
+  std::vector<at::Tensor> extras;
+  c10::intrusive_ptr<c10d::Work> extras_work;
+  size_t next_bucket = 0;  // buckets start in order on every rank (Gloo pairs collectives by order)
+  bool active = false;
+
+  void launch_ready() {
+    while (next_bucket < buckets.size() && waiting[next_bucket] == 0) {
+      std::vector<at::Tensor> pieces;
+      for (size_t i : buckets[next_bucket])
+        pieces.push_back(grads[i].defined() ? grads[i].reshape({-1}) : at::zeros({params[i].numel()}, params[i].options()));
+      flat[next_bucket] = at::cat(pieces);
+      std::vector<at::Tensor> one{flat[next_bucket]};
+      work[next_bucket] = group->impl_->pg->allreduce(one);
+      ++next_bucket;
+    }
+  }
+};
+
+GradientReducer::GradientReducer(ProcessGroup& group, std::vector<at::Tensor> parameters, int64_t bucket_bytes)
+    : impl_(std::make_unique<Impl>()) {
+  auto& m = *impl_;
+  m.group = &group;
+  m.params = std::move(parameters);
+  if (!group.distributed()) return;
+  m.bucket_of.assign(m.params.size(), 0);
+  int64_t bytes = bucket_bytes;
+  for (size_t k = m.params.size(); k-- > 0;) {  // backward produces the last layers' gradients first
+    if (bytes >= bucket_bytes) m.buckets.emplace_back(), bytes = 0;
+    m.buckets.back().push_back(k);
+    m.bucket_of[k] = m.buckets.size() - 1;
+    bytes += m.params[k].numel() * static_cast<int64_t>(m.params[k].element_size());
+  }
+  m.flat.resize(m.buckets.size());
+  m.work.resize(m.buckets.size());
+  m.waiting.resize(m.buckets.size());
+  m.grads.resize(m.params.size());
+  for (size_t k = 0; k < m.params.size(); ++k) {
+    if (!m.params[k].requires_grad()) continue;
+    m.params[k].register_hook([impl = impl_.get(), k](const at::Tensor& grad) {
+      if (impl->active) {
+        impl->grads[k] = grad;
+        --impl->waiting[impl->bucket_of[k]];
+        impl->launch_ready();
+      }
+      return grad;
+    });
+  }
+}
+
+GradientReducer::~GradientReducer() = default;
+
+void GradientReducer::begin(const std::vector<at::Tensor>& extras) {
+  auto& m = *impl_;
+  if (!m.group->distributed()) return;
+  for (size_t b = 0; b < m.buckets.size(); ++b) {
+    m.waiting[b] = 0;
+    for (size_t k : m.buckets[b]) m.waiting[b] += m.params[k].requires_grad() ? 1 : 0;
+  }
+  for (auto& g : m.grads) g = at::Tensor();
+  m.next_bucket = 0;
+  m.extras = extras;
+  m.extras_work.reset();
+  if (!extras.empty()) m.extras_work = m.group->impl_->pg->allreduce(m.extras);
+  m.active = true;
+}
+
+void GradientReducer::finish() {
+  auto& m = *impl_;
+  if (!m.group->distributed()) return;
+  m.active = false;
+  // Parameters that got no gradient this step still sum (as zeros), so every rank issues the same collectives.
+  for (size_t b = m.next_bucket; b < m.buckets.size(); ++b) m.waiting[b] = 0;
+  m.launch_ready();
+  const auto& e = m.group->env();
+  if (m.extras_work) run(m.extras_work, e, "all-reduce", m.group->timeout_);
+  for (size_t b = 0; b < m.buckets.size(); ++b) {
+    run(m.work[b], e, "all-reduce", m.group->timeout_);
+    int64_t offset = 0;
+    for (size_t k : m.buckets[b]) {
+      auto& p = m.params[k];
+      const int64_t n = p.numel();
+      auto summed = m.flat[b].narrow(0, offset, n).view_as(p);
+      if (p.grad().defined()) p.mutable_grad().copy_(summed);
+      else p.mutable_grad() = summed.clone();
+      offset += n;
+    }
+  }
+}
+
 }  // namespace vlm

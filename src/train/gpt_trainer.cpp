@@ -75,7 +75,7 @@ nlohmann::json GPTPhaseTimes::to_json(int64_t iters) const {
   const double n = std::max<int64_t>(iters, 1);
   return {{"data_ms", 1e3 * data / n},         {"forward_ms", 1e3 * forward / n},
           {"backward_ms", 1e3 * backward / n}, {"optimizer_ms", 1e3 * optimizer / n},
-          {"eval_s", eval},                    {"checkpoint_s", checkpoint}};
+          {"all_reduce_ms", 1e3 * all_reduce / n}, {"eval_s", eval}, {"checkpoint_s", checkpoint}};
 }
 
 nlohmann::json GPTTrainSummary::to_json() const {
@@ -149,7 +149,7 @@ GPTTrainer::GPTTrainer(GPTOptions model, GPTTrainOptions train, TokenDataset tra
   if (opt_.init_from == "resume") resume();
 }
 
-GPTTrainer::~GPTTrainer() = default;
+GPTTrainer::~GPTTrainer() = default;  // here: GradientReducer is complete
 
 std::string GPTTrainer::checkpoint_path() const { return (std::filesystem::path(opt_.out_dir) / "ckpt.pt").string(); }
 std::string GPTTrainer::best_checkpoint_path() const {
@@ -163,6 +163,7 @@ void GPTTrainer::set_process_group(ProcessGroup* group) {
             " (the global batch) must be a multiple of the ", group_->world_size(), " processes");
   group_->broadcast(model_->parameters());  // rank 0's weights (fresh or resumed) everywhere
   group_->broadcast(model_->buffers());
+  reducer_ = std::make_unique<GradientReducer>(*group_, model_->parameters());
 }
 
 bool GPTTrainer::is_main() const { return !group_ || group_->is_main(); }
@@ -294,17 +295,16 @@ double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
   VLM_CHECK(std::isfinite(value), "training diverged at iter ", iter_, ": the loss is ", value,
             "; stopped before the update. The last good checkpoint '", checkpoint_path(),
             "' is untouched: lower --learning_rate or raise --warmup_iters, then continue with --init_from=resume");
+  // Data-parallel: the gradients are summed across ranks bucket by bucket while backward runs, the loss along.
+  auto loss_sum = at::full({1}, value, at::kFloat);
+  if (group_) reducer_->begin({loss_sum});
   loss.backward();
   if (group_) {
-    // Gradients and the loss summed across ranks, in one bucketed all-reduce.
-    std::vector<at::Tensor> sums;
-    for (const auto& p : model_->parameters())
-      if (p.grad().defined()) sums.push_back(p.mutable_grad());
-    auto loss_sum = at::full({1}, value, at::kFloat);
-    sums.push_back(loss_sum);
-    group_->all_reduce_sum(sums);
+    const auto t_reduce = Clock::now();
+    reducer_->finish();
     value = loss_sum.item<double>();
     VLM_CHECK(std::isfinite(value), "training diverged at iter ", iter_, " on another rank: the loss is ", value);
+    phases.all_reduce += seconds_since(t_reduce);
   }
   auto t3 = Clock::now();
   *grad_norm = 0;
@@ -432,10 +432,11 @@ GPTTrainSummary GPTTrainer::train() {
   if (!quiet) {
     const double n = std::max<int64_t>(steps, 1);
     fmt::print("done: {} iterations in {} ({:.2f} ms/iter, {:.0f} tok/s, mfu {:.2f}% of {:.1f} GFLOP/s)\n"
-               "per iteration: data {:.2f} ms, forward {:.2f} ms, backward {:.2f} ms, optimizer {:.2f} ms; "
+               "per iteration: data {:.2f} ms, forward {:.2f} ms, backward {:.2f} ms{}, optimizer {:.2f} ms; "
                "eval {:.1f} s, checkpoints {:.1f} s in total\n",
                steps, Progress::format_duration(s.wall_seconds), s.ms_per_iter, s.tokens_per_second, 100 * s.mfu,
                s.peak.gflops, 1e3 * s.phases.data / n, 1e3 * s.phases.forward / n, 1e3 * s.phases.backward / n,
+               group_ ? fmt::format(" (of which all-reduce {:.2f} ms)", 1e3 * s.phases.all_reduce / n) : "",
                1e3 * s.phases.optimizer / n, s.phases.eval, s.phases.checkpoint);
     std::fflush(stdout);
   }

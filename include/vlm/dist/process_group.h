@@ -73,9 +73,32 @@ class ProcessGroup {
   void barrier();
 
  private:
+  friend class GradientReducer;
   DistEnv env_;
   c10::Device device_ = c10::kCPU;
   std::chrono::milliseconds timeout_{60000};
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Gradient summing overlapped with the backward pass, the way PyTorch's DDP does it: the parameters are cut into
+/// buckets in reverse order (the order backward produces their gradients), and each bucket's all-reduce starts, on
+/// Gloo's own thread, as soon as its last gradient arrives, while backward goes on with earlier layers.
+///
+///   GradientReducer reducer(group, model->parameters());
+///   reducer.begin({loss_sum});      // scalars to sum along (started now)
+///   loss.backward();                // buckets start as their gradients arrive
+///   reducer.finish();               // waits; every .grad now holds the sum over ranks
+class GradientReducer {
+ public:
+  GradientReducer(ProcessGroup& group, std::vector<at::Tensor> parameters, int64_t bucket_bytes = 1 << 20);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+  void begin(const std::vector<at::Tensor>& extras = {});
+  void finish();
+
+ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

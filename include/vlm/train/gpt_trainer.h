@@ -131,6 +131,7 @@ struct GPTEvalResult {
 /// Seconds spent in each phase of the training steps (evaluation and checkpointing counted apart).
 struct GPTPhaseTimes {
   double data = 0, forward = 0, backward = 0, optimizer = 0, eval = 0, checkpoint = 0;
+  double all_reduce = 0;  ///< data-parallel: waiting for the gradient sums after backward (overlapped otherwise)
   nlohmann::json to_json(int64_t iters) const;
 };
 
@@ -209,6 +210,7 @@ class GPTTrainer {
   Hooks hooks_;
   std::function<at::Tensor(int64_t, const at::Tensor&)> loss_hook_;
   ProcessGroup* group_ = nullptr;
+  std::unique_ptr<GradientReducer> reducer_;
   bool is_main() const;
 };
 
