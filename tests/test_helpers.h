@@ -1,6 +1,9 @@
 #pragma once
 // Small utilities shared by the tests: a scratch directory removed at scope exit, and raw file writers.
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <cstdlib>
 #include <filesystem>
@@ -63,6 +66,22 @@ class ScopedEnv {
   };
   std::vector<Saved> saved_;
 };
+
+/// What a shell command printed (stdout and stderr together) and its exit status (-1 when it did not exit).
+struct ShellResult {
+  int rc = -1;
+  std::string out;
+};
+inline ShellResult run_shell(const std::string& command) {
+  ShellResult r;
+  FILE* p = ::popen(("{ " + command + "; } 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 inline std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -30,10 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out;  ///< stdout and stderr
-};
+using Result = vlm::testing::ShellResult;
 
 std::string quote(const std::string& s) {
   std::string q = "'";
@@ -42,15 +39,7 @@ std::string quote(const std::string& s) {
 }
 
 Result run_program(const std::string& program, const std::string& args) {
-  const std::string cmd = quote(program) + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return vlm::testing::run_shell(quote(program) + " " + args);
 }
 
 Result vlm_cli(const std::string& args) { return run_program(VLM_CLI_PATH, args); }
