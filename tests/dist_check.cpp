@@ -1,6 +1,8 @@
 // A data-parallel GPT run for the distributed tests: trains a tiny GPT for --steps on synthetic lines with the process
 // group from the environment (vlm launch, mpirun, or none), then writes this rank's parameters to
-// <out>/params_rank<R>.pt. --die_at=N makes rank 1 vanish (no clean-up) before step N.
+// <out>/params_rank<R>.pt. --die_at=N makes rank 1 vanish (no clean-up) before step N. --resume continues from
+// <out>/gpt/ckpt.pt (written by a run with any number of processes); --decay_iters fixes the schedule's length so
+// that a run cut in two follows the same learning rates.
 #include <cstdlib>
 #include <random>
 
@@ -15,7 +17,8 @@
 int main(int argc, char** argv) {
   try {
     std::string out = "dist_check_out";
-    int64_t steps = 50, die_at = -1;
+    int64_t steps = 50, die_at = -1, decay_iters = -1;
+    bool resume = false;
     double timeout = 60;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -23,6 +26,8 @@ int main(int argc, char** argv) {
       else if (a.rfind("--steps=", 0) == 0) steps = std::stoll(a.substr(8));
       else if (a.rfind("--die_at=", 0) == 0) die_at = std::stoll(a.substr(9));
       else if (a.rfind("--timeout=", 0) == 0) timeout = std::stod(a.substr(10));
+      else if (a.rfind("--decay_iters=", 0) == 0) decay_iters = std::stoll(a.substr(14));
+      else if (a == "--resume") resume = true;
       else VLM_FAIL("dist_check: unknown argument ", a);
     }
     vlm::RuntimeOptions ro;
@@ -42,7 +47,9 @@ int main(int argc, char** argv) {
     vlm::GPTTrainOptions o;
     o.out_dir = out + "/gpt";
     o.batch_size = 16;
-    o.max_iters = o.lr_decay_iters = steps;
+    o.max_iters = steps;
+    o.lr_decay_iters = decay_iters > 0 ? decay_iters : steps;
+    o.init_from = resume ? "resume" : "scratch";
     o.warmup_iters = 5;
     o.learning_rate = 3e-3;
     o.eval_interval = 0;

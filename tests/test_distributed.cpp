@@ -112,6 +112,33 @@ TEST_CASE("Two ranks train bit-identical weights, equal to one process within su
   CHECK(fs::exists(dir.file("two/gpt/ckpt.pt")));
 }
 
+TEST_CASE("A run resumes with another number of processes and ends where one process ends", "[dist]") {
+  vlm::testing::TempDir dir;
+  const std::string common = " --decay_iters=50 --out=";
+  REQUIRE(sh(kCheck + " --steps=50" + common + dir.file("one")).rc == 0);
+  const auto straight = params(dir.file("one/params_rank0.pt"));
+  // 2 processes for 30 steps, then 1 process to 50; and 1 process for 30, then 2 processes to 50.
+  auto a1 = sh(kVlm + " launch --nproc=2 -- " + kCheck + " --steps=30" + common + dir.file("two_one"));
+  INFO(a1.out);
+  REQUIRE(a1.rc == 0);
+  auto a2 = sh(kCheck + " --steps=50 --resume" + common + dir.file("two_one"));
+  INFO(a2.out);
+  REQUIRE(a2.rc == 0);
+  REQUIRE(sh(kCheck + " --steps=30" + common + dir.file("one_two")).rc == 0);
+  auto b2 = sh(kVlm + " launch --nproc=2 -- " + kCheck + " --steps=50 --resume" + common + dir.file("one_two"));
+  INFO(b2.out);
+  REQUIRE(b2.rc == 0);
+  CHECK(contains(b2.out, "rank 1 of 2: 50 steps"));
+  const auto two_one = params(dir.file("two_one/params_rank0.pt"));
+  const auto one_two = params(dir.file("one_two/params_rank0.pt"));
+  CHECK(identical(one_two, params(dir.file("one_two/params_rank1.pt"))));
+  const double d1 = max_relative_difference(two_one, straight), d2 = max_relative_difference(one_two, straight);
+  WARN("resumed with another process count vs one process throughout, ||a - b|| / ||b||: 2->1 " << d1 << ", 1->2 "
+                                                                                              << d2);
+  CHECK(d1 < 1e-4);
+  CHECK(d2 < 1e-4);
+}
+
 TEST_CASE("mpirun starts the same ranks", "[dist][mpirun]") {
   if (sh("command -v mpirun").rc != 0) {
     WARN("mpirun is not installed (scripts/setup.sh installs openmpi-bin): skipped");
