@@ -164,6 +164,9 @@ void GPTTrainer::set_process_group(ProcessGroup* group) {
   group_->broadcast(model_->parameters());  // rank 0's weights (fresh or resumed) everywhere
   group_->broadcast(model_->buffers());
   reducer_ = std::make_unique<GradientReducer>(*group_, model_->parameters());
+  // Dropout masks: each rank its own stream (rank 0 keeps the one a single process would draw, and saves it), so
+  // the shards are not dropped alike. With dropout the run equals one process in distribution, not bit for bit.
+  if (group_->rank() > 0) at::manual_seed(opt_.seed + 7919 * static_cast<uint64_t>(group_->rank()) + iter_);
 }
 
 bool GPTTrainer::is_main() const { return !group_ || group_->is_main(); }
@@ -205,12 +208,13 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
   r.iter = iter_;
   const int64_t pad = train_.tokenizer.pad_id();
   // Fixed subsets (the first eval_iters * batch_size sequences, in their stored templates), so that successive
-  // evaluations compare like with like and consume no randomness of the training run.
+  // evaluations compare like with like and consume no randomness of the training run. Data-parallel, rank r takes
+  // every W-th batch and the sums are added across ranks.
+  const int64_t rank = group_ ? group_->rank() : 0, world = group_ ? group_->world_size() : 1;
   auto split_loss = [&](const TokenDataset& d, double* all) {
     const int64_t n = std::min(d.size(), opt_.eval_iters * opt_.batch_size), L = d.block_size();
-    double sum_masked = 0, sum_all = 0;
-    int64_t count_masked = 0, count_all = 0;
-    for (int64_t s = 0; s < n; s += opt_.batch_size) {
+    std::vector<double> sums(4, 0.0);  // masked sum, masked count, all sum, all count
+    for (int64_t s = rank * opt_.batch_size; s < n; s += world * opt_.batch_size) {
       const int64_t B = std::min(opt_.batch_size, n - s);
       auto rows = d.tokens.index({at::arange(s, s + B, at::kLong), d.once_template.narrow(0, s, B)});  // (B, L)
       auto x = rows.narrow(1, 0, L - 1).to(device_), y = rows.narrow(1, 1, L - 1).reshape({-1});     // (B, L-1)
@@ -218,13 +222,14 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
       auto nll = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).cpu(), y, {},
                                         at::Reduction::None);  // (B*(L-1))
       auto keep = y != pad;
-      sum_all += nll.sum().item<double>();
-      count_all += nll.numel();
-      sum_masked += nll.masked_select(keep).sum().item<double>();
-      count_masked += keep.sum().item<int64_t>();
+      sums[2] += nll.sum().item<double>();
+      sums[3] += static_cast<double>(nll.numel());
+      sums[0] += nll.masked_select(keep).sum().item<double>();
+      sums[1] += static_cast<double>(keep.sum().item<int64_t>());
     }
-    if (all) *all = sum_all / count_all;
-    return opt_.ignore_padding ? sum_masked / count_masked : sum_all / count_all;
+    if (group_) sums = group_->all_reduce_sum(sums);
+    if (all) *all = sums[2] / sums[3];
+    return opt_.ignore_padding ? sums[0] / sums[1] : sums[2] / sums[3];
   };
   r.train_loss = split_loss(train_, nullptr);
   r.val_loss = split_loss(val_, &r.val_loss_all);
@@ -232,10 +237,18 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
   const int64_t label = train_.format.first_label_field();
   if (want != 0 && label >= 0 && train_.format.template_ending_with(label) >= 0) {  // a format that can classify
     const int64_t n = want < 0 ? val_.size() : std::min(val_.size(), want);
+    // This rank's contiguous share of the first n validation records.
+    const int64_t first = n * rank / world, last = n * (rank + 1) / world;
     auto labels = val_.labels();
-    labels.resize(static_cast<size_t>(n));
-    auto c = classify_exact(model_, train_.tokenizer, train_.format, val_.head(n), {}, 1000);
-    r.val_accuracy = classification_accuracy(c.predicted, labels);
+    std::vector<int64_t> mine(labels.begin() + first, labels.begin() + last);
+    std::vector<Record> records(val_.records.begin() + first, val_.records.begin() + last);
+    std::vector<double> right{0.0};
+    if (!records.empty()) {
+      auto c = classify_exact(model_, train_.tokenizer, train_.format, records, {}, 1000);
+      for (size_t i = 0; i < mine.size(); ++i) right[0] += c.predicted[i] == mine[i];
+    }
+    if (group_) right = group_->all_reduce_sum(right);
+    r.val_accuracy = right[0] / static_cast<double>(n);
   }
   if (was_training) model_->train();
   return r;
