@@ -70,6 +70,8 @@ struct Everyday {
 };
 
 at::Tensor input_image(const Everyday& e, int64_t expected_size) {
+  VLM_CHECK(e.image.empty() || e.index < 0, "give --image=FILE or --index=N, not both (--image=", e.image,
+            " --index=", e.index, ")");
   at::Tensor img;
   if (!e.image.empty()) {
     img = vlm::read_image_gray(e.image);

@@ -129,6 +129,9 @@ TEST_CASE("vlm encode prints the codec's letters; bad inputs name the flag or fi
   auto neither = vlm_cli("encode" + common());
   CHECK(neither.rc != 0);
   CHECK(contains(neither.out, "--image=FILE.png or --index=N"));
+  auto both = vlm_cli("encode --index=0 --image=" + quote(text_file("both")) + common());
+  CHECK(both.rc != 0);
+  CHECK(contains(both.out, "give --image=FILE or --index=N, not both"));
   auto split = vlm_cli("encode --index=0 --split=valid" + common());
   CHECK(split.rc != 0);
   CHECK(contains(split.out, "--split must be test or train"));
