@@ -73,15 +73,10 @@ int main(int argc, char** argv) {
       const auto& words = in.format.field(label).words;
       auto mnist = vlm::load_mnist(common.data_dir, 0, limit_test, static_cast<int64_t>(words.size()));
       in.test_items = mnist.test.images;
-      const auto strings = codec->encode(mnist.test.images);
-      auto labels = mnist.test.labels.contiguous();
-      const int64_t tmpl = in.format.template_ending_with(label);
-      for (size_t i = 0; i < strings.size(); ++i) {
-        vlm::Record r{tmpl, std::vector<std::string>(2)};
-        r.values[image] = strings[i];
-        r.values[label] = words.at(static_cast<size_t>(labels.data_ptr<int64_t>()[i]));
-        in.test_records.push_back(std::move(r));
-      }
+      std::vector<std::vector<std::string>> columns(2);
+      columns[image] = codec->encode(mnist.test.images);
+      columns[label] = vlm::label_words(mnist.test, words);
+      in.test_records = vlm::make_records(in.format, columns, eo.seed);
       if (train_text.empty()) {
         auto split = vlm::split_train_validation(mnist.train);
         for (auto& s : codec->encode(split.train.images)) train_strings.insert(std::move(s));

@@ -20,17 +20,6 @@
 #include "vlm/train/gpt_presets.h"
 #include "vlm/train/gpt_trainer.h"
 
-namespace {
-
-std::vector<std::string> words_of(const vlm::LabeledImages& d, const std::vector<std::string>& words) {
-  std::vector<std::string> out;
-  auto l = d.labels.contiguous();
-  for (int64_t i = 0; i < l.numel(); ++i) out.push_back(words.at(static_cast<size_t>(l.data_ptr<int64_t>()[i])));
-  return out;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   return vlm::examples::run_main("train_gpt", [&] {
     vlm::examples::CommonOptions common;
@@ -80,7 +69,7 @@ int main(int argc, char** argv) {
       auto columns = [&](const vlm::LabeledImages& d) {
         std::vector<std::vector<std::string>> c(2);
         c[image] = codec->encode(d.images);
-        c[label] = words_of(d, format.field(label).words);
+        c[label] = vlm::label_words(d, format.field(label).words);
         return c;
       };
       format = format.with_block_size(model.block_size());

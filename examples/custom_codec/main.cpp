@@ -28,9 +28,7 @@ std::vector<vlm::Record> records_of(const vlm::SequenceFormat& format, const vlm
   const int64_t image = format.field_index("image"), number = format.field_index("number");
   std::vector<std::vector<std::string>> columns(2);
   columns[image] = codec.encode(d.images);
-  auto labels = d.labels.contiguous();
-  for (int64_t i = 0; i < labels.numel(); ++i)
-    columns[number].push_back(format.field(number).words.at(static_cast<size_t>(labels.data_ptr<int64_t>()[i])));
+  columns[number] = vlm::label_words(d, format.field(number).words);
   return vlm::make_records(format, columns, seed);
 }
 

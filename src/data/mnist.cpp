@@ -70,4 +70,17 @@ Mnist load_mnist(const std::string& data_dir, int64_t limit_train, int64_t limit
   return m;
 }
 
+std::vector<std::string> label_words(const LabeledImages& data, const std::vector<std::string>& words) {
+  auto labels = data.labels.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* p = labels.data_ptr<int64_t>();
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(labels.numel()));
+  for (int64_t i = 0; i < labels.numel(); ++i) {
+    VLM_CHECK(p[i] >= 0 && p[i] < static_cast<int64_t>(words.size()), "label ", p[i], " of image ", i, " has no word (",
+              words.size(), " words)");
+    out.push_back(words[static_cast<size_t>(p[i])]);
+  }
+  return out;
+}
+
 }  // namespace vlm

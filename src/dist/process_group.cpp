@@ -156,12 +156,6 @@ void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, int64_t roo
   }
 }
 
-void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
-  all_reduce_sum(tensors, bucket_bytes);
-  if (distributed())
-    for (const auto& t : tensors) t.div_(static_cast<double>(env_.world_size));
-}
-
 void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
   if (!distributed() || tensors.empty()) return;
   // Flattened buckets: one collective per ~bucket_bytes instead of one per tensor.
@@ -184,14 +178,6 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_
       offset += t.numel();
     }
   }
-}
-
-void ProcessGroup::average_gradients(const std::vector<at::Tensor>& parameters) {
-  if (!distributed()) return;
-  std::vector<at::Tensor> grads;
-  for (const auto& p : parameters)
-    if (p.grad().defined()) grads.push_back(p.mutable_grad());
-  all_reduce_mean(grads);
 }
 
 std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& values) {

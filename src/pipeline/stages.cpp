@@ -25,15 +25,6 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
   write_atomically(to, [&](const std::string& tmp) { fs::copy_file(from, tmp, fs::copy_options::overwrite_existing); });
 }
 
-// The label words of a data set's images.
-std::vector<std::string> words_of(const LabeledImages& d, const std::vector<std::string>& words) {
-  auto l = d.labels.contiguous();
-  std::vector<std::string> out;
-  out.reserve(static_cast<size_t>(l.numel()));
-  for (int64_t i = 0; i < l.numel(); ++i) out.push_back(words[static_cast<size_t>(l.data_ptr<int64_t>()[i])]);
-  return out;
-}
-
 // --- data: check and fingerprint the inputs ----------------------------------------------------------------------
 nlohmann::json data_options(const PipelineContext& ctx) {
   nlohmann::json inputs = nlohmann::json::object();
@@ -126,7 +117,7 @@ StageOutcome run_tokens(PipelineContext& ctx, Stage& stage) {
   auto write = [&](const char* file, const LabeledImages& d, uint64_t seed) {
     std::vector<std::vector<std::string>> columns(format.num_fields());
     columns[image] = codec->encode(d.images);
-    columns[label] = words_of(d, format.field(label).words);
+    columns[label] = label_words(d, format.field(label).words);
     format.write(stage.path(file), make_records(format, columns, seed));
   };
   format.save(stage.path("format.json"));

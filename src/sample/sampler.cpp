@@ -64,12 +64,14 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   VLM_CHECK(T0 >= 1, "Sampler: empty prompt (the model needs at least one character of context)");
   VLM_CHECK(T0 < block, "Sampler: prompt of ", T0, " characters leaves no room in the block of ", block);
   std::vector<FormatCursor> cursors;
+  std::vector<std::string> allowed;  // per row: what the format allows next (computed once per step)
   if (constraint) {
     VLM_CHECK(constraint->vocabulary() == tokenizer_.chars(), "Sampler: the format's characters \"",
               constraint->vocabulary(), "\" are not the tokenizer's \"", tokenizer_.chars(), "\"");
     for (const auto& p : prompts) {
       cursors.emplace_back(*constraint);
       cursors.back().push(p);  // throws naming the column where the prompt leaves the format
+      allowed.push_back(cursors.back().allowed());
     }
   }
   // Absolute position limit (exclusive). The cache holds at most block_size positions; without it the context is
@@ -108,7 +110,7 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
       auto m = mask.accessor<float, 2>();
       auto done = finished.accessor<bool, 1>();
       for (int64_t b = 0; b < B; ++b)
-        for (char c : done[b] ? std::string(1, constraint->pad()) : cursors[b].allowed()) m[b][tokenizer_.id(c)] = 0;
+        for (char c : done[b] ? std::string(1, constraint->pad()) : allowed[b]) m[b][tokenizer_.id(c)] = 0;
       last = last + mask;
     }
     auto next = pick(last);  // (B)
@@ -121,8 +123,9 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
       for (int64_t b = 0; b < B; ++b) {
         if (done[b]) continue;
         cursors[b].try_push(tokenizer_.character(na[b]));  // allowed by the mask
+        allowed[b] = cursors[b].allowed();
         // A complete line that nothing may continue ends here (the seed's '.').
-        if (cursors[b].complete() && cursors[b].allowed() == std::string(1, constraint->pad())) done[b] = true;
+        if (cursors[b].complete() && allowed[b] == std::string(1, constraint->pad())) done[b] = true;
       }
     }
     if (finished.all().item<bool>() || pos + 1 >= limit) break;

@@ -309,8 +309,11 @@ double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
             "; stopped before the update. The last good checkpoint '", checkpoint_path(),
             "' is untouched: lower --learning_rate or raise --warmup_iters, then continue with --init_from=resume");
   // Data-parallel: the gradients are summed across ranks bucket by bucket while backward runs, the loss along.
-  auto loss_sum = at::full({1}, value, at::kFloat);
-  if (group_) reducer_->begin({loss_sum});
+  at::Tensor loss_sum;
+  if (group_) {
+    loss_sum = at::full({1}, value, at::kFloat);
+    reducer_->begin({loss_sum});
+  }
   loss.backward();
   if (group_) {
     const auto t_reduce = Clock::now();

@@ -4,6 +4,7 @@
 // Any image size works; the seed's splits are fractions so that other data sets split the same way.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -26,6 +27,9 @@ struct Mnist {
   LabeledImages train;  ///< the 60k training file (both the VQ-VAE and the language model split it)
   LabeledImages test;   ///< t10k, held out for all final numbers
 };
+
+/// The label of each image written as its word (`words[label]`, e.g. "sneaker"); a label without a word is an error.
+std::vector<std::string> label_words(const LabeledImages& data, const std::vector<std::string>& words);
 
 /// The seed's split of the training file: the first 5/6 to train, the last 1/6 to validate
 /// (train[0:50000] and train[50000:60000] on MNIST). Used by the VQ-VAE and the language model alike.

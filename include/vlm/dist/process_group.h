@@ -10,7 +10,7 @@
 //
 //   vlm::ProcessGroup pg = vlm::ProcessGroup::from_environment(device);   // Gloo on CPU, NCCL on CUDA
 //   pg.broadcast(model->parameters());           // rank 0's weights everywhere
-//   loss.backward(); pg.average_gradients(model->parameters());
+//   GradientReducer reducer(pg, model->parameters());   // gradients summed while backward runs (below)
 //   if (pg.is_main()) save_checkpoint(...);
 //
 // A rank that dies or never arrives turns into a vlm::Error naming it on every surviving rank after `timeout`, not a
@@ -64,10 +64,6 @@ class ProcessGroup {
   void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0);
   /// Sums in place across ranks: one flattened all-reduce per bucket of up to `bucket_bytes` of one dtype.
   void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
-  /// The same, divided by the world size.
-  void all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
-  /// The gradients of `parameters` (those that have one) averaged across ranks.
-  void average_gradients(const std::vector<at::Tensor>& parameters);
   /// Scalars summed across ranks (metrics).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);
   void barrier();
