@@ -2,6 +2,8 @@
 //
 //   train_vqvae --variant=mlp                      # the seed, exactly
 //   train_vqvae --variant=conv --threads=1         # the stronger tokenizer, same 8 x 26 token budget
+//   train_vqvae --variant=conv --resume            # continue a killed run from its state.pt (after its last epoch)
+//   vlm launch --nproc=2 -- train_vqvae --variant=conv    # data-parallel (also mpirun, srun, torchrun)
 //
 // Writes to --out_dir (default runs/vqvae-<variant>): vqvae.pt (best epoch, a tokenizer checkpoint that
 // ImageTokenCodec::load reads), epochs.jsonl, metrics.json, recon.png (test originals above their reconstructions)
@@ -17,6 +19,7 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/eval/tsne.h"
 #include "vlm/io/png.h"
@@ -54,7 +57,7 @@ int main(int argc, char** argv) {
     std::string variant = "mlp", out_dir;
     int64_t limit_train = 0, probe_k = 10, latent_points = 2000, recon_images = 32;
     std::string latent_map = "tsne";
-    bool eval_only = false;
+    bool eval_only = false, resume = false;
 
     vlm::Flags flags("train_vqvae", "Train the VQ-VAE image tokenizer and measure it on MNIST test.");
     vlm::examples::add_common_flags(flags, common);
@@ -70,7 +73,8 @@ int main(int argc, char** argv) {
         .add("latent_points", &latent_points, "validation images in latents.png")
         .add("latent_map", &latent_map, "tsne (as the seed drew it) or pca: the 2-D map in latents.png")
         .add("recon_images", &recon_images, "test images in recon.png")
-        .add("eval_only", &eval_only, "skip training: measure and plot the checkpoint already in --out_dir");
+        .add("eval_only", &eval_only, "skip training: measure and plot the checkpoint already in --out_dir")
+        .add("resume", &resume, "continue from --out_dir/state.pt when it exists (written after every epoch)");
     vlm::add_option_flags(flags, model_options);
     vlm::add_option_flags(flags, train_options, "", /*with_run_control=*/false);
     flags.add("progress", &train_options.progress, "progress line per epoch");
@@ -78,24 +82,38 @@ int main(int argc, char** argv) {
     VLM_CHECK(latent_map == "tsne" || latent_map == "pca", "--latent_map must be tsne or pca, got '", latent_map, "'");
     VLM_CHECK(limit_train >= 0, "--limit_train must be >= 0 (0 = all), got ", limit_train);
     if (out_dir.empty()) out_dir = "runs/vqvae-" + variant;
-    auto runtime = vlm::examples::start(flags, common);
+    // Data-parallel when started by vlm launch, mpirun, srun or torchrun (vlm/dist/process_group.h).
+    const vlm::DistEnv dist = vlm::dist_env_from_environment();
+    common.threads = dist.threads_per_rank(common.threads);  // "all cores" = this rank's share of them
+    auto runtime = dist.rank == 0 ? vlm::examples::start(flags, common)
+                                  : vlm::init_runtime({common.threads, common.thread_pool, common.seed});
     const auto& alphabet = train_options.alphabet;
     const int64_t num_embeddings = model_options.quantizer().num_embeddings();
     vlm::check_alphabet(alphabet, num_embeddings);
 
     const auto device = vlm::resolve_device(common.device);
+    vlm::ProcessGroup group(dist, device);
+    if (dist.distributed() && dist.rank == 0) fmt::print("data-parallel: {}\n", dist.summary());
+    VLM_CHECK(!(eval_only && dist.distributed()), "--eval_only runs in one process");
     vlm::Mnist mnist = vlm::load_mnist(common.data_dir, limit_train);
     auto split = vlm::split_train_validation(mnist.train);
     model_options.image_size(mnist.train.height());
-    vlm::ensure_directory(out_dir);
-    vlm::RunLock lock(out_dir);  // one writer per output directory
+    std::unique_ptr<vlm::RunLock> lock;
+    if (dist.rank == 0) {
+      vlm::ensure_directory(out_dir);
+      lock = std::make_unique<vlm::RunLock>(out_dir);  // one writer per output directory
+    }
+    group.barrier();  // the directory exists before any rank looks for a state in it
     train_options.checkpoint_path = out_dir + "/vqvae.pt";
     train_options.log_path = out_dir + "/epochs.jsonl";
+    train_options.state_path = out_dir + "/state.pt";
+    train_options.resume = resume;
 
     vlm::VQVAE model(model_options);
     int64_t n_params = 0;
     for (const auto& p : model->parameters()) n_params += p.numel();
-    fmt::print("model: {} VQ-VAE, {} parameters, {} codes of {} per image, code dim {}\n", variant, n_params,
+    if (dist.rank == 0)
+      fmt::print("model: {} VQ-VAE, {} parameters, {} codes of {} per image, code dim {}\n", variant, n_params,
                model_options.n_codes(), num_embeddings, model_options.quantizer().embedding_dim());
     auto log_epoch = [](const vlm::VQVAEEpochLog& e) {
       fmt::print("epoch {:>2}  lr {:.2e}  train loss {:.5f} (mse {:.5f} vq {:.5f})  val loss {:.5f} (mse {:.5f})  "
@@ -111,10 +129,12 @@ int main(int argc, char** argv) {
     vlm::VQVAETrainResult result;
     if (!eval_only) {
       vlm::VQVAETrainer trainer(model, train_options, split.train, split.validation, device);
+      trainer.set_process_group(&group);
       trainer.checkpoint_meta()["config"] = flags.to_json();
       trainer.hooks().on_eval = log_epoch;
       result = trainer.train();
     }
+    if (dist.rank != 0) return 0;  // the measurements below are rank 0's
     fmt::print("trained {} epochs in {:.1f}s (best epoch {}, {} {:.5f}){}\n", result.history.size(), result.seconds,
                result.best_epoch, train_options.monitor, result.best_val_loss,
                result.early_stopped ? ", early stop" : "");

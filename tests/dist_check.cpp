@@ -3,16 +3,68 @@
 // <out>/params_rank<R>.pt. --die_at=N makes rank 1 vanish (no clean-up) before step N. --resume continues from
 // <out>/gpt/ckpt.pt (written by a run with any number of processes); --decay_iters fixes the schedule's length so
 // that a run cut in two follows the same learning rates.
+// --model=vqvae trains a tiny conv VQ-VAE instead (k-means initialisation, EMA codebooks with dead-code restarts,
+// caption head) for --epochs on random images, and writes its parameters and buffers the same way; --resume continues
+// from <out>/vqvae/state.pt, --die_at=E ends the process in epoch E (after its checkpoint, before its state).
 #include <cstdlib>
 #include <random>
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 #include "vlm/dist/process_group.h"
 #include "vlm/io/checkpoint.h"
 #include "vlm/train/gpt_trainer.h"
+#include "vlm/train/vqvae_trainer.h"
+
+namespace {
+// The tiny VQ-VAE of the tests (test_distributed.cpp builds the same to read the parameters back).
+vlm::VQVAEOptions tiny_vqvae() {
+  auto o = vlm::VQVAEOptions::preset("conv");
+  o.image_size(28).hidden_dim(32).channels(4);
+  o.quantizer().dead_code_threshold(1.0).usage_decay(0.8);  // restarts within a few steps, to exercise them
+  return o;
+}
+
+int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, bool resume, int64_t die_at) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  auto blobs = [&](int64_t n) {  // images with some structure: thresholded smooth noise
+    auto noise = at::rand({n, 1, 7, 7}, gen);
+    auto up = at::upsample_bilinear2d(noise, {28, 28}, false);
+    return (up > 0.6).to(at::kFloat);
+  };
+  vlm::LabeledImages train{blobs(200), at::randint(10, {200}, gen)};
+  vlm::LabeledImages val{blobs(50), at::randint(10, {50}, gen)};
+  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
+  o.batch_size = 32;  // 200 = 6 x 32 + 8: a short last batch, split 4 + 4
+  o.max_epochs = epochs;
+  o.eval_batch_size = 20;
+  o.progress = false;
+  if (group.is_main()) vlm::ensure_directory(out + "/vqvae");
+  group.barrier();
+  o.checkpoint_path = out + "/vqvae/vqvae.pt";
+  o.state_path = out + "/vqvae/state.pt";
+  o.resume = resume;
+  vlm::VQVAE model(tiny_vqvae());
+  vlm::VQVAETrainer trainer(model, o, train, val);
+  trainer.set_process_group(&group);
+  if (die_at > 0)  // a crash in epoch `die_at`, after its checkpoint and before its training state is written
+    trainer.hooks().on_eval = [&](const vlm::VQVAEEpochLog& e) {
+      if (e.epoch == die_at) std::_Exit(3);
+    };
+  auto r = trainer.train();
+  vlm::CheckpointWriter w("test-params", 1, {{"rank", group.rank()}, {"world_size", group.world_size()}});
+  w.add_module("model", *model);
+  w.save(fmt::format("{}/params_rank{}.pt", out, group.rank()));
+  fmt::print("rank {} of {}: {} epochs, val recon {:.5f}, restarts {}\n", group.rank(), group.world_size(),
+             r.history.size(), r.history.back().val_recon, r.history.back().restarts);
+  return 0;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -20,6 +72,8 @@ int main(int argc, char** argv) {
     int64_t steps = 50, die_at = -1, decay_iters = -1;
     bool resume = false;
     double timeout = 60;
+    std::string model = "gpt";
+    int64_t epochs = 3;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       if (a.rfind("--out=", 0) == 0) out = a.substr(6);
@@ -28,6 +82,8 @@ int main(int argc, char** argv) {
       else if (a.rfind("--timeout=", 0) == 0) timeout = std::stod(a.substr(10));
       else if (a.rfind("--decay_iters=", 0) == 0) decay_iters = std::stoll(a.substr(14));
       else if (a == "--resume") resume = true;
+      else if (a.rfind("--model=", 0) == 0) model = a.substr(8);
+      else if (a.rfind("--epochs=", 0) == 0) epochs = std::stoll(a.substr(9));
       else VLM_FAIL("dist_check: unknown argument ", a);
     }
     vlm::RuntimeOptions ro;
@@ -35,6 +91,8 @@ int main(int argc, char** argv) {
     vlm::init_runtime(ro);
     vlm::ProcessGroup group = vlm::ProcessGroup::from_environment(
         c10::kCPU, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
+    if (model == "vqvae") return run_vqvae(group, out, epochs, resume, die_at);
+    VLM_CHECK(model == "gpt", "dist_check: --model must be gpt or vqvae");
 
     const auto format = vlm::SequenceFormat::seed();
     std::mt19937_64 rng(7);

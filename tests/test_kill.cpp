@@ -1,5 +1,6 @@
-// kill -9 of a real training process at random moments: the checkpoint on disk is always whole, the run lock left by
-// the dead process does not block the next one, and resuming ends bit for bit where the uninterrupted run ends.
+// kill -9 of real training processes (train_gpt, train_vqvae, vlm run) at random moments: the checkpoints on disk are
+// always whole, the run lock left by the dead process does not block the next one, and running the command again
+// ends bit for bit where the uninterrupted run ends.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -7,20 +8,27 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <filesystem>
 #include <random>
 #include <thread>
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
+#include "synthetic_mnist.h"
 #include "test_helpers.h"
+#include "vlm/io/checkpoint.h"
 #include "vlm/models/gpt_checkpoint.h"
+#include "vlm/tokenizer/image_token_codec.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kTrainGpt = VLM_TRAIN_GPT_PATH;
+const std::string kTrainVqvae = VLM_TRAIN_VQVAE_PATH;
+const std::string kVlm = VLM_CLI_PATH;
 const std::string kTokens = std::string(VLM_FIXTURE_DIR) + "/seed-tokens/";
 
 std::vector<std::string> args(const std::string& out_dir, const std::string& init_from) {
@@ -32,6 +40,7 @@ std::vector<std::string> args(const std::string& out_dir, const std::string& ini
 }
 
 pid_t start(const std::vector<std::string>& argv, const std::string& log) {
+  std::fflush(stdout);  // or the child's copy of the buffer is written again
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -95,4 +104,145 @@ TEST_CASE("train_gpt killed with SIGKILL at five random moments resumes to the u
   const auto got = params(out + "/ckpt.pt");
   REQUIRE(got.size() == expected.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(at::equal(got[i], expected[i]));
+}
+
+namespace {
+std::vector<std::string> vqvae_args(const std::string& data, const std::string& out_dir) {
+  return {kTrainVqvae, "--data_dir=" + data, "--out_dir=" + out_dir, "--variant=conv", "--threads=1",
+          "--hidden_dim=64", "--channels=8", "--max_epochs=40", "--batch_size=32", "--latent_map=pca",
+          "--latent_points=100", "--recon_images=8", "--progress=false", "--resume"};
+}
+std::vector<at::Tensor> vqvae_state(const std::string& ckpt) {
+  auto codec = vlm::ImageTokenCodec::load(ckpt);
+  std::vector<at::Tensor> out;
+  for (const auto& p : codec.model()->parameters()) out.push_back(p.detach().clone());
+  for (const auto& b : codec.model()->buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("train_vqvae killed with SIGKILL at five random moments resumes to the uninterrupted result", "[kill]") {
+  vlm::testing::TempDir dir;
+  const std::string data = dir.file("data");
+  vlm::testing::write_synthetic_mnist(data, 600, 100);
+  REQUIRE(wait_exit(start(vqvae_args(data, dir.file("straight")), dir.file("straight.log"))) == 0);
+  const auto expected = vqvae_state(dir.file("straight/vqvae.pt"));
+
+  std::mt19937 rng(2027);
+  const std::string out = dir.file("killed");
+  int kills = 0, resumes = 0;
+  for (int k = 0; k < 5; ++k) {
+    // The same command each time: it resumes from state.pt when a killed run left one.
+    resumes += fs::exists(out + "/state.pt");
+    const pid_t pid = start(vqvae_args(data, out), dir.file("killed.log"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200 + rng() % 2000));  // start-up ~1 s, then epochs
+    if (kill(pid, SIGKILL) == 0) ++kills;
+    const int code = wait_exit(pid);
+    INFO("attempt " << k << " exit " << code);
+    CHECK((code == 128 + SIGKILL || code == 0));
+    for (const char* f : {"/state.pt", "/vqvae.pt"})  // whatever the moment, what is on disk loads
+      if (fs::exists(out + f)) CHECK_NOTHROW(vlm::peek_checkpoint(out + f));
+  }
+  const int code = wait_exit(start(vqvae_args(data, out), dir.file("killed.log")));
+  const std::string log = vlm::testing::read_text(dir.file("killed.log"));
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(kills >= 3);
+  CHECK(resumes >= 2);
+  CHECK(log.find("resuming from") != std::string::npos);
+  const auto got = vqvae_state(out + "/vqvae.pt");
+  REQUIRE(got.size() == expected.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(at::equal(got[i], expected[i]));
+  // The epoch log of the killed-and-resumed run holds every epoch once, as the uninterrupted one does.
+  const std::string got_log = vlm::testing::read_text(out + "/epochs.jsonl");
+  const std::string straight_log = vlm::testing::read_text(dir.file("straight/epochs.jsonl"));
+  CHECK(std::count(got_log.begin(), got_log.end(), '\n') == std::count(straight_log.begin(), straight_log.end(), '\n'));
+}
+
+namespace {
+std::vector<std::string> run_args(const std::string& data, const std::string& run_dir) {
+  return {kVlm, "run", "--preset=tiny", "--threads=1", "--data_dir=" + data, "--run_dir=" + run_dir,
+          "--vq.max_epochs=30", "--gpt.max_iters=800", "--gpt.lr_decay_iters=800", "--gpt.eval_interval=80",
+          "--gpt.checkpoint_interval=80"};
+}
+size_t count_in(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+bool exited(pid_t pid) {  // a zombie counts: it has exited but is not reaped yet
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  stat >> pid_field >> comm >> state;
+  return !stat || state == "Z";
+}
+// Waits until `log` holds `marker` `times` times (true), or the process has exited (false).
+bool wait_for_line(pid_t pid, const std::string& log, const std::string& marker, size_t times) {
+  for (;;) {
+    if (count_in(vlm::testing::read_text(log), marker) >= times) return true;
+    if (exited(pid)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+std::vector<at::Tensor> gpt_params(const std::string& ckpt) {
+  auto g = vlm::load_gpt_checkpoint(ckpt);
+  std::vector<at::Tensor> out;
+  for (const auto& p : g.model->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("vlm run killed with SIGKILL at five random moments (in and between stages) ends as the uninterrupted run",
+          "[kill]") {
+  vlm::testing::TempDir dir;
+  const std::string data = dir.file("data");
+  vlm::testing::write_synthetic_mnist(data, 600, 100);
+  REQUIRE(wait_exit(start(run_args(data, dir.file("straight")), dir.file("straight.log"))) == 0);
+
+  // Kill points relative to what the run is doing: inside the tokenizer's epochs (twice: the second time in a resumed
+  // stage), at the boundary of two stages, inside the GPT's steps and checkpoints, and in the evaluation.
+  struct Point {
+    std::string marker;
+    int after_ms, spread_ms;  // kill after_ms + [0, spread_ms) after the marker
+  };
+  const std::vector<Point> points = {{"[vqvae] running", 0, 1000},
+                                     {"[vqvae] running", 0, 600},
+                                     {"[tokens] running", 0, 0},
+                                     {"[gpt] running", 500, 500},  // past its first checkpoints (every ~0.15 s)
+                                     {"[eval] running", 0, 100}};
+  std::mt19937 rng(2028);
+  const std::string out = dir.file("killed"), log_file = dir.file("killed.log");
+  int kills = 0;
+  for (const auto& [marker, after, spread] : points) {
+    const size_t seen = count_in(vlm::testing::read_text(log_file), marker);
+    const pid_t pid = start(run_args(data, out), log_file);
+    if (wait_for_line(pid, log_file, marker, seen + 1)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(after + (spread ? rng() % spread : 0)));
+      kill(pid, SIGKILL);
+    }
+    const int code = wait_exit(pid);
+    INFO("kill at '" << marker << "': exit " << code);
+    CHECK((code == 128 + SIGKILL || code == 0));
+    kills += code == 128 + SIGKILL;
+  }
+  const int code = wait_exit(start(run_args(data, out), dir.file("killed.log")));
+  const std::string log = vlm::testing::read_text(dir.file("killed.log"));
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(kills >= 4);
+  WARN("vlm run: " << kills << " kills; stages continued: vqvae " << count_in(log, "resuming from") << ", gpt "
+                   << count_in(log, "continuing the interrupted run") << "; stages skipped as done: "
+                   << count_in(log, "up to date"));
+  CHECK(count_in(log, "continuing the interrupted run") >= 1);
+  // Bit for bit the uninterrupted run's tokenizer and language model, and so its figures.
+  const auto a = vqvae_state(out + "/vqvae/vqvae.pt"), b = vqvae_state(dir.file("straight/vqvae/vqvae.pt"));
+  for (size_t i = 0; i < a.size(); ++i) CHECK(at::equal(a[i], b[i]));
+  const auto g = gpt_params(out + "/gpt/best.pt"), h = gpt_params(dir.file("straight/gpt/best.pt"));
+  for (size_t i = 0; i < g.size(); ++i) CHECK(at::equal(g[i], h[i]));
+  CHECK(vlm::testing::read_text(out + "/tokens/train.txt") == vlm::testing::read_text(dir.file("straight/tokens/train.txt")));
+  auto figures = [](const std::string& run) {
+    auto s = nlohmann::json::parse(vlm::testing::read_text(run + "/summary.json"));
+    return std::make_pair(s["test_accuracy"], s["generation_graded_accuracy"]);
+  };
+  CHECK(figures(out) == figures(dir.file("straight")));
 }

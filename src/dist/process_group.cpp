@@ -187,10 +187,33 @@ std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& valu
   return std::vector<double>(t[0].data_ptr<double>(), t[0].data_ptr<double>() + t[0].numel());
 }
 
-void ProcessGroup::barrier() {
+at::Tensor ProcessGroup::all_gather_rows(const at::Tensor& x) {
+  if (!distributed()) return x;
+  const int64_t W = world_size();
+  std::vector<double> counts(W, 0.0);
+  counts[rank()] = static_cast<double>(x.size(0));
+  counts = all_reduce_sum(counts);
+  int64_t most = 0;
+  for (double c : counts) most = std::max<int64_t>(most, static_cast<int64_t>(c));
+  auto shape = x.sizes().vec();
+  shape[0] = most;
+  shape.insert(shape.begin(), W);
+  auto slots = at::zeros(shape, x.options());  // (W, most, ...): this rank's slot filled, the others zero
+  slots.select(0, rank()).narrow(0, 0, x.size(0)).copy_(x);
+  all_reduce_sum({slots});
+  std::vector<at::Tensor> parts;
+  for (int64_t r = 0; r < W; ++r) parts.push_back(slots.select(0, r).narrow(0, 0, static_cast<int64_t>(counts[r])));
+  return at::cat(parts);
+}
+
+void ProcessGroup::barrier(std::chrono::milliseconds timeout) {
   if (!distributed()) return;
   // A tiny all-reduce: Gloo's barrier takes no timeout of its own in 1.13.
-  all_reduce_sum(std::vector<double>{0.0});
+  std::vector<at::Tensor> t{at::zeros({1}, at::kDouble)};
+  c10d::AllreduceOptions o;
+  const auto limit = timeout.count() > 0 ? timeout : timeout_;
+  o.timeout = limit;
+  run(impl_->pg->allreduce(t, o), env_, "barrier", limit);
 }
 
 struct GradientReducer::Impl {
@@ -224,7 +247,9 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<at::Tensor> pa
     : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.group = &group;
-  m.params = std::move(parameters);
+  // Only what backward produces: a parameter without gradient (an EMA codebook) is set identically on every rank.
+  for (auto& p : parameters)
+    if (p.requires_grad()) m.params.push_back(std::move(p));
   if (!group.distributed()) return;
   m.bucket_of.assign(m.params.size(), 0);
   int64_t bytes = bucket_bytes;
@@ -239,7 +264,6 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<at::Tensor> pa
   m.waiting.resize(m.buckets.size());
   m.grads.resize(m.params.size());
   for (size_t k = 0; k < m.params.size(); ++k) {
-    if (!m.params[k].requires_grad()) continue;
     m.params[k].register_hook([impl = impl_.get(), k](const at::Tensor& grad) {
       if (impl->active) {
         impl->grads[k] = grad;
@@ -257,8 +281,7 @@ void GradientReducer::begin(const std::vector<at::Tensor>& extras) {
   auto& m = *impl_;
   if (!m.group->distributed()) return;
   for (size_t b = 0; b < m.buckets.size(); ++b) {
-    m.waiting[b] = 0;
-    for (size_t k : m.buckets[b]) m.waiting[b] += m.params[k].requires_grad() ? 1 : 0;
+    m.waiting[b] = m.buckets[b].size();
   }
   for (auto& g : m.grads) g = at::Tensor();
   m.next_bucket = 0;

@@ -6,6 +6,7 @@
 #include <torch/nn/functional.h>
 
 #include "vlm/core/check.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/kernels/nearest_code.h"
 
 namespace vlm {
@@ -166,19 +167,42 @@ at::Tensor VectorQuantizerImpl::lookup(const at::Tensor& codes) {
   return codebook.index_select(0, global_codes(codes).flatten()).view(shape);  // (..., D)
 }
 
+bool VectorQuantizerImpl::data_parallel() const { return group_ && group_->distributed(); }
+
 VectorQuantizerOutput VectorQuantizerImpl::forward(const at::Tensor& z) {
   auto zg = grouped(z);  // (N, G, D)
-  if (is_training() && options.kmeans_init() && !initialized()) init_from(z);
+  if (is_training() && options.kmeans_init() && !initialized()) {
+    if (data_parallel()) {
+      // k-means of the global batch on every rank (same vectors, same generator state, so the generators stay in
+      // step), then rank 0's result everywhere, so that no rounding difference can ever split the codebooks.
+      init_from(group_->all_gather_rows(zg.detach()));
+      at::NoGradGuard no_grad;
+      group_->broadcast({codebook, ema_count, ema_sum, usage, initialized_flag});
+    } else {
+      init_from(z);
+    }
+  }
   at::Tensor codes, rows;
   {
     at::NoGradGuard no_grad;
     codes = nearest_grouped(zg.detach());  // (N, G)
     rows = global_codes(codes).flatten();  // (N*G)
   }
-  if (is_training()) {
+  if (is_training() && (options.use_ema() || options.dead_code_threshold() > 0)) {
     at::NoGradGuard no_grad;
-    if (options.use_ema()) update_ema(zg.detach().flatten(0, 1), rows);
-    if (options.dead_code_threshold() > 0) restart_dead_codes(zg.detach(), rows);
+    const int64_t R = codebook.size(0);
+    auto flat = zg.detach().flatten(0, 1);  // (N*G, D)
+    auto counts = at::zeros({R}, flat.options()).index_add_(0, rows, at::ones({rows.size(0)}, flat.options()));  // (R)
+    at::Tensor sums;
+    if (options.use_ema()) sums = at::zeros({R, flat.size(1)}, flat.options()).index_add_(0, rows, flat);  // (R, D)
+    int64_t n_global = zg.size(0);
+    if (data_parallel()) {
+      // The statistics of the global batch: sums of integers and of the ranks' partial sums, the same on every rank.
+      group_->all_reduce_sum(options.use_ema() ? std::vector<at::Tensor>{counts, sums} : std::vector<at::Tensor>{counts});
+      n_global = std::llround(counts.sum().item<double>() / static_cast<double>(options.groups()));
+    }
+    if (options.use_ema()) update_ema(counts, sums);
+    if (options.dead_code_threshold() > 0) restart_dead_codes(zg.detach(), counts, n_global);
   }
   auto q = codebook.index_select(0, rows).view(z.sizes());  // (..., D)
   auto commitment = at::mse_loss(z, q.detach());             // moves the encoder only
@@ -188,11 +212,9 @@ VectorQuantizerOutput VectorQuantizerImpl::forward(const at::Tensor& z) {
   return {z + (q - z).detach(), codes.view(lead), loss};
 }
 
-void VectorQuantizerImpl::update_ema(const at::Tensor& flat, const at::Tensor& rows) {
+void VectorQuantizerImpl::update_ema(const at::Tensor& counts, const at::Tensor& sums) {
   const double decay = options.ema_decay(), eps = options.ema_epsilon();
   const int64_t R = codebook.size(0);
-  auto counts = at::zeros({R}, flat.options()).index_add_(0, rows, at::ones({rows.size(0)}, flat.options()));  // (R)
-  auto sums = at::zeros({R, flat.size(1)}, flat.options()).index_add_(0, rows, flat);  // (R, D)
   ema_count.mul_(decay).add_(counts, 1 - decay);
   ema_sum.mul_(decay).add_(sums, 1 - decay);
   // Laplace smoothing keeps an unused code from dividing by zero while preserving the total count.
@@ -201,18 +223,18 @@ void VectorQuantizerImpl::update_ema(const at::Tensor& flat, const at::Tensor& r
   codebook.copy_(ema_sum / smoothed.unsqueeze(1));
 }
 
-void VectorQuantizerImpl::restart_dead_codes(const at::Tensor& zg, const at::Tensor& rows) {
-  const int64_t R = codebook.size(0), K = options.num_embeddings(), N = zg.size(0);
-  auto counts = at::zeros({R}, zg.options()).index_add_(0, rows, at::ones({rows.size(0)}, zg.options()));  // (R)
+void VectorQuantizerImpl::restart_dead_codes(const at::Tensor& zg, const at::Tensor& counts, int64_t n_global) {
+  const int64_t K = options.num_embeddings();
   usage.mul_(options.usage_decay()).add_(counts, 1 - options.usage_decay());
   auto dead = (usage < options.dead_code_threshold()).nonzero().flatten();  // (r)
-  const int64_t r = dead.size(0);
+  const int64_t r = dead.size(0);  // the same on every rank: usage is
   if (r == 0) return;
-  // A dead code restarts at a random vector of this batch (of its own group), where the encoder's outputs are.
-  auto pick = at::randint(N, {r}, at::TensorOptions().dtype(at::kLong)).to(zg.device());  // (r)
-  auto fresh = zg.flatten(0, 1).index_select(0, pick * options.groups() + dead.floor_divide(K));  // (r, D)
+  // A dead code restarts at a random vector of this (global) batch, of its own group, where the encoder's outputs are.
+  auto pool = data_parallel() ? group_->all_gather_rows(zg) : zg;  // (n_global, G, D)
+  auto pick = at::randint(n_global, {r}, at::TensorOptions().dtype(at::kLong)).to(zg.device());  // (r)
+  auto fresh = pool.flatten(0, 1).index_select(0, pick * options.groups() + dead.floor_divide(K));  // (r, D)
   codebook.index_copy_(0, dead, fresh);
-  usage.index_fill_(0, dead, static_cast<double>(N) / K);
+  usage.index_fill_(0, dead, static_cast<double>(n_global) / K);
   if (options.use_ema()) {
     ema_count.index_fill_(0, dead, 1.0);
     ema_sum.index_copy_(0, dead, fresh);

@@ -72,6 +72,8 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   VQVAETrainOptions to = vq_train_of(ctx);
   to.checkpoint_path = stage.path("vqvae.pt");
   to.log_path = stage.path("epochs.jsonl");
+  to.state_path = stage.path("state.pt");
+  to.resume = stage.resuming();  // an interrupted start with this configuration: continue after its last epoch
   VQVAETrainer trainer(model, to, ctx.split.train, ctx.split.validation, ctx.device);
   trainer.checkpoint_meta()["config"] = vqvae_options(ctx);
   trainer.hooks().on_eval = [](const VQVAEEpochLog& e) {

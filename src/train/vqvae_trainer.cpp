@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <utility>
@@ -13,6 +14,8 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/progress.h"
+#include "vlm/dist/process_group.h"
+#include "vlm/io/checkpoint.h"
 #include "vlm/tokenizer/image_token_codec.h"
 
 namespace vlm {
@@ -166,6 +169,26 @@ VQVAETrainer::VQVAETrainer(VQVAE model, VQVAETrainOptions options, LabeledImages
 
 VQVAETrainer::~VQVAETrainer() = default;
 
+bool VQVAETrainer::is_main() const { return !group_ || group_->is_main(); }
+
+void VQVAETrainer::set_process_group(ProcessGroup* group) {
+  group_ = group && group->distributed() ? group : nullptr;
+  model_->quantizer->set_process_group(group_);
+  if (!group_) return;
+  VLM_CHECK(opt_.batch_size >= group_->world_size(), "--batch_size=", opt_.batch_size, " (the global batch) is smaller ",
+            "than the ", group_->world_size(), " processes");
+  std::vector<at::Tensor> state = model_->parameters();
+  for (const auto& b : model_->buffers()) state.push_back(b);
+  if (head_) state.insert(state.end(), {head_->weight, head_->bias});
+  {
+    at::NoGradGuard no_grad;
+    group_->broadcast(state);  // rank 0's initial weights everywhere
+  }
+  std::vector<at::Tensor> params = model_->parameters();
+  if (head_) params.insert(params.end(), {head_->weight, head_->bias});
+  reducer_ = std::make_unique<GradientReducer>(*group_, params);
+}
+
 // One pass over the training set in a fresh random order; fills the log's training half.
 VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   const int64_t n = train_.size(), K = model_->num_embeddings(), B = opt_.batch_size;
@@ -175,16 +198,24 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     return opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * static_cast<double>(s) / total_steps));
   };
   model_->train();
-  auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded by init_runtime
+  auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded alike on every rank
   auto histogram = at::zeros({K}, at::kLong);
-  double sum_loss = 0, sum_recon = 0, sum_vq = 0, sum_label = 0, sum_label_acc = 0;
+  double sums[6] = {0, 0, 0, 0, 0, 0};  // loss, recon, vq, label loss, label accuracy, images (all times images)
+  const bool show = opt_.progress && is_main();
   Progress bar(fmt::format("epoch {}/{}", epoch, opt_.max_epochs), steps_per_epoch_, "batch");
   VQVAEEpochLog log;
   for (int64_t b = 0; b < steps_per_epoch_; ++b, ++step) {
     log.lr = lr_at(step);
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
-    auto idx = order.slice(0, b * B, (b + 1) * B);
-    auto x = train_.images.index_select(0, idx).to(device_);  // (B, 1, H, W)
+    auto idx = order.slice(0, b * B, (b + 1) * B);  // the global batch
+    const int64_t global = idx.size(0);
+    if (group_) {
+      // This rank's contiguous share; a last batch with fewer images than ranks is skipped by all of them alike.
+      const int64_t W = group_->world_size(), r = group_->rank();
+      if (global < W) continue;
+      idx = idx.slice(0, global * r / W, global * (r + 1) / W);
+    }
+    auto x = train_.images.index_select(0, idx).to(device_);  // (b, 1, H, W)
     auto out = model_->forward(x);
     auto recon = at::mse_loss(out.recon, x);
     auto loss = recon + out.vq_loss;
@@ -192,33 +223,73 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     if (head_) {
       auto [label_loss, acc] = head_->loss(out.quantized, train_.labels.index_select(0, idx).to(device_));
       loss = loss + opt_.label_weight * label_loss;
-      sum_label += label_loss.item<double>() * bsz;
-      sum_label_acc += acc * bsz;
+      sums[3] += label_loss.item<double>() * bsz;
+      sums[4] += acc * bsz;
     }
     optimizer_->zero_grad();
-    loss.backward();
+    if (group_) {
+      // Each term is a mean over this shard: weighted by the shard's share, the gradients summed over ranks are
+      // those of the global batch's mean.
+      reducer_->begin();
+      (loss * (bsz / static_cast<double>(global))).backward();
+      reducer_->finish();
+    } else {
+      loss.backward();
+    }
     optimizer_->step();
-    sum_loss += loss.item<double>() * bsz;
-    sum_recon += recon.item<double>() * bsz;
-    sum_vq += out.vq_loss.item<double>() * bsz;
+    sums[0] += loss.item<double>() * bsz;
+    sums[1] += recon.item<double>() * bsz;
+    sums[2] += out.vq_loss.item<double>() * bsz;
+    sums[5] += bsz;
     histogram += at::bincount(out.codes.flatten().cpu(), {}, K);
-    if (opt_.progress) bar.update(b + 1, fmt::format("loss {:.5f}", sum_loss / ((b + 1) * B)));
+    if (show) bar.update(b + 1, fmt::format("loss {:.5f}", sums[0] / sums[5]));
   }
-  if (opt_.progress) bar.finish();
+  if (show) bar.finish();
+  std::vector<double> totals(sums, sums + 6);
+  if (group_) {
+    totals = group_->all_reduce_sum(totals);
+    group_->all_reduce_sum({histogram});
+  }
+  const double seen = totals[5];
   log.epoch = epoch;
-  log.train_loss = sum_loss / n;
-  log.train_recon = sum_recon / n;
-  log.train_vq = sum_vq / n;
-  log.train_label_loss = sum_label / n;
-  log.train_label_acc = sum_label_acc / n;
+  log.train_loss = totals[0] / seen;
+  log.train_recon = totals[1] / seen;
+  log.train_vq = totals[2] / seen;
+  log.train_label_loss = totals[3] / seen;
+  log.train_label_acc = totals[4] / seen;
   log.perplexity = perplexity_of_counts(histogram);
   log.codes_used = histogram.gt(0).sum().item<int64_t>();
   log.restarts = model_->quantizer->restarts();
   return log;
 }
 
+void VQVAETrainer::validate_epoch(VQVAEEpochLog& log) {
+  const int64_t n = val_.size(), K = model_->num_embeddings();
+  int64_t lo = 0, hi = n;
+  if (group_) lo = n * group_->rank() / group_->world_size(), hi = n * (group_->rank() + 1) / group_->world_size();
+  double sq = 0, vq = 0;
+  auto histogram = at::zeros({K}, at::kLong);
+  if (hi > lo) {
+    auto part = val_.images.slice(0, lo, hi);
+    auto e = evaluate_vqvae(model_, part, opt_.eval_batch_size);
+    sq = e.recon_mse * static_cast<double>(part.numel());
+    vq = e.vq_loss * static_cast<double>(hi - lo);
+    histogram = code_histogram(e.codes, K);
+  }
+  if (group_) {
+    auto s = group_->all_reduce_sum(std::vector<double>{sq, vq});
+    sq = s[0], vq = s[1];
+    group_->all_reduce_sum({histogram});
+  }
+  log.val_recon = sq / static_cast<double>(val_.images.numel());
+  log.val_vq = vq / static_cast<double>(n);
+  log.val_loss = log.val_recon + log.val_vq;
+  log.val_perplexity = perplexity_of_counts(histogram);
+  log.val_codes_used = histogram.gt(0).sum().item<int64_t>();
+}
+
 void VQVAETrainer::save_best(const VQVAEEpochLog& log) {
-  if (opt_.checkpoint_path.empty()) return;
+  if (opt_.checkpoint_path.empty() || !is_main()) return;
   nlohmann::json meta = checkpoint_meta_;
   meta["epoch"] = log.epoch;
   meta["val_loss"] = log.val_loss;
@@ -227,50 +298,158 @@ void VQVAETrainer::save_best(const VQVAEEpochLog& log) {
   if (hooks_.on_checkpoint) hooks_.on_checkpoint(log.epoch, opt_.checkpoint_path);
 }
 
-VQVAETrainResult VQVAETrainer::train() {
+// Everything the epoch loop carries from one epoch to the next.
+struct VQVAETrainer::State {
   VQVAETrainResult result;
-  result.best_val_loss = std::numeric_limits<double>::infinity();
-  std::vector<at::Tensor> best_state;
+  std::vector<at::Tensor> best_state;  // the best epoch's parameters and buffers
+  int64_t epoch = 0;                   // epochs completed
+  int64_t step = 0, since_best = 0;
+  double seconds = 0;                  // training time of the completed epochs
+  bool finished = false;               // stopped early or ran max_epochs
+};
+
+namespace {
+constexpr const char* kStateKind = "vqvae_train_state";
+// What must not change between a run and its resumption: the model's and the schedule's options.
+nlohmann::json resume_fingerprint(const VQVAE& model, const VQVAETrainOptions& o, int64_t train_size) {
+  return {{"model", options_config_json(model->options)}, {"train", options_config_json(o)}, {"train_images", train_size}};
+}
+}  // namespace
+
+void VQVAETrainer::save_state(const State& st) {
+  if (opt_.state_path.empty() || !is_main()) return;
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& h : st.result.history) history.push_back(h.to_json());
+  CheckpointWriter w(kStateKind, 1,
+                     {{"fingerprint", resume_fingerprint(model_, opt_, train_.size())},
+                      {"epoch", st.epoch},
+                      {"step", st.step},
+                      {"since_best", st.since_best},
+                      {"seconds", st.seconds},
+                      {"finished", st.finished},
+                      {"best_epoch", st.result.best_epoch},
+                      {"best_val_loss", st.result.best_val_loss},
+                      {"early_stopped", st.result.early_stopped},
+                      {"restarts", model_->quantizer->restarts()},
+                      {"best_tensors", st.best_state.size()},
+                      {"history", history}});
+  w.add_module("model", *model_).add_optimizer("optimizer", *optimizer_).add_tensor("rng_cpu", cpu_rng_state());
+  if (head_) w.add_tensor("head.weight", head_->weight).add_tensor("head.bias", head_->bias);
+  for (size_t i = 0; i < st.best_state.size(); ++i) w.add_tensor(fmt::format("best.{}", i), st.best_state[i]);
+  w.save(opt_.state_path);
+}
+
+bool VQVAETrainer::load_state(State& st) {
+  bool here = std::filesystem::exists(opt_.state_path);
+  if (group_) {
+    const double seen = group_->all_reduce_sum(std::vector<double>{here ? 1.0 : 0.0})[0];
+    VLM_CHECK(seen == 0 || seen == static_cast<double>(group_->world_size()), "the training state '", opt_.state_path,
+              "' exists on ", seen, " of ", group_->world_size(), " ranks; resuming needs it on all of them (a shared ",
+              "directory) or on none");
+  }
+  if (!here) return false;
+  CheckpointReader r(opt_.state_path, kStateKind, 1);
+  const auto& m = r.meta();
+  const auto expected = resume_fingerprint(model_, opt_, train_.size());
+  if (m.at("fingerprint") != expected) {
+    std::string diff;
+    for (const auto& part : {"model", "train"})
+      for (const auto& [key, value] : expected[part].items())
+        if (!m["fingerprint"][part].contains(key) || m["fingerprint"][part][key] != value)
+          diff += fmt::format(" {}.{}: {} -> {};", part, key, m["fingerprint"][part].value(key, nlohmann::json()).dump(),
+                              value.dump());
+    if (m["fingerprint"]["train_images"] != expected["train_images"]) diff += " training images differ;";
+    VLM_FAIL("cannot resume from '", opt_.state_path, "': it was written with other settings (", diff,
+             " ); use the same flags, or start fresh without resuming");
+  }
+  {
+    at::NoGradGuard no_grad;
+    r.load_module("model", *model_);
+    if (head_) {
+      head_->weight.copy_(r.tensor("head.weight"));
+      head_->bias.copy_(r.tensor("head.bias"));
+    }
+  }
+  r.load_optimizer("optimizer", *optimizer_);
+  set_cpu_rng_state(r.tensor("rng_cpu"));
+  model_->quantizer->set_restarts(m.at("restarts").get<int64_t>());
+  st.epoch = m.at("epoch").get<int64_t>();
+  st.step = m.at("step").get<int64_t>();
+  st.since_best = m.at("since_best").get<int64_t>();
+  st.seconds = m.at("seconds").get<double>();
+  st.finished = m.at("finished").get<bool>();
+  st.result.best_epoch = m.at("best_epoch").get<int64_t>();
+  st.result.best_val_loss = m.at("best_val_loss").get<double>();
+  st.result.early_stopped = m.at("early_stopped").get<bool>();
+  for (int64_t i = 0; i < m.at("best_tensors").get<int64_t>(); ++i) st.best_state.push_back(r.tensor(fmt::format("best.{}", i)));
+  for (const auto& h : m.at("history")) {
+    VQVAEEpochLog e;
+    e.epoch = h.at("epoch");
+    e.lr = h.at("lr");
+    e.train_loss = h.at("train_loss");
+    e.train_recon = h.at("train_recon_mse");
+    e.train_vq = h.at("train_vq_loss");
+    e.val_loss = h.at("val_loss");
+    e.val_recon = h.at("val_recon_mse");
+    e.val_vq = h.at("val_vq_loss");
+    e.perplexity = h.at("perplexity");
+    e.codes_used = h.at("codes_used");
+    e.val_perplexity = h.at("val_perplexity");
+    e.val_codes_used = h.at("val_codes_used");
+    e.train_label_loss = h.at("train_label_loss");
+    e.train_label_acc = h.at("train_label_acc");
+    e.restarts = h.at("restarts");
+    e.seconds = h.at("seconds");
+    e.improved = h.at("improved");
+    st.result.history.push_back(e);
+  }
+  return true;
+}
+
+VQVAETrainResult VQVAETrainer::train() {
+  State st;
+  st.result.best_val_loss = std::numeric_limits<double>::infinity();
+  if (opt_.resume && !opt_.state_path.empty() && load_state(st) && is_main())
+    fmt::print("resuming from '{}' after epoch {}{}\n", opt_.state_path, st.epoch,
+               st.finished ? " (training had finished)" : "");
   std::string jsonl;
-  int64_t since_best = 0, step = 0;
-  const auto start = std::chrono::steady_clock::now();
-  for (int64_t epoch = 1; epoch <= opt_.max_epochs; ++epoch) {
+  for (const auto& h : st.result.history) jsonl += h.to_json().dump() + "\n";
+  for (int64_t epoch = st.epoch + 1; epoch <= opt_.max_epochs && !st.finished; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    VQVAEEpochLog log = train_epoch(epoch, step);
-    auto val = evaluate_vqvae(model_, val_.images, opt_.eval_batch_size);
-    log.val_loss = val.loss;
-    log.val_recon = val.recon_mse;
-    log.val_vq = val.vq_loss;
-    auto val_hist = code_histogram(val.codes, model_->num_embeddings());
-    log.val_perplexity = perplexity_of_counts(val_hist);
-    log.val_codes_used = val_hist.gt(0).sum().item<int64_t>();
-    const double monitored = opt_.monitor == "val_loss" ? val.loss : val.recon_mse;
-    log.improved = monitored < result.best_val_loss;
+    VQVAEEpochLog log = train_epoch(epoch, st.step);
+    validate_epoch(log);
+    const double monitored = opt_.monitor == "val_loss" ? log.val_loss : log.val_recon;
+    log.improved = monitored < st.result.best_val_loss;
     if (log.improved) {
-      result.best_val_loss = monitored;
-      result.best_epoch = epoch;
-      best_state = snapshot(model_);
-      since_best = 0;
+      st.result.best_val_loss = monitored;
+      st.result.best_epoch = epoch;
+      st.best_state = snapshot(model_);
+      st.since_best = 0;
       save_best(log);
     } else {
-      ++since_best;
+      ++st.since_best;
     }
     log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    result.history.push_back(log);
-    if (!opt_.log_path.empty()) {
+    st.seconds += log.seconds;
+    st.result.history.push_back(log);
+    if (!opt_.log_path.empty() && is_main()) {
       jsonl += log.to_json().dump() + "\n";
       write_text_atomically(opt_.log_path, jsonl);
     }
-    if (hooks_.on_log) hooks_.on_log(log);
-    if (hooks_.on_eval) hooks_.on_eval(log);
-    if (opt_.patience > 0 && since_best >= opt_.patience) {
-      result.early_stopped = epoch < opt_.max_epochs;
-      break;
+    if (is_main() && hooks_.on_log) hooks_.on_log(log);
+    if (is_main() && hooks_.on_eval) hooks_.on_eval(log);
+    if (opt_.patience > 0 && st.since_best >= opt_.patience) {
+      st.result.early_stopped = epoch < opt_.max_epochs;
+      st.finished = true;
     }
+    st.epoch = epoch;
+    st.finished = st.finished || epoch == opt_.max_epochs;
+    save_state(st);  // last: a kill before this point repeats the epoch, which rewrites the same files
   }
-  if (!best_state.empty()) restore(model_, best_state);
+  if (!st.best_state.empty()) restore(model_, st.best_state);
   model_->eval();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  VQVAETrainResult result = st.result;
+  result.seconds = st.seconds;
   return result;
 }
 

@@ -66,7 +66,12 @@ class ProcessGroup {
   void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
   /// Scalars summed across ranks (metrics).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);
-  void barrier();
+  /// Every rank's rows of x (n_r, ...) concatenated in rank order (sum_r n_r, ...); the ranks may hold different
+  /// numbers of rows but the same trailing shape and dtype. Exact: each value is summed only with zeros.
+  at::Tensor all_gather_rows(const at::Tensor& x);
+  /// Waits for every rank. `timeout` > 0 replaces the group's for this call: ranks that wait while rank 0 alone
+  /// runs a stage of minutes must not read that as a lost rank.
+  void barrier(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
  private:
   friend class GradientReducer;

@@ -13,6 +13,8 @@
 // vectors of the current batch. On its first training forward the codebook is set by k-means on that batch.
 // With `groups` = G > 1 there are G codebooks and the input's second-to-last dimension picks the codebook; codes stay
 // in [0, K) (the letter alphabet does not grow), and the parameters hold the G codebooks stacked as (G*K, D).
+// Data-parallel (set_process_group): the k-means, EMA statistics and dead-code restarts are those of the global batch,
+// gathered or summed across ranks, so every rank's codebook stays bit-identical to rank 0's.
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>
@@ -24,6 +26,8 @@
 #include "vlm/core/options.h"
 
 namespace vlm {
+
+class ProcessGroup;
 
 struct VectorQuantizerOptions {
   VectorQuantizerOptions(int64_t num_embeddings = 26, int64_t embedding_dim = 4)
@@ -101,6 +105,10 @@ class VectorQuantizerImpl : public torch::nn::Cloneable<VectorQuantizerImpl> {
   bool initialized() const;
   /// How many codes the restart logic has replaced since construction.
   int64_t restarts() const { return restarts_; }
+  void set_restarts(int64_t n) { restarts_ = n; }  ///< when a training run is resumed
+  /// Data-parallel training: each rank's forward sees its shard of the global batch, and the codebook's statistics
+  /// are taken over all shards (nullptr or a group of one: this process alone). Not owned.
+  void set_process_group(ProcessGroup* group) { group_ = group; }
 
   VectorQuantizerOptions options;
   at::Tensor codebook;          ///< (G*K, D) parameter (without grad when use_ema: the EMA sets it)
@@ -116,9 +124,13 @@ class VectorQuantizerImpl : public torch::nn::Cloneable<VectorQuantizerImpl> {
   at::Tensor nearest_grouped(const at::Tensor& zg) const;
   // Local codes (..., G) -> rows of the stacked codebook
   at::Tensor global_codes(const at::Tensor& codes) const;
-  void update_ema(const at::Tensor& flat, const at::Tensor& rows);
-  void restart_dead_codes(const at::Tensor& zg, const at::Tensor& rows);
+  // counts (R) and sums (R, D) of the vectors assigned to each codebook row in this (global) batch
+  void update_ema(const at::Tensor& counts, const at::Tensor& sums);
+  // zg (N, G, D) this rank's vectors; counts (R) over the global batch of n_global vectors per group
+  void restart_dead_codes(const at::Tensor& zg, const at::Tensor& counts, int64_t n_global);
+  bool data_parallel() const;
   int64_t restarts_ = 0;
+  ProcessGroup* group_ = nullptr;
 };
 TORCH_MODULE(VectorQuantizer);
 

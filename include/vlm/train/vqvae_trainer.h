@@ -13,6 +13,14 @@
 // written as a tokenizer checkpoint (kind "vqvae", version 1, atomic) with meta {options, alphabet, codes_per_image,
 // epoch, val_loss, ...}; training stops after `patience` epochs without improvement, and the best weights are
 // restored into `model` at the end.
+//
+// Crash safety: with `state_path` set, the whole training state (weights, optimizer, best epoch's weights, history,
+// random generator) is written there atomically after every epoch; `resume` continues from it, so a killed run loses
+// at most the epoch in progress and ends as the uninterrupted run would have.
+//
+// Data-parallel (set_process_group): `batch_size` is the global batch; each rank trains on its contiguous share of
+// every batch, gradients and the quantizer's statistics are summed across ranks, validation is sharded and summed, so
+// early stopping is decided from the same numbers everywhere; only rank 0 writes files, logs and progress.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +40,9 @@ class Adam;
 }
 
 namespace vlm {
+
+class ProcessGroup;
+class GradientReducer;
 
 struct VQVAETrainOptions {
   /// "mlp": the seed's schedule (the defaults below). "conv": Adam 2e-3 with a cosine decay over a fixed 15 epochs,
@@ -62,6 +73,8 @@ struct VQVAETrainOptions {
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
+  std::string state_path;               ///< training state after every epoch, for `resume`; empty = none
+  bool resume = false;                  ///< continue from `state_path` when it exists (else start fresh)
   std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";  ///< stored in the checkpoint for the codec
   bool progress = true;                 ///< a progress line with ETA per epoch
 
@@ -83,6 +96,8 @@ struct VQVAETrainOptions {
     v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
     v("checkpoint_path", checkpoint_path, "best checkpoint", FieldKind::kRunControl);
     v("log_path", log_path, "per-epoch JSONL", FieldKind::kRunControl);
+    v("state_path", state_path, "training state after every epoch (for resume)", FieldKind::kRunControl);
+    v("resume", resume, "continue from state_path when it exists", FieldKind::kRunControl);
     v("progress", progress, "a progress line per epoch", FieldKind::kRunControl);
   }
 };
@@ -140,6 +155,9 @@ class VQVAETrainer {
   /// Extra keys stored in the checkpoint's meta (e.g. the run configuration).
   nlohmann::json& checkpoint_meta() { return checkpoint_meta_; }
   VQVAE& model() { return model_; }
+  /// Data-parallel training in `group` (see above); call before train(). Rank 0's weights go to every rank.
+  void set_process_group(ProcessGroup* group);
+  bool is_main() const;
   const VQVAETrainOptions& options() const { return opt_; }
   c10::Device device() const { return device_; }
 
@@ -147,6 +165,10 @@ class VQVAETrainer {
   struct LabelHead;
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
   void save_best(const VQVAEEpochLog& log);
+  struct State;
+  void save_state(const State& state);
+  bool load_state(State& state);
+  void validate_epoch(VQVAEEpochLog& log);  // fills the validation half of the log (sharded when data-parallel)
 
   VQVAE model_;
   VQVAETrainOptions opt_;
@@ -157,6 +179,8 @@ class VQVAETrainer {
   std::unique_ptr<LabelHead> head_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   int64_t steps_per_epoch_ = 0;
+  ProcessGroup* group_ = nullptr;
+  std::unique_ptr<GradientReducer> reducer_;
 };
 
 }  // namespace vlm
