@@ -1,12 +1,13 @@
 // The vlm command: the main job and the everyday commands on a finished run.
 //
-//   vlm run      [--preset=default|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--key=value ...]
+//   vlm run      [--preset=default|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--nproc=N] [--key=value ...]
 //   vlm generate --run_dir=DIR --label=7 [--n=16] [--out=label7.png]      (--label=sneaker on a fashion run)
 //   vlm classify --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm encode   --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm decode   --run_dir=DIR --tokens=ABCDEFGH [--out=decoded.png]
 //   vlm import-nanogpt CKPT.pt (--meta=meta.pkl | --vocab=CHARS | --seed_vocab) --out=gpt.pt
 //   vlm launch   --nproc=N [--master_port=P] -- COMMAND [ARGS ...]       (data-parallel ranks on this machine)
+#include <filesystem>
 #include <iostream>
 
 #include <ATen/ATen.h>
@@ -16,6 +17,7 @@
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/dist/launch.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/io/nanogpt.h"
@@ -42,20 +44,44 @@ const char* kUsage =
 
 int run(int argc, char** argv) {
   vlm::PipelineOptions o;
+  int64_t nproc = 1;
   vlm::Flags flags("vlm run", "Run (or resume) the whole pipeline into --run_dir.");
   o.register_flags(flags);
+  flags.add("nproc", &nproc,
+            "processes on this machine: the VQ-VAE and GPT stages train data-parallel across them, the other stages "
+            "run on the first with all cores (docs/distributed.md); under mpirun/srun/torchrun, their count");
   if (!flags.parse(argc, argv)) return 0;
+  VLM_CHECK(nproc >= 1, "--nproc must be >= 1, got ", nproc);
+  const vlm::DistEnv dist = vlm::dist_env_from_environment();
+  if (nproc > 1 && !dist.distributed()) {
+    // Start the ranks: this same command line, without --nproc, under vlm launch's environment.
+    std::vector<std::string> command{std::filesystem::read_symlink("/proc/self/exe").string(), "run"};
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]).rfind("--nproc=", 0) != 0) command.push_back(argv[i]);
+    vlm::LaunchOptions lo;
+    lo.nproc = nproc;
+    lo.quiet = true;
+    return vlm::launch_local(lo, command);
+  }
+  VLM_CHECK(nproc == 1 || nproc == dist.world_size, "--nproc=", nproc, " but the launcher started ", dist.world_size,
+            " processes (", dist.summary(), ")");
   if (!flags.given("run_dir") && o.preset != "default") o.run_dir = "runs/" + o.preset;
   vlm::RuntimeOptions ro;
-  ro.threads = o.threads;
+  ro.threads = dist.threads_per_rank(o.threads);
   ro.seed = o.seed;
   auto info = vlm::init_runtime(ro);
-  std::cout << flags.resolved() << "runtime: " << info.summary() << "\n" << std::flush;
+  vlm::ProcessGroup group(dist, vlm::resolve_device(o.device));
+  if (dist.rank == 0) {
+    std::cout << flags.resolved() << "runtime: " << info.summary() << "\n";
+    if (dist.distributed()) std::cout << "data-parallel: " << dist.summary() << "\n";
+    std::cout << std::flush;
+  }
   auto config = flags.to_json();
+  config.erase("nproc");  // how the run is spread, not what it computes: a run may resume with another count
   config["run_dir"] = o.run_dir;
   config["runtime"] = info.summary();
-  vlm::run_pipeline(o, config);
-  fmt::print("report: {}/report.md\n", o.run_dir);
+  vlm::run_pipeline(o, config, &group);
+  if (dist.rank == 0) fmt::print("report: {}/report.md\n", o.run_dir);
   return 0;
 }
 

@@ -10,6 +10,9 @@
 
 #include <ATen/ATen.h>
 
+#include <nlohmann/json.hpp>
+
+#include "synthetic_mnist.h"
 #include "test_helpers.h"
 #include "vlm/dist/launch.h"
 #include "vlm/dist/process_group.h"
@@ -217,4 +220,35 @@ TEST_CASE("A rank that dies makes the other stop with an error naming it, not ha
   auto alone = sh(common + "RANK=0 " + kCheck + " --steps=5 --timeout=3 --out=" + dir.file("c"));
   CHECK(alone.rc == 1);
   CHECK(contains(alone.out, "no rendezvous at 127.0.0.1:" + port));
+}
+
+TEST_CASE("vlm run --nproc=2 trains the tokenizer and the GPT data-parallel and ends where one process ends",
+          "[dist][pipeline]") {
+  vlm::testing::TempDir dir;
+  vlm::testing::write_synthetic_mnist(dir.file("data"), 600, 100);
+  const std::string args = " run --preset=tiny --data_dir=" + dir.file("data") +
+                           " --vq.max_epochs=4 --gpt.max_iters=100 --gpt.lr_decay_iters=100 --run_dir=";
+  auto one = sh(kVlm + args + dir.file("one") + " --threads=1");
+  INFO(one.out);
+  REQUIRE(one.rc == 0);
+  auto two = sh(kVlm + args + dir.file("two") + " --nproc=2");
+  INFO(two.out);
+  REQUIRE(two.rc == 0);
+  CHECK(contains(two.out, "[vqvae] running (not run yet, 2 processes)"));
+  CHECK(contains(two.out, "[gpt] running (not run yet, 2 processes)"));
+  CHECK(contains(two.out, "data-parallel over 2 processes"));
+  auto results = [&](const std::string& run, const char* stage) {
+    return nlohmann::json::parse(vlm::testing::read_text(dir.file(run + "/" + stage + "/stage.json")))["results"];
+  };
+  const double mse1 = results("one", "vqvae")["test_mse"], mse2 = results("two", "vqvae")["test_mse"];
+  const double loss1 = results("one", "gpt")["val_loss"], loss2 = results("two", "gpt")["val_loss"];
+  WARN("vlm run, 1 vs 2 processes: tokenizer test MSE " << mse1 << " vs " << mse2 << ", GPT val loss " << loss1
+                                                        << " vs " << loss2);
+  CHECK(std::abs(mse2 - mse1) < 0.05 * mse1);
+  CHECK(std::abs(loss2 - loss1) < 0.02 * loss1);
+  // Every stage completed once, by rank 0: the run is finished and a second invocation finds it up to date.
+  auto again = sh(kVlm + args + dir.file("two") + " --nproc=2");
+  INFO(again.out);
+  REQUIRE(again.rc == 0);
+  CHECK(!contains(again.out, "running ("));
 }

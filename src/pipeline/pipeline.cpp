@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -12,6 +13,7 @@
 #include "vlm/core/check.h"
 #include "vlm/core/run_lock.h"
 #include "vlm/core/runtime.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/pipeline/report.h"
 #include "vlm/train/gpt_presets.h"
 
@@ -142,8 +144,10 @@ void PipelineOptions::validate() const {
 // ---------------------------------------------------------------------------------------------------------------
 // Running
 
-PipelineContext::PipelineContext(const PipelineOptions& o)
+PipelineContext::PipelineContext(const PipelineOptions& o, ProcessGroup* g)
     : options(o),
+      group(g && g->distributed() ? g : nullptr),
+      rank_threads(group ? group->env().threads_per_rank(o.threads) : o.threads),
       device(resolve_device(o.device)),
       dataset(image_dataset(o.dataset)),
       mnist(load_mnist(o.data_dir, o.limit_train, o.limit_test, static_cast<int64_t>(dataset.words.size()))),
@@ -167,6 +171,8 @@ SequenceFormat PipelineContext::sequence_format(const std::string& alphabet, int
   return f;
 }
 
+bool PipelineContext::is_main() const { return !group || group->is_main(); }
+
 std::string PipelineContext::path(const std::string& stage, const std::string& file) const {
   return (fs::path(options.run_dir) / stage / file).string();
 }
@@ -183,19 +189,33 @@ bool forced(const PipelineOptions& o, const std::string& stage) {
 }
 
 // Runs one stage unless it is up to date. Its hash: the options it depends on and every upstream output's checksum.
+// Data-parallel: rank 0 decides (and marks the start); every rank follows its decision.
 void run_stage(PipelineContext& ctx, const StageSpec& spec) {
+  const bool main = ctx.is_main();
   nlohmann::json config = {{"options", spec.options(ctx)}, {"inputs", nlohmann::json::object()}};
   for (const auto& in : spec.inputs) config["inputs"][in] = Stage(ctx.options.run_dir, in, {}).record()["outputs"];
   Stage stage(ctx.options.run_dir, spec.name, config);
-  if (stage.up_to_date(forced(ctx.options, spec.name))) {
-    fmt::print("[{}] up to date, skipped\n", spec.name);
-    return;
+  std::vector<double> decision = {0, 0};  // run it, resuming
+  if (main) {
+    if (stage.up_to_date(forced(ctx.options, spec.name))) {
+      fmt::print("[{}] up to date, skipped\n", spec.name);
+    } else {
+      fmt::print("[{}] running ({}{})\n", spec.name, stage.why(),
+                 ctx.group && spec.data_parallel ? fmt::format(", {} processes", ctx.group->world_size()) : "");
+      std::fflush(stdout);
+      stage.begin();
+      decision = {1, stage.resuming() ? 1.0 : 0.0};
+    }
   }
-  fmt::print("[{}] running ({})\n", spec.name, stage.why());
-  std::fflush(stdout);
+  if (ctx.group) decision = ctx.group->all_reduce_sum(decision);  // rank 0's, the others add zeros
+  if (decision[0] == 0) return;
+  if (!main) stage.follow(decision[1] != 0);
   const auto t0 = Clock::now();
-  stage.begin();
-  StageOutcome out = spec.run(ctx, stage);
+  StageOutcome out;
+  if (main || spec.data_parallel) out = spec.run(ctx, stage);
+  // The others wait for rank 0's stage, however long it takes: a rank that dies meanwhile still breaks the wait.
+  if (ctx.group) ctx.group->barrier(std::chrono::hours(24));
+  if (!main) return;
   std::vector<std::string> outputs = spec.outputs;
   outputs.insert(outputs.end(), out.extra_outputs.begin(), out.extra_outputs.end());
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -231,17 +251,22 @@ nlohmann::json summarise(const PipelineContext& ctx, double seconds_this_invocat
 }
 }  // namespace
 
-nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& resolved_config) {
+nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& resolved_config, ProcessGroup* group) {
   const auto t_start = Clock::now();
   o.validate();
-  RunLock lock(o.run_dir);  // one writer per run directory: a second `vlm run` here is refused, naming this one
-  if (!resolved_config.is_null()) {
+  const bool main = !group || group->is_main();
+  std::unique_ptr<RunLock> lock;
+  // one writer per run directory: a second `vlm run` here is refused, naming this one
+  if (main) lock = std::make_unique<RunLock>(o.run_dir);
+  if (group) group->barrier();  // a refused rank 0 stops the others here
+  if (main && !resolved_config.is_null()) {
     // Rewritten only when it changed, so that a finished run on a read-only disk can still be reported.
     const std::string path = (fs::path(o.run_dir) / "config.json").string(), text = resolved_config.dump(2) + "\n";
     if (!fs::exists(path) || read_text_file(path) != text) write_text_atomically(path, text);
   }
-  PipelineContext ctx(o);
+  PipelineContext ctx(o, group);
   for (const auto& spec : pipeline_stages()) run_stage(ctx, spec);
+  if (!main) return nullptr;
 
   auto summary = summarise(ctx, std::chrono::duration<double>(Clock::now() - t_start).count());
   const auto eval_summary = nlohmann::json::parse(read_text_file(ctx.path("eval", "summary.json")));

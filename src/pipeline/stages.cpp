@@ -9,6 +9,7 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/io/png.h"
 #include "vlm/models/gpt_checkpoint.h"
@@ -75,6 +76,7 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   to.state_path = stage.path("state.pt");
   to.resume = stage.resuming();  // an interrupted start with this configuration: continue after its last epoch
   VQVAETrainer trainer(model, to, ctx.split.train, ctx.split.validation, ctx.device);
+  trainer.set_process_group(ctx.group);
   trainer.checkpoint_meta()["config"] = vqvae_options(ctx);
   trainer.hooks().on_eval = [](const VQVAEEpochLog& e) {
     fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}  {:.1f}s{}\n", e.epoch,
@@ -82,9 +84,11 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
     std::fflush(stdout);
   };
   auto result = [&] {
-    ScopedThreads threads(o.vq_threads > 0 ? o.vq_threads : o.threads, ThreadPool::kBlas);
+    ScopedThreads threads(o.vq_threads > 0 ? o.vq_threads : ctx.rank_threads, ThreadPool::kBlas);
     return trainer.train();
   }();
+  if (!ctx.is_main()) return {};
+  ScopedThreads threads(o.threads, ThreadPool::kBlas);  // rank 0 alone from here: all cores
   auto codec = ImageTokenCodec::load(to.checkpoint_path, ctx.device);
   auto test = evaluate_vqvae(codec.model(), ctx.mnist.test.images, 1000, /*keep_recon=*/true);
   auto train_codes = codec.encode_codes(ctx.split.train.images);
@@ -192,11 +196,14 @@ StageOutcome run_gpt(PipelineContext& ctx, Stage& stage) {
   trainer.hooks().on_checkpoint = [&](int64_t iter, const std::string& path) {
     if (snapshot_iters.count(iter)) copy_file_atomically(path, stage.path(snapshot_name(iter)));
   };
-  if (to.init_from == "resume") fmt::print("  continuing the interrupted run from {}\n", stage.path("ckpt.pt"));
+  trainer.set_process_group(ctx.group);
+  if (to.init_from == "resume" && ctx.is_main())
+    fmt::print("  continuing the interrupted run from {}\n", stage.path("ckpt.pt"));
   auto s = [&] {
-    ScopedThreads threads(o.gpt_threads > 0 ? o.gpt_threads : o.threads, ThreadPool::kBlas);
+    ScopedThreads threads(o.gpt_threads > 0 ? o.gpt_threads : ctx.rank_threads, ThreadPool::kBlas);
     return trainer.train();
   }();
+  if (!ctx.is_main()) return {};
   std::vector<std::string> snapshots;
   for (int64_t it : snapshot_iters) {
     VLM_CHECK(fs::exists(stage.path(snapshot_name(it))), "the GPT stage lacks its snapshot ", snapshot_name(it));
@@ -254,10 +261,10 @@ StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
 const std::vector<StageSpec>& pipeline_stages() {
   static const std::vector<StageSpec> stages = {
       {"data", {}, {"data.json"}, data_options, run_data},
-      {"vqvae", {"data"}, {"vqvae.pt", "epochs.jsonl", "metrics.json", "recon.png"}, vqvae_options, run_vqvae},
+      {"vqvae", {"data"}, {"vqvae.pt", "epochs.jsonl", "metrics.json", "recon.png"}, vqvae_options, run_vqvae, true},
       {"tokens", {"data", "vqvae"}, {"format.json", "train.txt", "valid.txt", "test.txt"}, tokens_options, run_tokens},
       {"classifier", {"data"}, {"classifier.pt"}, classifier_options, run_classifier},
-      {"gpt", {"tokens"}, {"best.pt", "ckpt.pt", "metrics.jsonl"}, gpt_options, run_gpt},
+      {"gpt", {"tokens"}, {"best.pt", "ckpt.pt", "metrics.jsonl"}, gpt_options, run_gpt, true},
       {"eval",
        {"data", "vqvae", "tokens", "classifier", "gpt"},
        {"summary.json", "confusion.svg", "token_logo.svg", "codebook_usage.svg", "generated.png",

@@ -40,6 +40,8 @@
 
 namespace vlm {
 
+class ProcessGroup;
+
 struct PipelineOptions {
   std::string preset = "default";
   std::string dataset = "mnist";  ///< mnist | fashion: default --data_dir, --run_dir and the label words
@@ -85,8 +87,13 @@ struct PipelineOptions {
 
 /// What the stages share: the options, the device, the data (loaded once), the run directory.
 struct PipelineContext {
-  explicit PipelineContext(const PipelineOptions& options);
+  explicit PipelineContext(const PipelineOptions& options, ProcessGroup* group = nullptr);
   const PipelineOptions& options;
+  /// Data-parallel run (vlm run --nproc=N, or started by a launcher): the training stages run on every rank, the
+  /// others on rank 0 alone with all of the machine's cores while the other ranks wait. nullptr: one process.
+  ProcessGroup* group = nullptr;
+  int rank_threads = 0;  ///< threads of this rank in the data-parallel stages (options.threads when alone)
+  bool is_main() const;
   c10::Device device;
   const ImageDataset& dataset;
   Mnist mnist;
@@ -110,13 +117,19 @@ struct StageSpec {
   std::vector<std::string> outputs;  ///< files it always writes into <run_dir>/<name>/
   std::function<nlohmann::json(const PipelineContext&)> options;  ///< the configuration it depends on
   std::function<StageOutcome(PipelineContext&, Stage&)> run;
+  /// Runs on every rank of a data-parallel run (its function shares the work through ctx.group and writes only on
+  /// rank 0); otherwise rank 0 runs it alone.
+  bool data_parallel = false;
 };
 
 /// The main job's stages, in order: data, vqvae, tokens, classifier, gpt, eval.
 const std::vector<StageSpec>& pipeline_stages();
 
 /// Runs (or resumes) the whole pipeline; returns the run summary also written to <run_dir>/summary.json.
-nlohmann::json run_pipeline(const PipelineOptions& options, const nlohmann::json& resolved_config = {});
+/// With a process group of several ranks every rank calls it (see PipelineContext::group); only rank 0 writes, and
+/// only rank 0's return value is the summary (the others return null).
+nlohmann::json run_pipeline(const PipelineOptions& options, const nlohmann::json& resolved_config = {},
+                            ProcessGroup* group = nullptr);
 
 /// Paths of a finished run, for the everyday commands (generate, classify, encode, decode).
 struct RunPaths {

@@ -35,6 +35,8 @@ class Stage {
   /// checkpoint) were made for this very configuration and can be continued.
   void begin();
   bool resuming() const { return resuming_; }
+  /// A data-parallel rank other than 0: takes rank 0's begin() decision instead of writing the marker itself.
+  void follow(bool resuming) { resuming_ = resuming; }
 
   /// Records the outputs (file names relative to dir()) with their checksums and the stage's wall time, atomically.
   void complete(const std::vector<std::string>& outputs, double seconds, const nlohmann::json& results = {});
