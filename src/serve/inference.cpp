@@ -1,0 +1,277 @@
+#include "vlm/serve/inference.h"
+
+#include <limits>
+#include <map>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include "vlm/core/check.h"
+#include "vlm/core/options.h"
+#include "vlm/pipeline/pipeline.h"
+#include "vlm/text/format_automaton.h"
+
+namespace vlm {
+
+InferenceEngine::InferenceEngine(const std::string& run_dir, c10::Device device)
+    : run_dir_(run_dir), device_(device), codec_(ImageTokenCodec::load(RunPaths::of(run_dir).vqvae, device)) {
+  const auto paths = RunPaths::of(run_dir);
+  gpt_ = load_gpt_checkpoint(paths.gpt, device);
+  classifier_ = load_digit_classifier(paths.classifier, device);
+  classifier_->eval();
+  const auto& format = gpt_.format;
+  image_field_ = format.first_codec_field();
+  label_field_ = format.first_label_field();
+  VLM_CHECK(image_field_ >= 0 && label_field_ >= 0, "'", paths.gpt,
+            "' was trained on a format without an image and a label field; vlm serve needs both");
+  VLM_CHECK(format.field(image_field_).alphabet == codec_.alphabet() &&
+                format.field(image_field_).length == codec_.codes_per_image(),
+            "the GPT's image field (", format.field(image_field_).length, " letters of ",
+            format.field(image_field_).alphabet, ") is not what the tokenizer writes (", codec_.codes_per_image(),
+            " letters of ", codec_.alphabet(), ")");
+  classify_template_ = format.template_ending_with(label_field_);
+  generate_template_ = format.template_ending_with(image_field_);
+  VLM_CHECK(classify_template_ >= 0 && generate_template_ >= 0, "'", paths.gpt,
+            "': the format needs a template ending with the label (to classify) and one ending with the image (to "
+            "generate)");
+  VLM_CHECK(classifier_->options.num_classes() == static_cast<int64_t>(words().size()),
+            "the reference classifier has ", classifier_->options.num_classes(), " classes but the label field ",
+            words().size(), " words");
+}
+
+int64_t InferenceEngine::image_size() const { return codec_.model()->options.image_size(); }
+
+const std::vector<std::string>& InferenceEngine::words() const { return gpt_.format.field(label_field_).words; }
+
+nlohmann::json InferenceEngine::describe() const {
+  const auto& image = gpt_.format.field(image_field_);
+  return {{"run_dir", run_dir_},
+          {"device", device_.str()},
+          {"image_size", image_size()},
+          {"gpt", {{"options", options_to_json(gpt_.model->options)},
+                   {"parameters", gpt_.model->num_params()},
+                   {"iter", gpt_.meta.value("iter", int64_t(0))}}},
+          {"tokenizer", {{"kind", codec_.kind()},
+                         {"alphabet", codec_.alphabet()},
+                         {"letters_per_image", codec_.codes_per_image()},
+                         {"options", options_to_json(codec_.model()->options)}}},
+          {"format", gpt_.format.to_json()},
+          {"vocabulary", gpt_.tokenizer.chars()},
+          {"image_field", image.name},
+          {"label_field", gpt_.format.field(label_field_).name},
+          {"labels", words()}};
+}
+
+std::vector<std::string> InferenceEngine::encode(const at::Tensor& images) {
+  VLM_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == image_size() &&
+                images.size(3) == image_size(),
+            "encode: expected images (N, 1, ", image_size(), ", ", image_size(), "), got ", images.sizes());
+  return codec_.encode_text(images);
+}
+
+at::Tensor InferenceEngine::decode(const std::vector<std::string>& letters) { return codec_.decode_text(letters); }
+
+at::Tensor InferenceEngine::grade(const at::Tensor& images) { return classifier_probabilities(classifier_, images); }
+
+at::Tensor InferenceEngine::classify(const std::vector<std::string>& letters) {
+  const auto& format = gpt_.format;
+  const auto& tokenizer = gpt_.tokenizer;
+  GPT& model = gpt_.model;
+  const FieldSpec& spec = format.field(label_field_);
+  const int64_t N = static_cast<int64_t>(letters.size()), C = spec.num_classes();
+  auto log_probs = at::empty({N, C}, at::kFloat);
+  if (N == 0) return log_probs;
+  torch::NoGradGuard no_grad;
+  const auto device = model->wte->weight.device();
+  // The words as classify_exact scores them: the first character from the prompt's last position, the rest (and the
+  // field's delimiter after a word that begins another word) by running the word after the prompt.
+  const char delimiter = format.delimiter_after(classify_template_, label_field_);
+  std::vector<at::Tensor> word_input(C), word_target(C);
+  std::vector<int64_t> first_char(C);
+  for (int64_t w = 0; w < C; ++w) {
+    bool begins_another = false;
+    for (const auto& other : spec.words)
+      begins_another |= other.size() > spec.words[w].size() && other.compare(0, spec.words[w].size(), spec.words[w]) == 0;
+    auto ids = tokenizer.encode(begins_another ? spec.words[w] + delimiter : spec.words[w]);
+    first_char[w] = ids[0];
+    if (ids.size() == 1) continue;
+    word_input[w] = at::tensor(std::vector<int64_t>(ids.begin(), ids.end() - 1), at::kLong).to(device);
+    word_target[w] = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong).to(device);
+  }
+  auto first_index = at::tensor(first_char, at::kLong).to(device);
+
+  std::map<size_t, std::vector<int64_t>> by_length;  // absolute positions: only equal lengths share a forward
+  std::vector<std::vector<int64_t>> encoded(N);
+  for (int64_t i = 0; i < N; ++i) {
+    Record r{classify_template_, std::vector<std::string>(format.num_fields())};
+    r.values[image_field_] = letters[i];
+    format.check_value(image_field_, letters[i], "classify");
+    encoded[i] = tokenizer.encode(format.prompt(r, classify_template_, label_field_));
+    by_length[encoded[i].size()].push_back(i);
+  }
+  for (const auto& [T, members] : by_length) {
+    const int64_t B = static_cast<int64_t>(members.size());
+    auto idx = at::empty({B, static_cast<int64_t>(T)}, at::kLong);
+    auto* p = idx.data_ptr<int64_t>();
+    for (int64_t r = 0; r < B; ++r) std::copy(encoded[members[r]].begin(), encoded[members[r]].end(), p + r * T);
+    // The whole prompt, every row: what classify_exact computes for a batch of one (no shared prefix).
+    GPTImpl::KVCache cache;
+    auto first = at::log_softmax(model->forward(idx.to(device), &cache, true).select(1, 0).to(at::kFloat), -1);
+    auto lp = first.index_select(1, first_index);  // (B, C)
+    for (int64_t w = 0; w < C; ++w) {
+      if (!word_input[w].defined()) continue;
+      GPTImpl::KVCache word_cache = cache;
+      const int64_t Lw = word_input[w].size(0);
+      auto logits = model->forward(word_input[w].unsqueeze(0).expand({B, Lw}), &word_cache);  // (B, Lw, V)
+      auto rest = at::log_softmax(logits.to(at::kFloat), -1)
+                      .gather(2, word_target[w].view({1, Lw, 1}).expand({B, Lw, 1}))
+                      .sum({1, 2});
+      lp.select(1, w).add_(rest);
+    }
+    log_probs.index_copy_(0, at::tensor(members, at::kLong), lp.cpu());
+  }
+  return at::softmax(log_probs, 1);
+}
+
+std::vector<GenerateResult> InferenceEngine::generate(const std::vector<GenerateRequest>& requests) {
+  const auto& format = gpt_.format;
+  const int64_t V = gpt_.tokenizer.vocab_size();
+  std::vector<std::string> prompts;
+  for (const auto& q : requests) {
+    VLM_CHECK(q.label >= 0 && q.label < static_cast<int64_t>(words().size()), "generate: no class ", q.label);
+    VLM_CHECK(q.n >= 1, "generate: n must be positive, got ", q.n);
+    VLM_CHECK(q.temperature > 0, "generate: temperature must be > 0, got ", q.temperature);
+    VLM_CHECK(q.top_k >= 0 && q.top_k <= V, "generate: top_k must be in [0, ", V, "], got ", q.top_k);
+    Record r{generate_template_, std::vector<std::string>(format.num_fields())};
+    r.values[label_field_] = words()[q.label];
+    prompts.push_back(format.prompt(r, generate_template_, image_field_));
+  }
+  // Absolute position embeddings: prompts of one length run together (all of them, with the digits).
+  std::map<size_t, std::vector<size_t>> by_length;
+  for (size_t i = 0; i < prompts.size(); ++i) by_length[prompts[i].size()].push_back(i);
+  std::vector<GenerateResult> out(requests.size());
+  for (const auto& [len, members] : by_length) {
+    std::vector<GenerateRequest> qs;
+    std::vector<std::string> ps;
+    for (size_t i : members) qs.push_back(requests[i]), ps.push_back(prompts[i]);
+    auto done = generate_same_length(qs, ps);
+    for (size_t k = 0; k < members.size(); ++k) out[members[k]] = std::move(done[k]);
+  }
+  return out;
+}
+
+// Sampler::complete_batch with a format constraint, for several requests at once: one forward pass per step for all
+// rows, but each request masks, scales, cuts to top-k and draws its own rows from its own generator, in the same
+// order and shapes as a Sampler running that request alone, so its result is bitwise the same.
+std::vector<GenerateResult> InferenceEngine::generate_same_length(const std::vector<GenerateRequest>& requests,
+                                                                  const std::vector<std::string>& prompts) {
+  const auto& format = gpt_.format;
+  const auto& tokenizer = gpt_.tokenizer;
+  GPT& model = gpt_.model;
+  torch::NoGradGuard no_grad;
+  const auto device = model->wte->weight.device();
+  const int64_t R = static_cast<int64_t>(requests.size()), T0 = static_cast<int64_t>(prompts[0].size());
+  const int64_t block = model->options.block_size();
+  VLM_CHECK(T0 >= 1 && T0 < block, "generate: a prompt of ", T0, " characters does not fit the block of ", block);
+  const int64_t pad_id = tokenizer.pad_id(), V = tokenizer.vocab_size();
+  const float ninf = -std::numeric_limits<float>::infinity();
+
+  std::vector<int64_t> start(R + 1, 0);
+  for (int64_t r = 0; r < R; ++r) start[r + 1] = start[r] + requests[r].n;
+  const int64_t B = start[R];
+  std::vector<at::Generator> generators;
+  for (const auto& q : requests) generators.push_back(at::make_generator<at::CPUGeneratorImpl>(q.seed));
+
+  // Each request's prompt alone, for one row, as forward_last_shared_prefix does for identical rows; its keys and
+  // values are then repeated for the request's rows.
+  GPTImpl::KVCache cache;
+  std::vector<std::vector<at::Tensor>> ks, vs;
+  std::vector<at::Tensor> first_logits;
+  for (int64_t r = 0; r < R; ++r) {
+    GPTImpl::KVCache one;
+    auto ids = tokenizer.encode(prompts[r]);
+    auto idx = at::tensor(ids, at::kLong).view({1, T0}).to(device);
+    first_logits.push_back(model->forward(idx, &one, true).select(1, 0).expand({requests[r].n, -1}));
+    if (ks.empty()) ks.resize(one.layers.size()), vs.resize(one.layers.size());
+    for (size_t l = 0; l < one.layers.size(); ++l) {
+      ks[l].push_back(one.layers[l].k.expand({requests[r].n, -1, -1, -1}));
+      vs[l].push_back(one.layers[l].v.expand({requests[r].n, -1, -1, -1}));
+    }
+    cache.length = one.length;
+  }
+  cache.layers.resize(ks.size());
+  for (size_t l = 0; l < ks.size(); ++l) cache.layers[l] = {at::cat(ks[l]), at::cat(vs[l])};
+  at::Tensor logits = at::cat(first_logits);  // (B, V)
+
+  std::vector<FormatCursor> cursors;
+  std::vector<std::string> allowed;
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < requests[r].n; ++i) {
+      cursors.emplace_back(format);
+      cursors.back().push(prompts[r]);
+      allowed.push_back(cursors.back().allowed());
+    }
+  std::vector<char> row_finished(B, 0), request_done(R, 0);
+  std::vector<std::vector<int64_t>> generated(B);
+  int64_t active = R;
+  for (int64_t pos = T0; pos < block && active > 0; ++pos) {
+    auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)
+    auto next_all = at::full({B}, pad_id, at::kLong);
+    for (int64_t r = 0; r < R; ++r) {
+      if (request_done[r]) continue;
+      const int64_t s = start[r], n = requests[r].n;
+      auto mask = at::full({n, V}, ninf, at::kFloat);
+      auto m = mask.accessor<float, 2>();
+      for (int64_t b = 0; b < n; ++b)
+        for (char c : row_finished[s + b] ? std::string(1, format.pad()) : allowed[s + b]) m[b][tokenizer.id(c)] = 0;
+      auto x = (last.narrow(0, s, n) + mask) / requests[r].temperature;
+      const int64_t k = std::min<int64_t>(requests[r].top_k, V);
+      if (k > 0 && k < V) {
+        auto kth = std::get<0>(x.topk(k, -1)).narrow(-1, k - 1, 1);
+        x = x.masked_fill(x < kth, ninf);
+      }
+      auto next = at::multinomial(at::softmax(x, -1), 1, /*replacement=*/false, generators[r]).squeeze(-1);
+      next_all.narrow(0, s, n).copy_(next);
+      auto na = next.accessor<int64_t, 1>();
+      bool all_finished = true;
+      for (int64_t b = 0; b < n; ++b) {
+        const int64_t row = s + b;
+        generated[row].push_back(na[b]);
+        if (na[b] == pad_id) row_finished[row] = 1;
+        if (!row_finished[row]) {
+          cursors[row].try_push(tokenizer.character(na[b]));
+          allowed[row] = cursors[row].allowed();
+          if (cursors[row].complete() && allowed[row] == std::string(1, format.pad())) row_finished[row] = 1;
+        }
+        all_finished &= row_finished[row] != 0;
+      }
+      if (all_finished || pos + 1 >= block) request_done[r] = 1, --active;
+    }
+    if (active == 0 || pos + 1 >= block) break;
+    logits = model->forward(next_all.view({B, 1}).to(device), &cache, true).select(1, 0);
+  }
+
+  std::vector<GenerateResult> out(R);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t b = start[r]; b < start[r + 1]; ++b) {
+      std::string completion;
+      for (int64_t id : generated[b]) {
+        if (id == pad_id) break;  // the pad that ended the line
+        completion += tokenizer.character(id);
+      }
+      std::string value;
+      try {
+        Record parsed = format.parse(prompts[r] + completion);
+        if (parsed.tmpl == generate_template_ && parsed.values[label_field_] == words()[requests[r].label])
+          value = parsed.values[image_field_];
+      } catch (const Error&) {
+        // not a line of the format: invalid, as generate_per_class counts it
+      }
+      out[r].completions.push_back(std::move(completion));
+      out[r].letters.push_back(std::move(value));
+    }
+  return out;
+}
+
+}  // namespace vlm
