@@ -9,6 +9,7 @@
 
 #include "vlm/core/check.h"
 #include "vlm/core/options.h"
+#include "vlm/eval/classify.h"
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/text/format_automaton.h"
 
@@ -76,62 +77,14 @@ at::Tensor InferenceEngine::grade(const at::Tensor& images) { return classifier_
 
 at::Tensor InferenceEngine::classify(const std::vector<std::string>& letters) {
   const auto& format = gpt_.format;
-  const auto& tokenizer = gpt_.tokenizer;
-  GPT& model = gpt_.model;
-  const FieldSpec& spec = format.field(label_field_);
-  const int64_t N = static_cast<int64_t>(letters.size()), C = spec.num_classes();
-  auto log_probs = at::empty({N, C}, at::kFloat);
-  if (N == 0) return log_probs;
-  torch::NoGradGuard no_grad;
-  const auto device = model->wte->weight.device();
-  // The words as classify_exact scores them: the first character from the prompt's last position, the rest (and the
-  // field's delimiter after a word that begins another word) by running the word after the prompt.
-  const char delimiter = format.delimiter_after(classify_template_, label_field_);
-  std::vector<at::Tensor> word_input(C), word_target(C);
-  std::vector<int64_t> first_char(C);
-  for (int64_t w = 0; w < C; ++w) {
-    bool begins_another = false;
-    for (const auto& other : spec.words)
-      begins_another |= other.size() > spec.words[w].size() && other.compare(0, spec.words[w].size(), spec.words[w]) == 0;
-    auto ids = tokenizer.encode(begins_another ? spec.words[w] + delimiter : spec.words[w]);
-    first_char[w] = ids[0];
-    if (ids.size() == 1) continue;
-    word_input[w] = at::tensor(std::vector<int64_t>(ids.begin(), ids.end() - 1), at::kLong).to(device);
-    word_target[w] = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong).to(device);
-  }
-  auto first_index = at::tensor(first_char, at::kLong).to(device);
-
-  std::map<size_t, std::vector<int64_t>> by_length;  // absolute positions: only equal lengths share a forward
-  std::vector<std::vector<int64_t>> encoded(N);
-  for (int64_t i = 0; i < N; ++i) {
+  std::vector<Record> records;
+  for (const auto& l : letters) {
+    format.check_value(image_field_, l, "classify");
     Record r{classify_template_, std::vector<std::string>(format.num_fields())};
-    r.values[image_field_] = letters[i];
-    format.check_value(image_field_, letters[i], "classify");
-    encoded[i] = tokenizer.encode(format.prompt(r, classify_template_, label_field_));
-    by_length[encoded[i].size()].push_back(i);
+    r.values[image_field_] = l;
+    records.push_back(std::move(r));
   }
-  for (const auto& [T, members] : by_length) {
-    const int64_t B = static_cast<int64_t>(members.size());
-    auto idx = at::empty({B, static_cast<int64_t>(T)}, at::kLong);
-    auto* p = idx.data_ptr<int64_t>();
-    for (int64_t r = 0; r < B; ++r) std::copy(encoded[members[r]].begin(), encoded[members[r]].end(), p + r * T);
-    // The whole prompt, every row: what classify_exact computes for a batch of one (no shared prefix).
-    GPTImpl::KVCache cache;
-    auto first = at::log_softmax(model->forward(idx.to(device), &cache, true).select(1, 0).to(at::kFloat), -1);
-    auto lp = first.index_select(1, first_index);  // (B, C)
-    for (int64_t w = 0; w < C; ++w) {
-      if (!word_input[w].defined()) continue;
-      GPTImpl::KVCache word_cache = cache;
-      const int64_t Lw = word_input[w].size(0);
-      auto logits = model->forward(word_input[w].unsqueeze(0).expand({B, Lw}), &word_cache);  // (B, Lw, V)
-      auto rest = at::log_softmax(logits.to(at::kFloat), -1)
-                      .gather(2, word_target[w].view({1, Lw, 1}).expand({B, Lw, 1}))
-                      .sum({1, 2});
-      lp.select(1, w).add_(rest);
-    }
-    log_probs.index_copy_(0, at::tensor(members, at::kLong), lp.cpu());
-  }
-  return at::softmax(log_probs, 1);
+  return classify_exact(gpt_.model, gpt_.tokenizer, format, records, {}, /*batch_size=*/1024, label_field_).probs;
 }
 
 std::vector<GenerateResult> InferenceEngine::generate(const std::vector<GenerateRequest>& requests) {
@@ -163,7 +116,8 @@ std::vector<GenerateResult> InferenceEngine::generate(const std::vector<Generate
 
 // Sampler::complete_batch with a format constraint, for several requests at once: one forward pass per step for all
 // rows, but each request masks, scales, cuts to top-k and draws its own rows from its own generator, in the same
-// order and shapes as a Sampler running that request alone, so its result is bitwise the same.
+// order and shapes as a Sampler running that request alone, so it draws the same characters (only the logits'
+// last-bit rounding can depend on the batch: OpenBLAS's products round a row according to the rows around it).
 std::vector<GenerateResult> InferenceEngine::generate_same_length(const std::vector<GenerateRequest>& requests,
                                                                   const std::vector<std::string>& prompts) {
   const auto& format = gpt_.format;

@@ -52,7 +52,9 @@ int64_t get_integer(const nlohmann::json& j, const char* key, int64_t lo, int64_
   const std::string range = fmt::format("an integer in [{}, {}]", lo, hi);
   if (!v.is_number_integer())
     throw HttpError(400, fmt::format("\"{}\" must be {}, got {}", key, range, v.dump()), expected);
-  if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(hi) : (v.get<int64_t>() < lo || v.get<int64_t>() > hi))
+  // nlohmann reads a non-negative literal as unsigned: compare as unsigned first, so 2^64-1 is not -1.
+  const bool above = v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(hi) : v.get<int64_t>() > hi;
+  if (above || (!v.is_number_unsigned() && v.get<int64_t>() < lo) || (v.is_number_unsigned() && lo > 0 && v.get<uint64_t>() < static_cast<uint64_t>(lo)))
     throw HttpError(400, fmt::format("\"{}\" = {} is out of range: expected {}", key, v.dump(), range), expected);
   return v.get<int64_t>();
 }

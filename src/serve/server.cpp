@@ -1,11 +1,13 @@
 #include "vlm/serve/server.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <future>
 #include <iostream>
@@ -60,6 +62,18 @@ std::string png_data_url(const Pixels& pixels, int64_t size) {
          base64_encode(encode_png(pixels.data(), static_cast<int>(size), static_cast<int>(size), 1));
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into Debian's library): 64 clients
+// connecting at once overflow it and some connections die unanswered. Calling listen() again on the bound socket
+// raises the backlog; the subclass reaches the socket.
+class HttpServer : public httplib::Server {
+ public:
+  void raise_backlog() {
+    const socket_t sock = svr_sock_;
+    VLM_CHECK(sock != INVALID_SOCKET && ::listen(sock, SOMAXCONN) == 0, "vlm serve: listen() failed: ",
+              std::strerror(errno));
+  }
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -68,7 +82,7 @@ struct Server::Impl {
   RequestLimits limits;
   ThreadSetting threads = current_threads();
   std::unique_ptr<Batcher<Job>> batcher;
-  httplib::Server http;
+  HttpServer http;
   int port = -1;
   std::atomic<bool> stop_requested{false}, listen_done{false};
 
@@ -268,6 +282,7 @@ Server::Server(const ServerOptions& options, c10::Device device) {
   }
   VLM_CHECK(impl_->port > 0, "cannot listen on ", options.host, ":", options.port,
             " (is the port in use, or the address not one of this machine's?)");
+  http.raise_backlog();
 }
 
 Server::~Server() {

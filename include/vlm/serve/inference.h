@@ -7,12 +7,13 @@
 //   auto c = engine.classify(letters);                    // exact posterior over the label words, per row
 //   auto g = engine.generate({{7, 16, 0.8, 200, 1337}});  // 16 images of "7" for seed 1337
 //
-// Batch-invariant by construction, so that a server may batch concurrent requests without changing any answer:
-// each row of classify() is computed by the same operations as classify_exact() on that record alone (the prompt
-// runs whole, without the shared-prefix shortcut whose numerics depend on the batch), and each request of
-// generate() draws from its own generator seeded with its seed, its prompt run alone, exactly as
-// generate_per_class() with Sampler does for that request alone. tests/test_serve.cpp checks both against the
-// library functions. Not thread-safe: one thread (the server's batching worker) calls it.
+// Batching does not change an answer: classify() is classify_exact() and encode/decode/grade are the codec's and
+// classifier's own batched functions; generate() gives each request its own generator seeded with its seed and runs
+// its prompt alone, so it draws exactly what generate_per_class() with Sampler draws for that request alone, whatever
+// else shares the batch. The one batch-dependent thing is float rounding: OpenBLAS rounds a row of a matrix product
+// according to the rows around it, so a probability may differ by ~1e-7 between a batch of one and a larger one.
+// tests/test_serve.cpp checks all of it against the library functions. Not thread-safe: one thread (the server's
+// batching worker) calls it.
 #include <cstdint>
 #include <string>
 #include <vector>
