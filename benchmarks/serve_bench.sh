@@ -2,7 +2,7 @@
 # Load test of `vlm serve` with wrk (Debian's, an epoll C client: one thread, so it takes little of the 2 cores):
 # classify and generate (n=16) at 1, 8 and 64 concurrent connections, dynamic batching on (--max_batch=64) and off
 # (--max_batch=1), in one run. Prints a markdown table (docs/benchmarks.md) with requests/s, p50/p99 latency, the CPU
-# the client and the server took (cores = CPU seconds / wall seconds), and non-2xx answers.
+# the client and the server took (cores = CPU seconds / wall seconds), and errors (non-2xx answers, socket errors).
 #   benchmarks/serve_bench.sh [--run_dir=runs/mnist] [--vlm=build/examples/vlm] [--data_dir=data/mnist]
 #                             [--seconds=10] [--clients="1 8 64"] [--server_args="--threads=0"]
 set -euo pipefail
@@ -73,7 +73,7 @@ measure() {  # $1 mode, $2 endpoint, $3 clients
   local before after out client_cpu
   before=$(cpu_ticks "$server_pid")
   TIMEFORMAT='%U %S'
-  { time wrk -t1 -c"$3" -d"${seconds}s" --latency -s "$work/$2.lua" "http://127.0.0.1:$port/api/$2" \
+  { time wrk -t1 -c"$3" -d"${seconds}s" --timeout 10s --latency -s "$work/$2.lua" "http://127.0.0.1:$port/api/$2" \
       >"$work/wrk.txt" 2>&1; } 2>"$work/time.txt"
   after=$(cpu_ticks "$server_pid")
   out=$(cat "$work/wrk.txt")
@@ -81,18 +81,19 @@ measure() {  # $1 mode, $2 endpoint, $3 clients
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  # non-2xx answers plus socket errors (connect, read, write, timeout)
+  errors=$(awk '/Non-2xx/ {n += $5} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
   client_cpu=$(awk -v s="$seconds" '{printf "%.2f", ($1 + $2) / s}' "$work/time.txt")
   local server_cpu
   server_cpu=$(awk -v a="$after" -v b="$before" -v t="$ticks" -v s="$seconds" 'BEGIN {printf "%.2f", (a - b) / t / s}')
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$mode_name" "$3" "$rps" "$p50" "$p99" \
-    "$client_cpu" "$server_cpu" "${errors:-0}"
+    "$client_cpu" "$server_cpu" "$errors"
 }
 
-echo "vlm serve load test: $(date -u +%FT%TZ), $(nproc) cores, run $run_dir, ${seconds}s per row, wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
+echo "vlm serve load test: $(date -u +%FT%TZ), $(nproc) cores, run $run_dir, ${seconds}s per row, wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "server flags: $server_args; body: classify = a 28x28 PNG, generate = {label 7, n 16, temperature 0.8}"
 echo
-echo "| endpoint | batching | clients | requests/s | p50 | p99 | client cores | server cores | non-2xx |"
+echo "| endpoint | batching | clients | requests/s | p50 | p99 | client cores | server cores | errors |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for mode in on off; do
   if [ "$mode" = on ]; then flags="--max_batch=64"; mode_name="on (max_batch 64)"; else flags="--max_batch=1"; mode_name="off"; fi

@@ -143,16 +143,23 @@ std::vector<GenerateResult> InferenceEngine::generate_same_length(const std::vec
   std::vector<std::vector<at::Tensor>> ks, vs;
   std::vector<at::Tensor> first_logits;
   for (int64_t r = 0; r < R; ++r) {
-    GPTImpl::KVCache one;
-    auto ids = tokenizer.encode(prompts[r]);
-    auto idx = at::tensor(ids, at::kLong).view({1, T0}).to(device);
-    first_logits.push_back(model->forward(idx, &one, true).select(1, 0).expand({requests[r].n, -1}));
-    if (ks.empty()) ks.resize(one.layers.size()), vs.resize(one.layers.size());
-    for (size_t l = 0; l < one.layers.size(); ++l) {
-      ks[l].push_back(one.layers[l].k.expand({requests[r].n, -1, -1, -1}));
-      vs[l].push_back(one.layers[l].v.expand({requests[r].n, -1, -1, -1}));
+    // A prompt's forward pass is the same every time (one row, one thread): kept per prompt after the first.
+    auto it = prompt_cache_.find(prompts[r]);
+    if (it == prompt_cache_.end()) {
+      PromptState state;
+      auto ids = tokenizer.encode(prompts[r]);
+      auto idx = at::tensor(ids, at::kLong).view({1, T0}).to(device);
+      state.logits = model->forward(idx, &state.cache, true).select(1, 0);
+      it = prompt_cache_.emplace(prompts[r], std::move(state)).first;
     }
-    cache.length = one.length;
+    const PromptState& one = it->second;
+    first_logits.push_back(one.logits.expand({requests[r].n, -1}));
+    if (ks.empty()) ks.resize(one.cache.layers.size()), vs.resize(one.cache.layers.size());
+    for (size_t l = 0; l < one.cache.layers.size(); ++l) {
+      ks[l].push_back(one.cache.layers[l].k.expand({requests[r].n, -1, -1, -1}));
+      vs[l].push_back(one.cache.layers[l].v.expand({requests[r].n, -1, -1, -1}));
+    }
+    cache.length = one.cache.length;
   }
   cache.layers.resize(ks.size());
   for (size_t l = 0; l < ks.size(); ++l) cache.layers[l] = {at::cat(ks[l]), at::cat(vs[l])};

@@ -15,6 +15,7 @@
 // tests/test_serve.cpp checks all of it against the library functions. Not thread-safe: one thread (the server's
 // batching worker) calls it.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,11 @@ class InferenceEngine {
  private:
   std::vector<GenerateResult> generate_same_length(const std::vector<GenerateRequest>& requests,
                                                    const std::vector<std::string>& prompts);
+  struct PromptState {
+    at::Tensor logits;  ///< (1, V) after the prompt
+    GPTImpl::KVCache cache;
+  };
+  std::map<std::string, PromptState> prompt_cache_;  ///< one per label word at most
   std::string run_dir_;
   c10::Device device_;
   ImageTokenCodec codec_;
