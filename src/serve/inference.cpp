@@ -14,6 +14,9 @@
 #include "vlm/text/format_automaton.h"
 
 namespace vlm {
+namespace {
+constexpr int64_t kGenerateRows = 256;
+}  // namespace
 
 InferenceEngine::InferenceEngine(const std::string& run_dir, c10::Device device)
     : run_dir_(run_dir), device_(device), codec_(ImageTokenCodec::load(RunPaths::of(run_dir).vqvae, device)) {
@@ -71,9 +74,10 @@ std::vector<std::string> InferenceEngine::encode(const at::Tensor& images) {
   return codec_.encode_text(images);
 }
 
-at::Tensor InferenceEngine::decode(const std::vector<std::string>& letters) { return codec_.decode_text(letters); }
+// Chunks of 64 images: the reference CNN's activations for 768 images at once (180 MB) made it 4x slower an image.
+at::Tensor InferenceEngine::decode(const std::vector<std::string>& letters) { return codec_.decode_text(letters, 64); }
 
-at::Tensor InferenceEngine::grade(const at::Tensor& images) { return classifier_probabilities(classifier_, images); }
+at::Tensor InferenceEngine::grade(const at::Tensor& images) { return classifier_probabilities(classifier_, images, 64); }
 
 at::Tensor InferenceEngine::classify(const std::vector<std::string>& letters) {
   const auto& format = gpt_.format;
@@ -105,11 +109,21 @@ std::vector<GenerateResult> InferenceEngine::generate(const std::vector<Generate
   for (size_t i = 0; i < prompts.size(); ++i) by_length[prompts[i].size()].push_back(i);
   std::vector<GenerateResult> out(requests.size());
   for (const auto& [len, members] : by_length) {
-    std::vector<GenerateRequest> qs;
-    std::vector<std::string> ps;
-    for (size_t i : members) qs.push_back(requests[i]), ps.push_back(prompts[i]);
-    auto done = generate_same_length(qs, ps);
-    for (size_t k = 0; k < members.size(); ++k) out[members[k]] = std::move(done[k]);
+    // At most kGenerateRows rows per sampling loop: past that, the key/value caches leave the caches and a row costs
+    // more (measured here: 0.6 ms a row at 240 rows, 0.9 ms at 768).
+    for (size_t begin = 0; begin < members.size();) {
+      std::vector<GenerateRequest> qs;
+      std::vector<std::string> ps;
+      int64_t rows = 0;
+      size_t end = begin;
+      for (; end < members.size() && (end == begin || rows + requests[members[end]].n <= kGenerateRows); ++end) {
+        qs.push_back(requests[members[end]]), ps.push_back(prompts[members[end]]);
+        rows += requests[members[end]].n;
+      }
+      auto done = generate_same_length(qs, ps);
+      for (size_t k = begin; k < end; ++k) out[members[k]] = std::move(done[k - begin]);
+      begin = end;
+    }
   }
   return out;
 }

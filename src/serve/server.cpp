@@ -244,6 +244,9 @@ struct Server::Impl {
         set_json(res, 500, {{"error", "unknown error"}});
       }
     });
+    // Headers and body go out in separate writes: with Nagle's algorithm the body waits for the client's delayed
+    // ACK, 40 ms a request (measured: 20 requests/s for one client, the server idle).
+    http.set_tcp_nodelay(true);
     http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
     http.set_keep_alive_max_count(1u << 30);
     http.set_keep_alive_timeout(static_cast<time_t>(options.keep_alive_seconds));
