@@ -279,7 +279,7 @@ TEST_CASE("vlm serve: decode and generate answer what the library computes", "[s
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("vlm serve: concurrent requests are batched and answer exactly as one at a time", "[serve]") {
+TEST_CASE("vlm serve: concurrent requests are batched and answer as one at a time", "[serve]") {
   // A long collection window, so that the concurrent requests below do share batches.
   ServerProcess server({"--max_batch=64", "--max_wait_ms=200"});
   auto& lib = library();
