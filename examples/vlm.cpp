@@ -82,7 +82,7 @@ int run(int argc, char** argv) {
   }
   auto config = flags.to_json();
   config.erase("nproc");  // how the run is spread, not what it computes: a run may resume with another count
-  config["run_dir"] = o.run_dir;
+  config.erase("run_dir");  // where config.json lives: a run moved (or mounted read-only elsewhere) stays the same
   config["runtime"] = info.summary();
   vlm::run_pipeline(o, config, &group);
   if (dist.rank == 0) fmt::print("report: {}/report.md\n", o.run_dir);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <filesystem>
@@ -62,6 +63,36 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+size_t count_in(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+bool exited(pid_t pid) {  // a zombie counts: it has exited but is not reaped yet
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, comm, state;
+  stat >> pid_field >> comm >> state;
+  return !stat || state == "Z";
+}
+// Waits until `log` holds `marker` `times` times (true), or the process has exited (false).
+bool wait_for_line(pid_t pid, const std::string& log, const std::string& marker, size_t times) {
+  for (;;) {
+    if (count_in(vlm::testing::read_text(log), marker) >= times) return true;
+    if (exited(pid)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+// Waits until `file` has been written after `since` (true), or the process has exited (false).
+bool wait_for_write(pid_t pid, const std::string& file, fs::file_time_type since) {
+  for (;;) {
+    std::error_code ec;
+    const auto t = fs::last_write_time(file, ec);
+    if (!ec && t > since) return true;
+    if (exited(pid)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
 std::vector<at::Tensor> params(const std::string& ckpt) {
   auto g = vlm::load_gpt_checkpoint(ckpt);
   std::vector<at::Tensor> out;
@@ -76,31 +107,44 @@ TEST_CASE("train_gpt killed with SIGKILL at five random moments resumes to the u
   vlm::testing::TempDir dir;
   REQUIRE(wait_exit(start(args(dir.file("straight"), "scratch"), dir.file("straight.log"))) == 0);
   const auto expected = params(dir.file("straight/ckpt.pt"));
+  // The time between two checkpoints (10 steps) of the uninterrupted run: kill delays are drawn within 1.5 of it.
+  const std::string straight_log = vlm::testing::read_text(dir.file("straight.log"));
+  const size_t at_ms = straight_log.find(" ms/iter");
+  REQUIRE(at_ms != std::string::npos);
+  const double ms_per_iter = std::stod(straight_log.substr(straight_log.rfind('(', at_ms) + 1));
+  const int period_ms = std::max(2, static_cast<int>(15 * ms_per_iter));
 
   std::mt19937 rng(2026);
-  const std::string out = dir.file("killed");
+  const std::string out = dir.file("killed"), ckpt = out + "/ckpt.pt";
   int kills = 0, resumes = 0;
   for (int k = 0; k < 5; ++k) {
-    // Start (from the last checkpoint when there is one), let it run 0.2 to 1.5 s, kill -9.
-    const bool have = fs::exists(out + "/ckpt.pt");
+    // Start (from the last checkpoint when there is one); once this process has written a checkpoint of its own,
+    // kill -9 it within 1.5 checkpoint periods: inside a step or inside the next checkpoint write, at comparable
+    // points of the run whatever the machine's load.
+    const bool have = fs::exists(ckpt);
+    std::error_code ec;
+    const auto before = have ? fs::last_write_time(ckpt, ec) : fs::file_time_type::min();
     const pid_t pid = start(args(out, have ? "resume" : "scratch"), dir.file("killed.log"));
     resumes += have;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 1300));
-    if (kill(pid, SIGKILL) == 0) ++kills;
+    if (wait_for_write(pid, ckpt, before)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % period_ms));
+      kill(pid, SIGKILL);
+    }
     const int code = wait_exit(pid);
+    kills += code == 128 + SIGKILL;
     INFO("attempt " << k << " exit " << code);
     CHECK((code == 128 + SIGKILL || code == 0));
-    if (fs::exists(out + "/ckpt.pt")) {
+    if (fs::exists(ckpt)) {
       // Whatever the moment, the checkpoint on disk loads (written to a temporary, then renamed).
-      CHECK_NOTHROW(vlm::read_gpt_checkpoint_header(out + "/ckpt.pt"));
+      CHECK_NOTHROW(vlm::read_gpt_checkpoint_header(ckpt));
     }
   }
   // Finish: the stale run lock of the killed process must not stop this one.
   const int code = wait_exit(start(args(out, fs::exists(out + "/ckpt.pt") ? "resume" : "scratch"), dir.file("killed.log")));
   INFO(vlm::testing::read_text(dir.file("killed.log")));
   REQUIRE(code == 0);
-  CHECK(kills >= 3);    // most attempts were killed mid-run (a fast machine may finish one first)
-  CHECK(resumes >= 2);  // and most started from a checkpoint a killed process left
+  CHECK(kills >= 4);    // killed mid-run (the last attempts may find little left to do)
+  CHECK(resumes >= 4);  // every start after the first continued from a checkpoint a killed process left
   const auto got = params(out + "/ckpt.pt");
   REQUIRE(got.size() == expected.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(at::equal(got[i], expected[i]));
@@ -127,17 +171,29 @@ TEST_CASE("train_vqvae killed with SIGKILL at five random moments resumes to the
   vlm::testing::write_synthetic_mnist(data, 600, 100);
   REQUIRE(wait_exit(start(vqvae_args(data, dir.file("straight")), dir.file("straight.log"))) == 0);
   const auto expected = vqvae_state(dir.file("straight/vqvae.pt"));
+  // One epoch of the uninterrupted run ("trained 40 epochs in S s"): kill delays are drawn within 1.5 of it.
+  const std::string straight_log = vlm::testing::read_text(dir.file("straight.log"));
+  const size_t at_in = straight_log.find("epochs in ");
+  REQUIRE(at_in != std::string::npos);
+  const int period_ms = std::max(2, static_cast<int>(1500 * std::stod(straight_log.substr(at_in + 10)) / 40));
 
   std::mt19937 rng(2027);
-  const std::string out = dir.file("killed");
+  const std::string out = dir.file("killed"), state = out + "/state.pt";
   int kills = 0, resumes = 0;
   for (int k = 0; k < 5; ++k) {
-    // The same command each time: it resumes from state.pt when a killed run left one.
-    resumes += fs::exists(out + "/state.pt");
+    // The same command each time: it resumes from state.pt when a killed run left one. Killed once it has finished
+    // an epoch of its own, within 1.5 epochs: in an epoch's steps, its validation, its checkpoint or state write.
+    const bool have = fs::exists(state);
+    resumes += have;
+    std::error_code ec;
+    const auto before = have ? fs::last_write_time(state, ec) : fs::file_time_type::min();
     const pid_t pid = start(vqvae_args(data, out), dir.file("killed.log"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200 + rng() % 2000));  // start-up ~1 s, then epochs
-    if (kill(pid, SIGKILL) == 0) ++kills;
+    if (wait_for_write(pid, state, before)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % period_ms));
+      kill(pid, SIGKILL);
+    }
     const int code = wait_exit(pid);
+    kills += code == 128 + SIGKILL;
     INFO("attempt " << k << " exit " << code);
     CHECK((code == 128 + SIGKILL || code == 0));
     for (const char* f : {"/state.pt", "/vqvae.pt"})  // whatever the moment, what is on disk loads
@@ -147,16 +203,16 @@ TEST_CASE("train_vqvae killed with SIGKILL at five random moments resumes to the
   const std::string log = vlm::testing::read_text(dir.file("killed.log"));
   INFO(log);
   REQUIRE(code == 0);
-  CHECK(kills >= 3);
-  CHECK(resumes >= 2);
+  CHECK(kills >= 4);
+  CHECK(resumes >= 4);
   CHECK(log.find("resuming from") != std::string::npos);
   const auto got = vqvae_state(out + "/vqvae.pt");
   REQUIRE(got.size() == expected.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(at::equal(got[i], expected[i]));
   // The epoch log of the killed-and-resumed run holds every epoch once, as the uninterrupted one does.
   const std::string got_log = vlm::testing::read_text(out + "/epochs.jsonl");
-  const std::string straight_log = vlm::testing::read_text(dir.file("straight/epochs.jsonl"));
-  CHECK(std::count(got_log.begin(), got_log.end(), '\n') == std::count(straight_log.begin(), straight_log.end(), '\n'));
+  const std::string straight_epochs = vlm::testing::read_text(dir.file("straight/epochs.jsonl"));
+  CHECK(std::count(got_log.begin(), got_log.end(), '\n') == std::count(straight_epochs.begin(), straight_epochs.end(), '\n'));
 }
 
 namespace {
@@ -164,25 +220,6 @@ std::vector<std::string> run_args(const std::string& data, const std::string& ru
   return {kVlm, "run", "--preset=tiny", "--threads=1", "--data_dir=" + data, "--run_dir=" + run_dir,
           "--vq.max_epochs=30", "--gpt.max_iters=800", "--gpt.lr_decay_iters=800", "--gpt.eval_interval=80",
           "--gpt.checkpoint_interval=80"};
-}
-size_t count_in(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-bool exited(pid_t pid) {  // a zombie counts: it has exited but is not reaped yet
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string pid_field, comm, state;
-  stat >> pid_field >> comm >> state;
-  return !stat || state == "Z";
-}
-// Waits until `log` holds `marker` `times` times (true), or the process has exited (false).
-bool wait_for_line(pid_t pid, const std::string& log, const std::string& marker, size_t times) {
-  for (;;) {
-    if (count_in(vlm::testing::read_text(log), marker) >= times) return true;
-    if (exited(pid)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
 }
 std::vector<at::Tensor> gpt_params(const std::string& ckpt) {
   auto g = vlm::load_gpt_checkpoint(ckpt);

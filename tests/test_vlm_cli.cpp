@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -291,4 +292,38 @@ TEST_CASE("examples/custom_codec trains and evaluates a GPT through a codec the 
   CHECK(summary["format"]["fields"][0]["codec"] == "downsample");
   CHECK(summary["format"]["fields"][0]["length"] == 16);
   CHECK(fs::exists(out + "/eval/generated.png"));  // drawn by the codec's own renderer
+}
+
+TEST_CASE("vlm run on a finished run on a read-only file system reports it; a stage that must run names the cause",
+          "[cli][run][hardening]") {
+  make_run(/*fresh=*/false);
+  vlm::testing::TempDir dir;
+  const std::string mnt = dir.file("ro");
+  fs::create_directories(mnt);
+  if (std::system(("mount -t tmpfs -o size=64m none " + quote(mnt) + " 2>/dev/null").c_str()) != 0) {
+    WARN("cannot mount a tmpfs here (needs root): the read-only run directory case is not exercised");
+    return;
+  }
+  struct Unmount {
+    std::string at;
+    ~Unmount() { (void)std::system(("umount " + quote(at) + " 2>/dev/null").c_str()); }
+  } unmount{mnt};
+  const std::string run = mnt + "/run";
+  fs::copy(kRun, run, fs::copy_options::recursive);
+  REQUIRE(std::system(("mount -o remount,ro " + quote(mnt)).c_str()) == 0);
+  const std::string args = "run --preset=tiny --threads=1 --data_dir=" + quote(kData) + " --run_dir=" + quote(run);
+  auto r = vlm_cli(args);
+  INFO(r.out);
+  CHECK(r.rc == 0);
+  CHECK(contains(r.out, "[eval] up to date"));
+  CHECK(!contains(r.out, "running ("));
+  CHECK(contains(r.out, "finished: test accuracy"));
+  CHECK(contains(r.out, "report: " + run + "/report.md"));
+  // Forcing a stage on it: an error naming the file it could not write and why; the run is unchanged.
+  auto f = vlm_cli(args + " --force_stages=eval");
+  INFO(f.out);
+  CHECK(f.rc != 0);
+  CHECK(contains(f.out, "Read-only file system"));
+  CHECK(contains(f.out, run + "/eval/"));
+  CHECK(vlm::testing::read_text(run + "/summary.json") == vlm::testing::read_text(kRun + "/summary.json"));
 }

@@ -28,6 +28,12 @@ RunLock::RunLock(const std::string& dir) {
   ensure_directory(dir);
   path_ = (std::filesystem::path(dir.empty() ? "." : dir) / ".lock").string();
   int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 && errno == EROFS) {
+    // A read-only file system: nobody can write here, so there is no writer to exclude. A lock file left by the
+    // run that wrote the directory is still taken (flock needs no write access), else there is nothing to hold.
+    fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+  }
   if (fd < 0) {
     const int err = errno;
     VLM_FAIL("cannot open the run lock '", path_, "': ", os_error_message(err));

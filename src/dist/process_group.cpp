@@ -216,6 +216,19 @@ void ProcessGroup::barrier(std::chrono::milliseconds timeout) {
   run(impl_->pg->allreduce(t, o), env_, "barrier", limit);
 }
 
+void ProcessGroup::wait_for_main(std::chrono::milliseconds timeout) {
+  if (!distributed()) return;
+  const std::string key = fmt::format("vlm/main_done/{}", main_waits_++);
+  try {
+    if (is_main()) impl_->store->set(key, std::vector<uint8_t>{1});
+    else impl_->store->wait({key}, timeout);
+  } catch (const std::exception& ex) {
+    VLM_FAIL("rank ", env_.rank, " of ", env_.world_size, ": waiting for rank 0 failed: rank 0 stopped or did not ",
+             "finish within ", timeout.count() / 1000.0, " s (", brief(ex), ")");
+  }
+  barrier();  // then all together, within the group's own timeout
+}
+
 struct GradientReducer::Impl {
   ProcessGroup* group = nullptr;
   std::vector<at::Tensor> params;

@@ -189,8 +189,8 @@ bool forced(const PipelineOptions& o, const std::string& stage) {
 }
 
 // Runs one stage unless it is up to date. Its hash: the options it depends on and every upstream output's checksum.
-// Data-parallel: rank 0 decides (and marks the start); every rank follows its decision.
-void run_stage(PipelineContext& ctx, const StageSpec& spec) {
+// Data-parallel: rank 0 decides (and marks the start); every rank follows its decision. True if it ran.
+bool run_stage(PipelineContext& ctx, const StageSpec& spec) {
   const bool main = ctx.is_main();
   nlohmann::json config = {{"options", spec.options(ctx)}, {"inputs", nlohmann::json::object()}};
   for (const auto& in : spec.inputs) config["inputs"][in] = Stage(ctx.options.run_dir, in, {}).record()["outputs"];
@@ -208,19 +208,20 @@ void run_stage(PipelineContext& ctx, const StageSpec& spec) {
     }
   }
   if (ctx.group) decision = ctx.group->all_reduce_sum(decision);  // rank 0's, the others add zeros
-  if (decision[0] == 0) return;
+  if (decision[0] == 0) return false;
   if (!main) stage.follow(decision[1] != 0);
   const auto t0 = Clock::now();
   StageOutcome out;
   if (main || spec.data_parallel) out = spec.run(ctx, stage);
-  // The others wait for rank 0's stage, however long it takes: a rank that dies meanwhile still breaks the wait.
-  if (ctx.group) ctx.group->barrier(std::chrono::hours(24));
-  if (!main) return;
+  // The others wait for rank 0's stage, however long it takes: a rank 0 that dies meanwhile still breaks the wait.
+  if (ctx.group) ctx.group->wait_for_main(std::chrono::hours(24));
+  if (!main) return true;
   std::vector<std::string> outputs = spec.outputs;
   outputs.insert(outputs.end(), out.extra_outputs.begin(), out.extra_outputs.end());
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   stage.complete(outputs, seconds, out.results);
   fmt::print("[{}] done in {:.1f}s\n", spec.name, seconds);
+  return true;
 }
 
 // The run's headline figures, from the stages' records and the evaluator's summary.
@@ -265,13 +266,21 @@ nlohmann::json run_pipeline(const PipelineOptions& o, const nlohmann::json& reso
     if (!fs::exists(path) || read_text_file(path) != text) write_text_atomically(path, text);
   }
   PipelineContext ctx(o, group);
-  for (const auto& spec : pipeline_stages()) run_stage(ctx, spec);
+  bool ran = false;
+  for (const auto& spec : pipeline_stages()) ran = run_stage(ctx, spec) || ran;
   if (!main) return nullptr;
 
-  auto summary = summarise(ctx, std::chrono::duration<double>(Clock::now() - t_start).count());
-  const auto eval_summary = nlohmann::json::parse(read_text_file(ctx.path("eval", "summary.json")));
-  write_text_atomically((fs::path(o.run_dir) / "summary.json").string(), summary.dump(2) + "\n");
-  write_report(o.run_dir, summary, eval_summary);
+  const std::string summary_path = (fs::path(o.run_dir) / "summary.json").string();
+  nlohmann::json summary;
+  if (!ran && fs::exists(summary_path) && fs::exists(fs::path(o.run_dir) / "report.md")) {
+    // Nothing ran: the report of the invocation that finished the run stands (and a read-only run stays readable).
+    summary = nlohmann::json::parse(read_text_file(summary_path));
+  } else {
+    summary = summarise(ctx, std::chrono::duration<double>(Clock::now() - t_start).count());
+    const auto eval_summary = nlohmann::json::parse(read_text_file(ctx.path("eval", "summary.json")));
+    write_text_atomically(summary_path, summary.dump(2) + "\n");
+    write_report(o.run_dir, summary, eval_summary);
+  }
   fmt::print("run {} finished: test accuracy {:.4f}, graded generation accuracy {}, {:.1f}s of stages\n", o.run_dir,
              summary["test_accuracy"].get<double>(), summary["generation_graded_accuracy"].dump(),
              summary["wall_seconds"].get<double>());

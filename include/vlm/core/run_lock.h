@@ -15,6 +15,7 @@ namespace vlm {
 class RunLock {
  public:
   /// Creates `dir` if needed and takes `<dir>/.lock` without waiting; throws vlm::Error if another holder has it.
+  /// On a read-only file system it takes an existing lock file read-only, or holds nothing (no writer is possible).
   explicit RunLock(const std::string& dir);
   ~RunLock();
   RunLock(RunLock&& other) noexcept;

@@ -72,12 +72,17 @@ class ProcessGroup {
   /// Waits for every rank. `timeout` > 0 replaces the group's for this call: ranks that wait while rank 0 alone
   /// runs a stage of minutes must not read that as a lost rank.
   void barrier(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  /// Rank 0 arrives when it has finished work the others do not share (a stage of minutes); they wait for it up to
+  /// `timeout`. A wait on the rendezvous store, not a collective: Gloo's transport gives up on a peer after the
+  /// group's timeout, whatever a collective asks. A rank 0 that dies ends the wait with an error (its store closes).
+  void wait_for_main(std::chrono::milliseconds timeout);
 
  private:
   friend class GradientReducer;
   DistEnv env_;
   c10::Device device_ = c10::kCPU;
   std::chrono::milliseconds timeout_{60000};
+  int64_t main_waits_ = 0;  // wait_for_main calls so far: the same sequence of keys on every rank
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
