@@ -283,7 +283,7 @@ TEST_CASE("Distinct and memorised fractions on hand-built strings", "[evaluator]
   CHECK_FALSE(vlm::generation_metrics(gen, free_gen, opts).to_json().contains("memorised_fraction"));
 }
 
-TEST_CASE("Constrained generation is never invalid; unconstrained validity matches an independent check",
+TEST_CASE("Constrained generation is never invalid: unconstrained validity matches an independent check",
           "[evaluator][generation]") {
   auto model = tiny_gpt(13);  // untrained: unconstrained text is mostly not an image
   auto t = tok();

@@ -164,7 +164,7 @@ TEST_CASE("Writing into a read-only directory is a clear error naming the file a
   CHECK(names_in(ro) == std::vector<std::string>{"kept.txt"});
 }
 
-TEST_CASE("Temporaries of dead writers are removed; live writers' and other files are kept", "[hardening][atomic]") {
+TEST_CASE("Temporaries of dead writers are removed: live writers' and other files are kept", "[hardening][atomic]") {
   TempDir dir;
   const pid_t dead = dead_pid();
   write_bytes(dir.file("a.pt.tmp." + std::to_string(dead)), {1, 2, 3});

@@ -84,7 +84,7 @@ TEST_CASE("Unconstrained sampling from an untrained model produces invalid image
   CHECK(invalid > 0);
 }
 
-TEST_CASE("Sampling is seeded: the same seed repeats, another seed differs; top-k 1 is greedy", "[sampler]") {
+TEST_CASE("Sampling is seeded: the same seed repeats, another seed differs: top-k 1 is greedy", "[sampler]") {
   auto model = tiny_gpt(4);
   std::vector<std::string> prompts(16, "number:5, image:");
   auto run = [&](vlm::SamplerOptions o) { return vlm::Sampler(model, tok(), o).complete(prompts); };

@@ -87,7 +87,7 @@ std::string text_file(const std::string& name) {
 
 TEST_CASE("fixture: vlm run --preset=tiny finishes a run", "[.fixture]") { make_run(/*fresh=*/true); }
 
-TEST_CASE("vlm without a command prints its usage; an unknown command is an error", "[cli]") {
+TEST_CASE("vlm without a command prints its usage: an unknown command is an error", "[cli]") {
   auto none = vlm_cli("");
   CHECK(none.rc == 1);
   CHECK(contains(none.out, "usage: vlm COMMAND"));
@@ -112,7 +112,7 @@ TEST_CASE("vlm run rejects an unknown flag, a bad value and a missing data direc
   CHECK(contains(data.out, dir.file("nothing")));
 }
 
-TEST_CASE("vlm encode prints the codec's letters; bad inputs name the flag or file", "[cli][encode]") {
+TEST_CASE("vlm encode prints the codec's letters: bad inputs name the flag or file", "[cli][encode]") {
   make_run(false);
   auto r = vlm_cli("encode --index=0" + common());
   INFO(r.out);
@@ -151,7 +151,7 @@ TEST_CASE("vlm encode prints the codec's letters; bad inputs name the flag or fi
   CHECK(contains(flag.out, "unknown flag --digit"));
 }
 
-TEST_CASE("vlm decode writes the codec's 28x28 image; bad token strings are named", "[cli][decode]") {
+TEST_CASE("vlm decode writes the codec's 28x28 image: bad token strings are named", "[cli][decode]") {
   make_run(false);
   auto codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(kRun).vqvae);
   const std::string tokens = "ABCDEFGH", out = scratch("decoded.png");
@@ -177,7 +177,7 @@ TEST_CASE("vlm decode writes the codec's 28x28 image; bad token strings are name
   CHECK_FALSE(fs::exists(scratch("x.png")));
 }
 
-TEST_CASE("vlm classify prints the library's prediction; bad images are named", "[cli][classify]") {
+TEST_CASE("vlm classify prints the library's prediction: bad images are named", "[cli][classify]") {
   make_run(false);
   auto r = vlm_cli("classify --index=0" + common());
   INFO(r.out);
@@ -207,7 +207,7 @@ TEST_CASE("vlm classify prints the library's prediction; bad images are named", 
   CHECK(contains(flag.out, "unknown flag --bogus"));
 }
 
-TEST_CASE("vlm generate writes a grid of the asked size; a bad digit or count is named", "[cli][generate]") {
+TEST_CASE("vlm generate writes a grid of the asked size: a bad digit or count is named", "[cli][generate]") {
   make_run(false);
   const std::string out = scratch("digit3.png");
   fs::remove(out);
@@ -294,7 +294,7 @@ TEST_CASE("examples/custom_codec trains and evaluates a GPT through a codec the 
   CHECK(fs::exists(out + "/eval/generated.png"));  // drawn by the codec's own renderer
 }
 
-TEST_CASE("vlm run on a finished run on a read-only file system reports it; a stage that must run names the cause",
+TEST_CASE("vlm run on a finished run on a read-only file system reports it, and a write names the cause",
           "[cli][run][hardening]") {
   make_run(/*fresh=*/false);
   vlm::testing::TempDir dir;
@@ -324,6 +324,6 @@ TEST_CASE("vlm run on a finished run on a read-only file system reports it; a st
   INFO(f.out);
   CHECK(f.rc != 0);
   CHECK(contains(f.out, "Read-only file system"));
-  CHECK(contains(f.out, run + "/eval/"));
+  CHECK(contains(f.out, "cannot write '" + run + "/"));
   CHECK(vlm::testing::read_text(run + "/summary.json") == vlm::testing::read_text(kRun + "/summary.json"));
 }
