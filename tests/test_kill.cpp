@@ -93,6 +93,20 @@ bool wait_for_write(pid_t pid, const std::string& file, fs::file_time_type since
   }
 }
 
+// Starts `argv`; once the process has written `file` (newer than before the start), kills it with SIGKILL a random
+// 0..period_ms later. Returns its exit status (128 + 9 when killed, 0 when it finished first).
+int run_and_kill_after_write(const std::vector<std::string>& argv, const std::string& log, const std::string& file,
+                             std::mt19937& rng, int period_ms) {
+  std::error_code ec;
+  const auto before = fs::exists(file) ? fs::last_write_time(file, ec) : fs::file_time_type::min();
+  const pid_t pid = start(argv, log);
+  if (wait_for_write(pid, file, before)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % period_ms));
+    kill(pid, SIGKILL);
+  }
+  return wait_exit(pid);
+}
+
 std::vector<at::Tensor> params(const std::string& ckpt) {
   auto g = vlm::load_gpt_checkpoint(ckpt);
   std::vector<at::Tensor> out;
@@ -122,15 +136,9 @@ TEST_CASE("train_gpt killed with SIGKILL at five random moments resumes to the u
     // kill -9 it within 1.5 checkpoint periods: inside a step or inside the next checkpoint write, at comparable
     // points of the run whatever the machine's load.
     const bool have = fs::exists(ckpt);
-    std::error_code ec;
-    const auto before = have ? fs::last_write_time(ckpt, ec) : fs::file_time_type::min();
-    const pid_t pid = start(args(out, have ? "resume" : "scratch"), dir.file("killed.log"));
     resumes += have;
-    if (wait_for_write(pid, ckpt, before)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % period_ms));
-      kill(pid, SIGKILL);
-    }
-    const int code = wait_exit(pid);
+    const int code =
+        run_and_kill_after_write(args(out, have ? "resume" : "scratch"), dir.file("killed.log"), ckpt, rng, period_ms);
     kills += code == 128 + SIGKILL;
     INFO("attempt " << k << " exit " << code);
     CHECK((code == 128 + SIGKILL || code == 0));
@@ -183,16 +191,8 @@ TEST_CASE("train_vqvae killed with SIGKILL at five random moments resumes to the
   for (int k = 0; k < 5; ++k) {
     // The same command each time: it resumes from state.pt when a killed run left one. Killed once it has finished
     // an epoch of its own, within 1.5 epochs: in an epoch's steps, its validation, its checkpoint or state write.
-    const bool have = fs::exists(state);
-    resumes += have;
-    std::error_code ec;
-    const auto before = have ? fs::last_write_time(state, ec) : fs::file_time_type::min();
-    const pid_t pid = start(vqvae_args(data, out), dir.file("killed.log"));
-    if (wait_for_write(pid, state, before)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % period_ms));
-      kill(pid, SIGKILL);
-    }
-    const int code = wait_exit(pid);
+    resumes += fs::exists(state);
+    const int code = run_and_kill_after_write(vqvae_args(data, out), dir.file("killed.log"), state, rng, period_ms);
     kills += code == 128 + SIGKILL;
     INFO("attempt " << k << " exit " << code);
     CHECK((code == 128 + SIGKILL || code == 0));

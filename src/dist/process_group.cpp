@@ -206,14 +206,11 @@ at::Tensor ProcessGroup::all_gather_rows(const at::Tensor& x) {
   return at::cat(parts);
 }
 
-void ProcessGroup::barrier(std::chrono::milliseconds timeout) {
+void ProcessGroup::barrier() {
   if (!distributed()) return;
   // A tiny all-reduce: Gloo's barrier takes no timeout of its own in 1.13.
   std::vector<at::Tensor> t{at::zeros({1}, at::kDouble)};
-  c10d::AllreduceOptions o;
-  const auto limit = timeout.count() > 0 ? timeout : timeout_;
-  o.timeout = limit;
-  run(impl_->pg->allreduce(t, o), env_, "barrier", limit);
+  run(impl_->pg->allreduce(t), env_, "barrier", timeout_);
 }
 
 void ProcessGroup::wait_for_main(std::chrono::milliseconds timeout) {

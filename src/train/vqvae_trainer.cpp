@@ -32,6 +32,28 @@ nlohmann::json VQVAEEpochLog::to_json() const {
           {"improved", improved}};
 }
 
+VQVAEEpochLog VQVAEEpochLog::from_json(const nlohmann::json& j) {
+  VQVAEEpochLog e;
+  j.at("epoch").get_to(e.epoch);
+  j.at("lr").get_to(e.lr);
+  j.at("train_loss").get_to(e.train_loss);
+  j.at("train_recon_mse").get_to(e.train_recon);
+  j.at("train_vq_loss").get_to(e.train_vq);
+  j.at("val_loss").get_to(e.val_loss);
+  j.at("val_recon_mse").get_to(e.val_recon);
+  j.at("val_vq_loss").get_to(e.val_vq);
+  j.at("perplexity").get_to(e.perplexity);
+  j.at("codes_used").get_to(e.codes_used);
+  j.at("val_perplexity").get_to(e.val_perplexity);
+  j.at("val_codes_used").get_to(e.val_codes_used);
+  j.at("train_label_loss").get_to(e.train_label_loss);
+  j.at("train_label_acc").get_to(e.train_label_acc);
+  j.at("restarts").get_to(e.restarts);
+  j.at("seconds").get_to(e.seconds);
+  j.at("improved").get_to(e.improved);
+  return e;
+}
+
 VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
   VQVAETrainOptions o;
   if (variant == "mlp") return o;
@@ -382,27 +404,7 @@ bool VQVAETrainer::load_state(State& st) {
   st.result.best_val_loss = m.at("best_val_loss").get<double>();
   st.result.early_stopped = m.at("early_stopped").get<bool>();
   for (int64_t i = 0; i < m.at("best_tensors").get<int64_t>(); ++i) st.best_state.push_back(r.tensor(fmt::format("best.{}", i)));
-  for (const auto& h : m.at("history")) {
-    VQVAEEpochLog e;
-    e.epoch = h.at("epoch");
-    e.lr = h.at("lr");
-    e.train_loss = h.at("train_loss");
-    e.train_recon = h.at("train_recon_mse");
-    e.train_vq = h.at("train_vq_loss");
-    e.val_loss = h.at("val_loss");
-    e.val_recon = h.at("val_recon_mse");
-    e.val_vq = h.at("val_vq_loss");
-    e.perplexity = h.at("perplexity");
-    e.codes_used = h.at("codes_used");
-    e.val_perplexity = h.at("val_perplexity");
-    e.val_codes_used = h.at("val_codes_used");
-    e.train_label_loss = h.at("train_label_loss");
-    e.train_label_acc = h.at("train_label_acc");
-    e.restarts = h.at("restarts");
-    e.seconds = h.at("seconds");
-    e.improved = h.at("improved");
-    st.result.history.push_back(e);
-  }
+  for (const auto& h : m.at("history")) st.result.history.push_back(VQVAEEpochLog::from_json(h));
   return true;
 }
 

@@ -69,9 +69,8 @@ class ProcessGroup {
   /// Every rank's rows of x (n_r, ...) concatenated in rank order (sum_r n_r, ...); the ranks may hold different
   /// numbers of rows but the same trailing shape and dtype. Exact: each value is summed only with zeros.
   at::Tensor all_gather_rows(const at::Tensor& x);
-  /// Waits for every rank. `timeout` > 0 replaces the group's for this call: ranks that wait while rank 0 alone
-  /// runs a stage of minutes must not read that as a lost rank.
-  void barrier(std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  /// Waits for every rank, within the group's timeout (for a longer wait on rank 0, wait_for_main).
+  void barrier();
   /// Rank 0 arrives when it has finished work the others do not share (a stage of minutes); they wait for it up to
   /// `timeout`. A wait on the rendezvous store, not a collective: Gloo's transport gives up on a peer after the
   /// group's timeout, whatever a collective asks. A rank 0 that dies ends the wait with an error (its store closes).

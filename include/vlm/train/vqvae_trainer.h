@@ -116,6 +116,7 @@ struct VQVAEEpochLog {
   double seconds = 0;         ///< this epoch, training and validation
   bool improved = false;      ///< the best monitored value so far (and the checkpoint was written)
   nlohmann::json to_json() const;
+  static VQVAEEpochLog from_json(const nlohmann::json& j);  ///< the inverse of to_json
 };
 
 struct VQVAETrainResult {
