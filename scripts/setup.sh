@@ -61,6 +61,7 @@ if [[ "$current" != *openblas* ]]; then
 fi
 
 # --- the browser test's driver: playwright-core as locked in tests/browser, pointed at Debian's chromium ----------
+# Pinned to 1.61.1, the last release that runs on Debian 12's Node.js 18 (1.62 and later require Node >= 20).
 want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/browser/package.json)
 have=$(sed -n 's/^  "version": "\(.*\)".*/\1/p' tests/browser/node_modules/playwright-core/package.json 2>/dev/null || true)
 if [ "$want" != "$have" ]; then

@@ -283,3 +283,49 @@ TEST_CASE("vlm run killed with SIGKILL at five random moments (in and between st
   };
   CHECK(figures(out) == figures(dir.file("straight")));
 }
+
+namespace {
+// Live processes whose command line holds `needle` (a zombie's command line reads empty).
+std::vector<pid_t> processes_with(const std::string& needle) {
+  std::vector<pid_t> found;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = vlm::testing::read_text(e.path().string() + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(needle) != std::string::npos) found.push_back(std::stoi(name));
+  }
+  return found;
+}
+}  // namespace
+
+TEST_CASE("vlm run --nproc=2 killed with SIGKILL takes its ranks with it, and the same command continues the run",
+          "[kill][dist]") {
+  vlm::testing::TempDir dir;
+  const std::string data = dir.file("data");
+  vlm::testing::write_synthetic_mnist(data, 600, 100);
+  const std::string out = dir.file("killed"), log_file = dir.file("killed.log");
+  auto argv = run_args(data, out);
+  argv.push_back("--nproc=2");
+  const pid_t pid = start(argv, log_file);
+  REQUIRE(wait_for_line(pid, log_file, "[gpt] running", 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // past the GPT's first checkpoints
+  kill(pid, SIGKILL);
+  REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  // The launcher could not forward SIGKILL; its ranks must go with it rather than train on, holding the run lock.
+  // (The kernel's SIGKILL is immediate; a second is for the exit to show in /proc on a busy machine, far shorter
+  // than what is left of the run, which orphaned ranks would finish.)
+  std::vector<pid_t> left;
+  for (int i = 0; i < 20 && !(left = processes_with("--run_dir=" + out)).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(left.empty());
+  for (pid_t p : left) kill(p, SIGKILL);
+  CHECK_FALSE(fs::exists(out + "/summary.json"));
+
+  const int code = wait_exit(start(argv, log_file));
+  const std::string log = vlm::testing::read_text(log_file);
+  INFO(log);
+  REQUIRE(code == 0);
+  CHECK(count_in(log, "continuing the interrupted run") >= 1);
+  CHECK(fs::exists(out + "/summary.json"));
+}

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,10 +57,15 @@ int launch_local(const LaunchOptions& o, const std::vector<std::string>& command
   sigaction(SIGTERM, &sa, &old_term);
 
   std::vector<pid_t> pids;
+  const pid_t launcher = ::getpid();
   for (int64_t r = 0; r < o.nproc; ++r) {
     const pid_t pid = ::fork();
     VLM_CHECK(pid >= 0, "vlm launch: fork(): ", std::strerror(errno));
     if (pid == 0) {
+      // A launcher killed with SIGKILL cannot forward it: the kernel kills the ranks with it instead, so no rank
+      // outlives it holding the run directory's lock or waiting for peers. (If the launcher died before the prctl,
+      // getppid() has changed already.)
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != launcher) std::_Exit(128 + SIGKILL);
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);

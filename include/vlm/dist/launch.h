@@ -1,8 +1,9 @@
 #pragma once
 // One machine's launcher (`vlm launch --nproc=N -- COMMAND ...`): starts N copies of a command with torchrun's
 // environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), forwards SIGINT/SIGTERM to
-// them, and stops the others when one fails, so a crashed rank never leaves its peers waiting. mpirun, srun and
-// torchrun start vlm the same way (vlm/dist/process_group.h reads all three).
+// them, and stops the others when one fails, so a crashed rank never leaves its peers waiting; the ranks die with the
+// launcher when it is killed (PR_SET_PDEATHSIG). mpirun, srun and torchrun start vlm the same way
+// (vlm/dist/process_group.h reads all three).
 #include <cstdint>
 #include <string>
 #include <vector>
