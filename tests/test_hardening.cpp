@@ -319,6 +319,38 @@ TEST_CASE("Checkpoint kind and version mismatches say which, from files and from
   CHECK_THROWS_AS(vlm::peek_checkpoint_bytes(std::string(64, '\x01'), "junk.pt"), vlm::Error);
 }
 
+TEST_CASE("A checkpoint whose pickle or zip directory claims more bytes than the file holds is refused before "
+          "LibTorch allocates them", "[hardening][checkpoint]") {
+  TempDir dir;
+  torch::nn::Linear a(3, 2);
+  vlm::CheckpointWriter("gpt", 1, {}).add_module("model", *a).save(dir.file("ok.pt"));
+  const std::string good = vlm::read_text_file(dir.file("ok.pt"));
+  CHECK(vlm::peek_checkpoint_bytes(good, "ok.pt")["kind"] == "gpt");  // the bound check passes a whole file
+
+  // The kind string "gpt" is pickled as BINUNICODE: 'X', a 4-byte little-endian length, the bytes. A length of
+  // 0x67000003 made LibTorch 1.13 allocate 1.7 GB for a 1.3 KB file (the fuzzer's reproducer).
+  const std::string kind_op("X\x03\x00\x00\x00gpt", 8);
+  const size_t at = good.find(kind_op);
+  REQUIRE(at != std::string::npos);
+  std::string bad = good;
+  bad[at + 4] = '\x67';
+  CHECK_THROWS_WITH(vlm::peek_checkpoint_bytes(bad, "bad.pt"),
+                    Catch::Contains("'bad.pt'") && Catch::Contains("data.pkl") &&
+                        Catch::Contains("claims 1728053251 bytes"));
+  vlm::testing::write_bytes(dir.file("bad.pt"), std::vector<unsigned char>(bad.begin(), bad.end()));
+  CHECK_THROWS_WITH(vlm::CheckpointReader(dir.file("bad.pt"), "gpt", 1), Catch::Contains("claims 1728053251 bytes"));
+
+  // The central directory's uncompressed size of data.pkl (offset 24 of its entry) set past the file's size.
+  const std::string entry = std::string("PK\x01\x02", 4);
+  size_t cd = good.find(entry);
+  while (cd != std::string::npos && good.compare(cd + 46, 16, "archive/data.pkl") != 0) cd = good.find(entry, cd + 1);
+  REQUIRE(cd != std::string::npos);
+  std::string big = good;
+  for (int k = 0; k < 4; ++k) big[cd + 24 + k] = k == 3 ? '\x40' : '\0';  // 0x40000000 = 1 GiB
+  CHECK_THROWS_WITH(vlm::peek_checkpoint_bytes(big, "big.pt"),
+                    Catch::Contains("data.pkl") && Catch::Contains("claims 1073741824 bytes"));
+}
+
 TEST_CASE("IDX labels outside 0..num_classes-1 are rejected at load time, naming file, index and value",
           "[hardening][mnist]") {
   TempDir dir;

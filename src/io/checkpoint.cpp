@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
 
+#include "io/archive_check.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/quote.h"
@@ -67,6 +68,7 @@ CheckpointReader::CheckpointReader(const std::string& path, const std::string& e
     : path_(path) {
   VLM_CHECK(std::filesystem::is_regular_file(path), "checkpoint '", path, "' does not exist");
   const std::string bytes = read_text_file(path);  // an OS error names the file and its cause
+  check_archive_bounds(bytes, path);
   try {
     archive_.load_from(bytes.data(), bytes.size(), at::kCPU);
   } catch (const c10::Error& e) {
@@ -81,6 +83,7 @@ CheckpointReader::CheckpointReader(FromBytes, const std::string& bytes, const st
                                    const std::string& expected_kind, int64_t max_version)
     : path_(name) {
   VLM_CHECK(!bytes.empty(), "'", name, "' is empty, not a vlm checkpoint");
+  check_archive_bounds(bytes, name);
   try {
     archive_.load_from(bytes.data(), bytes.size(), at::kCPU);
   } catch (const c10::Error& e) {

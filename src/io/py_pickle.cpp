@@ -418,13 +418,16 @@ ValuePtr read_torch_save(const std::string& path) {
   }
   StorageLoader load = [&](const std::string& key, at::ScalarType dtype, int64_t numel) {
     const std::string record = "data/" + key;
-    at::Tensor t = at::empty({numel}, at::TensorOptions().dtype(dtype));
+    at::Tensor t;
     try {
       VLM_CHECK(reader->hasRecord(record), what, " lacks the storage record ", record);
       auto [ptr, n] = reader->getRecord(record);
-      const size_t bytes = static_cast<size_t>(numel) * t.element_size();
-      VLM_CHECK(n >= bytes, what, ": storage ", record, " holds ", n, " bytes, ", bytes, " expected");
-      std::memcpy(t.data_ptr(), ptr.get(), bytes);
+      // The element count comes from the pickle: check it against the record before allocating.
+      const auto element_size = static_cast<uint64_t>(c10::elementSize(dtype));
+      VLM_CHECK(numel >= 0 && static_cast<uint64_t>(numel) <= n / element_size, what, ": storage ", record, " holds ", n,
+                " bytes, ", numel, " elements of ", element_size, " bytes expected");
+      t = at::empty({numel}, at::TensorOptions().dtype(dtype));
+      std::memcpy(t.data_ptr(), ptr.get(), static_cast<size_t>(numel) * element_size);
     } catch (const c10::Error& e) {
       VLM_FAIL(what, ": cannot read storage ", record, ": ", e.what_without_backtrace());
     }

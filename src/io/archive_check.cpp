@@ -1,0 +1,119 @@
+#include "io/archive_check.h"
+
+#include <cstdint>
+
+#include "vlm/core/check.h"
+#include "vlm/core/quote.h"
+
+namespace vlm {
+
+namespace {
+
+uint64_t le(const std::string& b, uint64_t at, int n) {
+  uint64_t x = 0;
+  for (int k = n - 1; k >= 0; --k) x = (x << 8) | static_cast<uint8_t>(b[at + k]);
+  return x;
+}
+bool has(const std::string& b, uint64_t at, uint64_t n) { return at <= b.size() && n <= b.size() - at; }
+bool sig(const std::string& b, uint64_t at, uint32_t s) { return has(b, at, 4) && le(b, at, 4) == s; }
+
+// Walks the opcodes of a pickle (protocols 0-5) and checks every length-prefixed argument against what is left.
+void check_pickle(const std::string& b, uint64_t begin, uint64_t size, const std::string& where) {
+  const uint64_t end = begin + size;
+  uint64_t at = begin;
+  auto skip = [&](uint64_t n, uint64_t opcode_at, const char* what) {
+    VLM_CHECK(n <= end - at, where, ": the ", what, " at byte ", opcode_at - begin, " claims ", n,
+              " bytes, but the record has ", end - at, " left (a damaged file)");
+    at += n;
+  };
+  auto length = [&](int n, uint64_t opcode_at) {
+    skip(n, opcode_at, "length");
+    return le(b, at - n, n);
+  };
+  auto line = [&](uint64_t opcode_at) {
+    while (at < end && b[at] != '\n') ++at;
+    VLM_CHECK(at < end, where, ": the text argument at byte ", opcode_at - begin, " is not terminated");
+    ++at;
+  };
+  while (at < end) {
+    const uint64_t op_at = at;
+    const auto op = static_cast<uint8_t>(b[at++]);
+    switch (op) {
+      case '.': return;  // STOP
+      case 0x80: case 'K': case 'q': case 'h': case 0x82: skip(1, op_at, "argument"); break;
+      case 'M': case 0x83: skip(2, op_at, "argument"); break;
+      case 'J': case 'r': case 'j': case 0x84: skip(4, op_at, "argument"); break;
+      case 'G': case 0x95: skip(8, op_at, "argument"); break;
+      case 'U': case 'C': case 0x8c: case 0x8a: skip(length(1, op_at), op_at, "string"); break;
+      case 'X': case 'T': case 'B': case 0x8b: skip(length(4, op_at), op_at, "string"); break;
+      case 0x8d: case 0x8e: case 0x96: skip(length(8, op_at), op_at, "string"); break;
+      case 'I': case 'L': case 'S': case 'V': case 'F': case 'p': case 'g': case 'P': line(op_at); break;
+      case 'c': case 'i': line(op_at); line(op_at); break;
+      case '(': case ')': case ']': case '}': case '0': case '1': case '2': case 'N': case 'R': case 'a':
+      case 'b': case 'd': case 'e': case 'l': case 'o': case 's': case 't': case 'u': case 'Q': case 0x81:
+      case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91: case 0x92:
+      case 0x93: case 0x94: case 0x97: case 0x98: break;
+      default: return;  // not an opcode this walk knows: LibTorch's unpickler decides
+    }
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+}  // namespace
+
+void check_archive_bounds(const std::string& b, const std::string& name) {
+  // The end-of-central-directory record, then (for zip64) its 64-bit twin.
+  if (b.size() < 22) return;
+  uint64_t eocd = b.size() - 22;
+  const uint64_t lowest = b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0;
+  while (!sig(b, eocd, 0x06054b50)) {
+    if (eocd == lowest) return;
+    --eocd;
+  }
+  uint64_t entries = le(b, eocd + 10, 2), cd = le(b, eocd + 16, 4);
+  if (entries == 0xFFFF || cd == 0xFFFFFFFF) {
+    if (eocd < 20 || !sig(b, eocd - 20, 0x07064b50)) return;
+    const uint64_t z = le(b, eocd - 20 + 8, 8);
+    if (!sig(b, z, 0x06064b50) || !has(b, z, 56)) return;
+    entries = le(b, z + 32, 8);
+    cd = le(b, z + 48, 8);
+  }
+  for (uint64_t i = 0, at = cd; i < entries; ++i) {
+    if (!sig(b, at, 0x02014b50) || !has(b, at, 46)) return;
+    const uint64_t method = le(b, at + 10, 2), name_len = le(b, at + 28, 2), extra_len = le(b, at + 30, 2),
+                   comment_len = le(b, at + 32, 2);
+    uint64_t csize = le(b, at + 20, 4), usize = le(b, at + 24, 4), local = le(b, at + 42, 4);
+    if (!has(b, at + 46, name_len + extra_len)) return;
+    const std::string record = b.substr(at + 46, name_len);
+    for (uint64_t e = at + 46 + name_len; e + 4 <= at + 46 + name_len + extra_len;) {  // zip64 sizes and offset
+      const uint64_t id = le(b, e, 2), len = le(b, e + 2, 2), end = e + 4 + len;
+      if (end > at + 46 + name_len + extra_len) break;
+      if (id == 0x0001) {
+        uint64_t f = e + 4;
+        for (uint64_t* v : {&usize, &csize, &local}) {
+          if (*v != 0xFFFFFFFF || f + 8 > end) continue;
+          *v = le(b, f, 8);
+          f += 8;
+        }
+      }
+      e = end;
+    }
+    const std::string where = "'" + name + "': record " + quote_excerpt(record);
+    // Stored records hold their bytes; deflate expands at most ~1032:1.
+    const uint64_t limit = method == 0 ? b.size() : (csize > b.size() ? b.size() : csize) * 1032 + 64;
+    VLM_CHECK(usize <= limit && csize <= b.size(), where, " claims ", usize, " bytes (", csize,
+              " stored) in a file of ", b.size(), " bytes (a damaged file)");
+    if (method == 0 && (ends_with(record, ".pkl") || ends_with(record, ".debug_pkl")) &&
+        sig(b, local, 0x04034b50) && has(b, local, 30)) {
+      const uint64_t data = local + 30 + le(b, local + 26, 2) + le(b, local + 28, 2);
+      VLM_CHECK(has(b, data, usize), where, " runs past the end of the file (a truncated or damaged file)");
+      check_pickle(b, data, usize, where);
+    }
+    at += 46 + name_len + extra_len + comment_len;
+  }
+}
+
+}  // namespace vlm
