@@ -349,6 +349,14 @@ TEST_CASE("A checkpoint whose pickle or zip directory claims more bytes than the
   for (int k = 0; k < 4; ++k) big[cd + 24 + k] = k == 3 ? '\x40' : '\0';  // 0x40000000 = 1 GiB
   CHECK_THROWS_WITH(vlm::peek_checkpoint_bytes(big, "big.pt"),
                     Catch::Contains("data.pkl") && Catch::Contains("claims 1073741824 bytes"));
+
+  // The fuzzer's two reproducers (the second also has a damaged end-of-directory record, which sent a directory-only
+  // check elsewhere): refused by the bound check, not by LibTorch after it allocated 1.7 GB.
+  for (const char* f : {"slow-pickle-string-claims-1.7gb", "oom-pickle-string-with-damaged-zip-end-record"}) {
+    const std::string path = std::string(VLM_FUZZ_CORPUS_DIR) + "/fuzz_checkpoint/" + f;
+    INFO(path);
+    CHECK_THROWS_WITH(vlm::CheckpointReader(path, "", 1), Catch::Contains("claims 1728053251 bytes"));
+  }
 }
 
 TEST_CASE("IDX labels outside 0..num_classes-1 are rejected at load time, naming file, index and value",

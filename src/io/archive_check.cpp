@@ -61,26 +61,10 @@ void check_pickle(const std::string& b, uint64_t begin, uint64_t size, const std
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
+bool is_pickle(const std::string& record) { return ends_with(record, ".pkl") || ends_with(record, ".debug_pkl"); }
 
-}  // namespace
-
-void check_archive_bounds(const std::string& b, const std::string& name) {
-  // The end-of-central-directory record, then (for zip64) its 64-bit twin.
-  if (b.size() < 22) return;
-  uint64_t eocd = b.size() - 22;
-  const uint64_t lowest = b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0;
-  while (!sig(b, eocd, 0x06054b50)) {
-    if (eocd == lowest) return;
-    --eocd;
-  }
-  uint64_t entries = le(b, eocd + 10, 2), cd = le(b, eocd + 16, 4);
-  if (entries == 0xFFFF || cd == 0xFFFFFFFF) {
-    if (eocd < 20 || !sig(b, eocd - 20, 0x07064b50)) return;
-    const uint64_t z = le(b, eocd - 20 + 8, 8);
-    if (!sig(b, z, 0x06064b50) || !has(b, z, 56)) return;
-    entries = le(b, z + 32, 8);
-    cd = le(b, z + 48, 8);
-  }
+// Checks the records of the central directory at `cd` (`entries` of them); stops where it stops making sense.
+void check_directory(const std::string& b, uint64_t cd, uint64_t entries, const std::string& name) {
   for (uint64_t i = 0, at = cd; i < entries; ++i) {
     if (!sig(b, at, 0x02014b50) || !has(b, at, 46)) return;
     const uint64_t method = le(b, at + 10, 2), name_len = le(b, at + 28, 2), extra_len = le(b, at + 30, 2),
@@ -106,13 +90,43 @@ void check_archive_bounds(const std::string& b, const std::string& name) {
     const uint64_t limit = method == 0 ? b.size() : (csize > b.size() ? b.size() : csize) * 1032 + 64;
     VLM_CHECK(usize <= limit && csize <= b.size(), where, " claims ", usize, " bytes (", csize,
               " stored) in a file of ", b.size(), " bytes (a damaged file)");
-    if (method == 0 && (ends_with(record, ".pkl") || ends_with(record, ".debug_pkl")) &&
-        sig(b, local, 0x04034b50) && has(b, local, 30)) {
+    if (method == 0 && is_pickle(record) && sig(b, local, 0x04034b50) && has(b, local, 30)) {
       const uint64_t data = local + 30 + le(b, local + 26, 2) + le(b, local + 28, 2);
       VLM_CHECK(has(b, data, usize), where, " runs past the end of the file (a truncated or damaged file)");
       check_pickle(b, data, usize, where);
     }
     at += 46 + name_len + extra_len + comment_len;
+  }
+}
+
+}  // namespace
+
+void check_archive_bounds(const std::string& b, const std::string& name) {
+  // Which directory miniz (LibTorch's zip reader) follows depends on details of a damaged end record, so every
+  // candidate is checked: the end-of-central-directory record's, and its zip64 twin's when a locator points to one.
+  if (b.size() >= 22) {
+    uint64_t eocd = b.size() - 22;
+    const uint64_t lowest = b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0;
+    while (eocd > lowest && !sig(b, eocd, 0x06054b50)) --eocd;
+    if (sig(b, eocd, 0x06054b50)) {
+      check_directory(b, le(b, eocd + 16, 4), le(b, eocd + 10, 2), name);
+      if (eocd >= 20 && sig(b, eocd - 20, 0x07064b50)) {
+        const uint64_t z = le(b, eocd - 20 + 8, 8);
+        if (sig(b, z, 0x06064b50) && has(b, z, 56)) check_directory(b, le(b, z + 48, 8), le(b, z + 32, 8), name);
+      }
+    }
+  }
+  // And whatever the directory says, every stored pickle found by its local header: no length in it may run past
+  // the end of the file (LibTorch's records cannot be larger than the file that holds them).
+  const std::string local_sig("PK\x03\x04", 4);
+  for (size_t at = b.find(local_sig); at != std::string::npos; at = b.find(local_sig, at + 4)) {
+    if (!has(b, at, 30) || le(b, at + 8, 2) != 0) continue;
+    const uint64_t name_len = le(b, at + 26, 2), extra_len = le(b, at + 28, 2);
+    if (!has(b, at + 30, name_len + extra_len)) continue;
+    const std::string record = b.substr(at + 30, name_len);
+    if (!is_pickle(record)) continue;
+    const uint64_t data = at + 30 + name_len + extra_len;
+    check_pickle(b, data, b.size() - data, "'" + name + "': record " + quote_excerpt(record));
   }
 }
 
