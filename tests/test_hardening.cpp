@@ -350,6 +350,27 @@ TEST_CASE("A checkpoint whose pickle or zip directory claims more bytes than the
   CHECK_THROWS_WITH(vlm::peek_checkpoint_bytes(big, "big.pt"),
                     Catch::Contains("data.pkl") && Catch::Contains("claims 1073741824 bytes"));
 
+  // A damaged class source (the fuzzer's `__parameters_W = []` crashed LibTorch's type parser with SIGSEGV).
+  const size_t params = good.find("__parameters__ = [");
+  REQUIRE(params != std::string::npos);
+  std::string source = good;
+  source[params + 13] = 'W';
+  CHECK_THROWS_WITH(vlm::peek_checkpoint_bytes(source, "src.pt"),
+                    Catch::Contains("code/__torch__") && Catch::Contains("line 2 is not a module declaration") &&
+                        Catch::Contains("__parameters_W = ["));
+
+  // One bit of a weight flipped: LibTorch would load it; its record's CRC-32 no longer matches.
+  std::string flipped = good;
+  const size_t weight = good.find("archive/data/0");
+  REQUIRE(weight != std::string::npos);
+  // The local header: name, then the extra field (LibTorch pads with 'Z' to 64 bytes), then the 24 bytes of weight.
+  const size_t data = weight + 14 + static_cast<unsigned char>(good[weight - 2]) +
+                      256 * static_cast<unsigned char>(good[weight - 1]);
+  flipped[data + 5] ^= 0x10;
+  CHECK_THROWS_WITH(vlm::peek_checkpoint_bytes(flipped, "flip.pt"),
+                    Catch::Contains("archive/data/0") && Catch::Contains("fails its CRC-32 check"));
+  CHECK_NOTHROW(vlm::peek_checkpoint_bytes(good, "ok.pt"));
+
   // The fuzzer's two reproducers (the second also has a damaged end-of-directory record, which sent a directory-only
   // check elsewhere): refused by the bound check, not by LibTorch after it allocated 1.7 GB.
   for (const char* f : {"slow-pickle-string-claims-1.7gb", "oom-pickle-string-with-damaged-zip-end-record"}) {

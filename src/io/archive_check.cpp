@@ -1,6 +1,11 @@
 #include "io/archive_check.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <string_view>
+
+#include <zlib.h>
 
 #include "vlm/core/check.h"
 #include "vlm/core/quote.h"
@@ -63,6 +68,71 @@ bool ends_with(const std::string& s, const std::string& tail) {
 }
 bool is_pickle(const std::string& record) { return ends_with(record, ".pkl") || ends_with(record, ".debug_pkl"); }
 
+// The attribute declarations LibTorch's OutputArchive writes as a module's TorchScript class (code/**.py):
+//   class Module(Module):            __parameters__ = ["weight", "bias", ]      __annotations__ = []
+//   __annotations__["0"] = Tensor    weight : Tensor    betas : Tuple[float, float]    h : __torch__.M.Module
+// LibTorch 1.13 compiles this source when it loads the archive, and its type parser crashes (SEGV) on some damaged
+// lines (`__parameters_W = []`, found by fuzz_checkpoint), so nothing else gets to it.
+class DeclarationLine {
+ public:
+  explicit DeclarationLine(std::string_view line) : l_(line) {}
+  bool valid() {
+    if (l_.empty()) return true;
+    if (eat("class ")) return ident() && eat("(Module):") && done();
+    if (!eat("  ")) return false;
+    if (eat("__parameters__ = [") || eat("__buffers__ = [")) {
+      while (!eat("]"))
+        if (!(string() && eat(", "))) return false;
+      return done();
+    }
+    if (eat("__annotations__ = []")) return done();
+    if (eat("__annotations__[")) return string() && eat("] = ") && type(0) && done();
+    return ident() && eat(" : ") && type(0) && done();
+  }
+
+ private:
+  bool eat(std::string_view w) {
+    if (l_.substr(at_, w.size()) != w) return false;
+    at_ += w.size();
+    return true;
+  }
+  bool done() const { return at_ == l_.size(); }
+  bool ident() {
+    const size_t start = at_;
+    while (at_ < l_.size() && (std::isalnum(static_cast<unsigned char>(l_[at_])) || l_[at_] == '_')) ++at_;
+    return at_ > start && !std::isdigit(static_cast<unsigned char>(l_[start]));
+  }
+  bool string() {
+    if (!eat("\"")) return false;
+    while (at_ < l_.size() && l_[at_] != '"' && l_[at_] != '\\') ++at_;
+    return eat("\"");
+  }
+  bool type(int depth) {  // Name(.Name)* [ "[" type (", " type)* "]" ]
+    if (depth > 8 || !ident()) return false;
+    while (eat("."))
+      if (!ident()) return false;
+    if (!eat("[")) return true;
+    do {
+      if (!type(depth + 1)) return false;
+    } while (eat(", "));
+    return eat("]");
+  }
+  std::string_view l_;
+  size_t at_ = 0;
+};
+
+void check_declarations(const std::string& b, uint64_t begin, uint64_t size, const std::string& where) {
+  uint64_t line_no = 1;
+  for (uint64_t at = begin, end = begin + size; at < end; ++line_no) {
+    uint64_t eol = at;
+    while (eol < end && b[eol] != '\n') ++eol;
+    const std::string_view line(b.data() + at, eol - at);
+    VLM_CHECK(DeclarationLine(line).valid(), where, " line ", line_no, " is not a module declaration LibTorch writes: ",
+              quote_excerpt(line), " (a damaged file)");
+    at = eol + 1;
+  }
+}
+
 // Checks the records of the central directory at `cd` (`entries` of them); stops where it stops making sense.
 void check_directory(const std::string& b, uint64_t cd, uint64_t entries, const std::string& name) {
   for (uint64_t i = 0, at = cd; i < entries; ++i) {
@@ -90,10 +160,21 @@ void check_directory(const std::string& b, uint64_t cd, uint64_t entries, const 
     const uint64_t limit = method == 0 ? b.size() : (csize > b.size() ? b.size() : csize) * 1032 + 64;
     VLM_CHECK(usize <= limit && csize <= b.size(), where, " claims ", usize, " bytes (", csize,
               " stored) in a file of ", b.size(), " bytes (a damaged file)");
-    if (method == 0 && is_pickle(record) && sig(b, local, 0x04034b50) && has(b, local, 30)) {
+    if (method == 0 && sig(b, local, 0x04034b50) && has(b, local, 30)) {
       const uint64_t data = local + 30 + le(b, local + 26, 2) + le(b, local + 28, 2);
       VLM_CHECK(has(b, data, usize), where, " runs past the end of the file (a truncated or damaged file)");
-      check_pickle(b, data, usize, where);
+      // The specific checks first, so that their messages say what is wrong; the CRC catches the rest.
+      if (is_pickle(record)) check_pickle(b, data, usize, where);
+      if (ends_with(record, ".py") && record.find("code/") != std::string::npos)
+        check_declarations(b, data, usize, where);
+      // LibTorch 1.13 does not check the records' CRC-32: a flipped bit in a weight would load silently.
+      uLong crc = crc32(0L, Z_NULL, 0);
+      for (uint64_t done = 0; done < usize;) {  // zlib takes at most 4 GiB per call
+        const uint64_t n = std::min<uint64_t>(usize - done, 1u << 30);
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(b.data() + data + done), static_cast<uInt>(n));
+        done += n;
+      }
+      VLM_CHECK(crc == le(b, at + 16, 4), where, " fails its CRC-32 check (a damaged file)");
     }
     at += 46 + name_len + extra_len + comment_len;
   }
