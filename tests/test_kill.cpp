@@ -238,23 +238,28 @@ TEST_CASE("vlm run killed with SIGKILL at five random moments (in and between st
 
   // Kill points relative to what the run is doing: inside the tokenizer's epochs (twice: the second time in a resumed
   // stage), at the boundary of two stages, inside the GPT's steps and checkpoints, and in the evaluation.
+  // The GPT's point waits for its first checkpoint of that start rather than for a time, so that it lands inside
+  // the stage at any speed (a sanitizer build runs several times slower).
   struct Point {
     std::string marker;
-    int after_ms, spread_ms;  // kill after_ms + [0, spread_ms) after the marker
+    int spread_ms;         // kill [0, spread_ms) after the marker (and the checkpoint)
+    bool after_checkpoint;
   };
-  const std::vector<Point> points = {{"[vqvae] running", 0, 1000},
-                                     {"[vqvae] running", 0, 600},
-                                     {"[tokens] running", 0, 0},
-                                     {"[gpt] running", 500, 500},  // past its first checkpoints (every ~0.15 s)
-                                     {"[eval] running", 0, 100}};
+  const std::vector<Point> points = {{"[vqvae] running", 1000, false},
+                                     {"[vqvae] running", 600, false},
+                                     {"[tokens] running", 0, false},
+                                     {"[gpt] running", 300, true},
+                                     {"[eval] running", 100, false}};
   std::mt19937 rng(2028);
-  const std::string out = dir.file("killed"), log_file = dir.file("killed.log");
+  const std::string out = dir.file("killed"), log_file = dir.file("killed.log"), ckpt = out + "/gpt/ckpt.pt";
   int kills = 0;
-  for (const auto& [marker, after, spread] : points) {
+  for (const auto& [marker, spread, after_checkpoint] : points) {
     const size_t seen = count_in(vlm::testing::read_text(log_file), marker);
+    std::error_code ec;
+    const auto before = fs::exists(ckpt) ? fs::last_write_time(ckpt, ec) : fs::file_time_type::min();
     const pid_t pid = start(run_args(data, out), log_file);
-    if (wait_for_line(pid, log_file, marker, seen + 1)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(after + (spread ? rng() % spread : 0)));
+    if (wait_for_line(pid, log_file, marker, seen + 1) && (!after_checkpoint || wait_for_write(pid, ckpt, before))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(spread ? rng() % spread : 0));
       kill(pid, SIGKILL);
     }
     const int code = wait_exit(pid);
@@ -308,8 +313,8 @@ TEST_CASE("vlm run --nproc=2 killed with SIGKILL takes its ranks with it, and on
   auto argv = run_args(data, out);
   argv.push_back("--nproc=2");
   const pid_t pid = start(argv, log_file);
-  REQUIRE(wait_for_line(pid, log_file, "[gpt] running", 1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // past the GPT's first checkpoints
+  REQUIRE(wait_for_write(pid, out + "/gpt/ckpt.pt", fs::file_time_type::min()));  // inside the GPT stage
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   kill(pid, SIGKILL);
   REQUIRE(wait_exit(pid) == 128 + SIGKILL);
   // The launcher could not forward SIGKILL; its ranks must go with it rather than train on, holding the run lock.
