@@ -190,10 +190,13 @@ void check_archive_bounds(const std::string& b, const std::string& name) {
     const uint64_t lowest = b.size() > 22 + 65535 ? b.size() - 22 - 65535 : 0;
     while (eocd > lowest && !sig(b, eocd, 0x06054b50)) --eocd;
     if (sig(b, eocd, 0x06054b50)) {
-      check_directory(b, le(b, eocd + 16, 4), le(b, eocd + 10, 2), name);
+      const uint64_t cd = le(b, eocd + 16, 4), entries = le(b, eocd + 10, 2);
+      check_directory(b, cd, entries, name);
       if (eocd >= 20 && sig(b, eocd - 20, 0x07064b50)) {
         const uint64_t z = le(b, eocd - 20 + 8, 8);
-        if (sig(b, z, 0x06064b50) && has(b, z, 56)) check_directory(b, le(b, z + 48, 8), le(b, z + 32, 8), name);
+        // LibTorch writes both records for every archive: walk (and CRC) the same directory only once.
+        if (sig(b, z, 0x06064b50) && has(b, z, 56) && (le(b, z + 48, 8) != cd || le(b, z + 32, 8) != entries))
+          check_directory(b, le(b, z + 48, 8), le(b, z + 32, 8), name);
       }
     }
   }

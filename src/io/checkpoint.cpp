@@ -67,29 +67,24 @@ std::string read_string(torch::serialize::InputArchive& a, const std::string& ke
 CheckpointReader::CheckpointReader(const std::string& path, const std::string& expected_kind, int64_t max_version)
     : path_(path) {
   VLM_CHECK(std::filesystem::is_regular_file(path), "checkpoint '", path, "' does not exist");
-  const std::string bytes = read_text_file(path);  // an OS error names the file and its cause
-  check_archive_bounds(bytes, path);
-  try {
-    archive_.load_from(bytes.data(), bytes.size(), at::kCPU);
-  } catch (const c10::Error& e) {
-    VLM_FAIL("'", path, "' is not a readable vlm checkpoint (", e.what_without_backtrace(), ")");
-  } catch (const std::exception& e) {
-    VLM_FAIL("'", path, "' is not a readable vlm checkpoint (", e.what(), ")");
-  }
-  open(expected_kind, max_version);
+  load(read_text_file(path), expected_kind, max_version);  // an OS error names the file and its cause
 }
 
 CheckpointReader::CheckpointReader(FromBytes, const std::string& bytes, const std::string& name,
                                    const std::string& expected_kind, int64_t max_version)
     : path_(name) {
   VLM_CHECK(!bytes.empty(), "'", name, "' is empty, not a vlm checkpoint");
-  check_archive_bounds(bytes, name);
+  load(bytes, expected_kind, max_version);
+}
+
+void CheckpointReader::load(const std::string& bytes, const std::string& expected_kind, int64_t max_version) {
+  check_archive_bounds(bytes, path_);
   try {
     archive_.load_from(bytes.data(), bytes.size(), at::kCPU);
   } catch (const c10::Error& e) {
-    VLM_FAIL("'", name, "' is not a readable vlm checkpoint (", e.what_without_backtrace(), ")");
+    VLM_FAIL("'", path_, "' is not a readable vlm checkpoint (", e.what_without_backtrace(), ")");
   } catch (const std::exception& e) {
-    VLM_FAIL("'", name, "' is not a readable vlm checkpoint (", e.what(), ")");
+    VLM_FAIL("'", path_, "' is not a readable vlm checkpoint (", e.what(), ")");
   }
   open(expected_kind, max_version);
 }

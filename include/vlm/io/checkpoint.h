@@ -66,6 +66,8 @@ class CheckpointReader {
   at::Tensor tensor(const std::string& name);
 
  private:
+  /// Checks the archive's bytes, hands them to LibTorch, then open().
+  void load(const std::string& bytes, const std::string& expected_kind, int64_t max_version);
   void open(const std::string& expected_kind, int64_t max_version);
   std::string path_, kind_;
   int64_t version_ = 0;
