@@ -6,6 +6,8 @@
 // --model=vqvae trains a tiny conv VQ-VAE instead (k-means initialisation, EMA codebooks with dead-code restarts,
 // caption head) for --epochs on random images, and writes its parameters and buffers the same way; --resume continues
 // from <out>/vqvae/state.pt, --die_at=E ends the process in epoch E (after its checkpoint, before its state).
+// --model=eval evaluates an untrained tiny GPT (seeded alike on every rank) on the same synthetic lines with
+// vlm::run_evaluation, sharded across the group, into <out>/<--eval_dir>.
 #include <cstdlib>
 #include <random>
 
@@ -17,6 +19,8 @@
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 #include "vlm/dist/process_group.h"
+#include "vlm/eval/evaluator.h"
+#include "vlm/models/gpt_checkpoint.h"
 #include "vlm/io/checkpoint.h"
 #include "vlm/train/gpt_trainer.h"
 #include "vlm/train/vqvae_trainer.h"
@@ -72,7 +76,7 @@ int main(int argc, char** argv) {
     int64_t steps = 50, die_at = -1, decay_iters = -1;
     bool resume = false;
     double timeout = 60;
-    std::string model = "gpt";
+    std::string model = "gpt", eval_dir = "eval";
     int64_t epochs = 3;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -84,6 +88,7 @@ int main(int argc, char** argv) {
       else if (a == "--resume") resume = true;
       else if (a.rfind("--model=", 0) == 0) model = a.substr(8);
       else if (a.rfind("--epochs=", 0) == 0) epochs = std::stoll(a.substr(9));
+      else if (a.rfind("--eval_dir=", 0) == 0) eval_dir = a.substr(11);
       else VLM_FAIL("dist_check: unknown argument ", a);
     }
     vlm::RuntimeOptions ro;
@@ -92,7 +97,7 @@ int main(int argc, char** argv) {
     vlm::ProcessGroup group = vlm::ProcessGroup::from_environment(
         c10::kCPU, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
     if (model == "vqvae") return run_vqvae(group, out, epochs, resume, die_at);
-    VLM_CHECK(model == "gpt", "dist_check: --model must be gpt or vqvae");
+    VLM_CHECK(model == "gpt" || model == "eval", "dist_check: --model must be gpt, vqvae or eval");
 
     const auto format = vlm::SequenceFormat::seed();
     std::mt19937_64 rng(7);
@@ -101,6 +106,39 @@ int main(int argc, char** argv) {
       std::string image;
       for (int k = 0; k < 8; ++k) image += static_cast<char>('A' + rng() % 26);
       records.push_back({static_cast<int64_t>(rng() % 2), {image, std::to_string((image[0] - 'A') % 10)}});
+    }
+    if (model == "eval") {
+      // An untrained model: its answers vary from record to record (a trained tiny one answers nearly one class for
+      // all, which would hide records gathered in the wrong order).
+      const auto tokenizer = vlm::CharTokenizer::for_format(format);
+      at::manual_seed(5);
+      vlm::GPT gpt(vlm::GPTOptions().vocab_size(tokenizer.vocab_size()).block_size(32).n_layer(2).n_head(2).n_embd(32));
+      const std::string path = out + "/eval_model.pt";
+      if (group.is_main()) {
+        vlm::ensure_directory(out);
+        vlm::CheckpointWriter w(vlm::kGPTCheckpointKind, vlm::kGPTCheckpointVersion,
+                                vlm::gpt_checkpoint_meta(gpt, tokenizer, format, 0));
+        w.add_module("model", *gpt);
+        w.save(path);
+      }
+      group.barrier();
+      vlm::EvaluationInputs in;
+      in.model = gpt;
+      in.tokenizer = tokenizer;
+      in.format = format;
+      in.test_records = records;
+      in.series = {path, path};
+      in.group = &group;
+      vlm::EvaluatorOptions eo;
+      eo.out_dir = out + "/" + eval_dir;
+      eo.batch_size = 48;  // several batches per shard, and one that straddles none
+      eo.naive_prompts = 2;
+      eo.samples_per_class = 2;
+      eo.logo_examples = 50;
+      auto summary = vlm::run_evaluation(in, eo);
+      VLM_CHECK(summary.is_null() != group.is_main(), "rank ", group.rank(), ": run_evaluation returned ",
+                summary.is_null() ? "no summary" : "a summary");
+      return 0;
     }
     vlm::GPTTrainOptions o;
     o.out_dir = out + "/gpt";

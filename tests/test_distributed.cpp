@@ -158,6 +158,46 @@ TEST_CASE("Two ranks train a VQ-VAE with bit-identical codebooks, equal to one p
   CHECK(d_resume < 1e-3);
 }
 
+TEST_CASE("Evaluation sharded across two ranks gives one process's figures", "[dist][eval]") {
+  vlm::testing::TempDir dir;
+  auto one = sh(kCheck + " --model=eval --eval_dir=one --out=" + dir.file("run"));
+  INFO(one.out);
+  REQUIRE(one.rc == 0);
+  auto two = sh(kVlm + " launch --nproc=2 -- " + kCheck + " --model=eval --eval_dir=two --out=" + dir.file("run"));
+  INFO(two.out);
+  REQUIRE(two.rc == 0);
+  CHECK(contains(two.out, "(2 processes)"));
+  auto summary = [&](const char* d) {
+    return nlohmann::json::parse(vlm::testing::read_text(dir.file(std::string("run/") + d + "/summary.json")));
+  };
+  const auto a = summary("one"), b = summary("two");
+  // Exact classification is deterministic per record: the gathered shards give the same predictions, hence the same
+  // confusion matrix, and the same posteriors to within summation order.
+  const auto &ea = a["classification_exact"], &eb = b["classification_exact"];
+  CHECK(eb["n"] == 256);
+  CHECK(eb["accuracy"] == ea["accuracy"]);
+  CHECK(eb["confusion"] == ea["confusion"]);
+  int64_t predicted_classes = 0;  // the untrained model's answers vary, so records out of order would show
+  for (int c = 0; c < 10; ++c) {
+    int64_t column = 0;
+    for (int t = 0; t < 10; ++t) column += ea["confusion"][t][c].get<int64_t>();
+    predicted_classes += column > 0;
+  }
+  CHECK(predicted_classes >= 2);
+  CHECK(std::abs(eb["ece"].get<double>() - ea["ece"].get<double>()) < 1e-6);
+  REQUIRE(b["accuracy_over_checkpoints"].size() == 2);
+  for (int i = 0; i < 2; ++i)
+    CHECK(b["accuracy_over_checkpoints"][i]["accuracy"] == ea["accuracy"]);  // the series holds the same checkpoint
+  // Sampled: rank 1 draws from its own stream, so only the assembly is checked: every record answered once.
+  int64_t answered = 0;
+  for (const auto& row : b["classification_sampled"]["confusion"])
+    for (const auto& c : row) answered += c.get<int64_t>();
+  CHECK(answered + b["classification_sampled"]["invalid"].get<int64_t>() == 256);
+  WARN("sharded evaluation: exact accuracy " << eb["accuracy"] << " (1 process " << ea["accuracy"] << "), sampled "
+                                             << b["classification_sampled"]["accuracy"] << " ("
+                                             << a["classification_sampled"]["accuracy"] << ")");
+}
+
 TEST_CASE("A run resumes with another number of processes and ends where one process ends", "[dist]") {
   vlm::testing::TempDir dir;
   const std::string common = " --decay_iters=50 --out=";

@@ -8,6 +8,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "vlm/core/check.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/sample/shared_prefix.h"
 #include "vlm/io/svg_plot.h"
 #include "vlm/models/gpt_checkpoint.h"
@@ -29,11 +30,33 @@ std::pair<int64_t, int64_t> classification_template(const SequenceFormat& format
             "' after all the others, so there is no prompt to classify it from");
   return {tmpl, label_field};
 }
+
+bool sharded(const ProcessGroup* group) { return group && group->distributed(); }
+
+std::vector<Record> slice(const std::vector<Record>& records, std::pair<int64_t, int64_t> range) {
+  return {records.begin() + range.first, records.begin() + range.second};
+}
+
+// The predictions, the posterior and (with labels) the metrics, from the log-likelihoods (N, C).
+void finish_exact(ExactClassification& out, const at::Tensor& labels) {
+  const int64_t N = out.log_probs.size(0);
+  out.predicted.assign(static_cast<size_t>(N), -1);
+  if (N > 0) {
+    auto pred = out.log_probs.argmax(1).contiguous();
+    std::copy(pred.data_ptr<int64_t>(), pred.data_ptr<int64_t>() + N, out.predicted.begin());
+  }
+  out.probs = at::softmax(out.log_probs, 1);  // the posterior over the words
+  if (labels.defined() && N > 0) {
+    out.has_labels = true;
+    out.metrics = classification_metrics(at::tensor(out.predicted, at::kLong), labels.to(at::kCPU), out.words,
+                                         out.probs);
+  }
+}
 }  // namespace
 
 ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                                    const std::vector<Record>& records, const at::Tensor& labels, int64_t batch_size,
-                                   int64_t label_field) {
+                                   int64_t label_field, ProcessGroup* group) {
   VLM_CHECK(batch_size > 0, "classify_exact: batch_size must be positive, got ", batch_size);
   const auto [tmpl, field] = classification_template(format, label_field);
   const FieldSpec& spec = format.field(field);
@@ -43,7 +66,14 @@ ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, c
   const auto t0 = Clock::now();
   ExactClassification out;
   out.words = spec.words;
-  out.predicted.assign(records.size(), -1);
+  if (sharded(group)) {
+    auto mine = classify_exact(model, tokenizer, format, slice(records, group->shard(N)), {}, batch_size,
+                               label_field);
+    out.log_probs = group->all_gather_rows(mine.log_probs);  // (N, C), in record order
+    finish_exact(out, labels);
+    out.seconds = since(t0);
+    return out;
+  }
   out.log_probs = at::empty({N, C}, at::kFloat);
 
   const bool was_training = model->is_training();
@@ -100,22 +130,13 @@ ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, c
                           .sum({1, 2});  // (B)
           lp.select(1, w).add_(rest);
         }
-        lp = lp.cpu();
-        auto pred = lp.argmax(1);  // (B)
         auto rows = at::tensor(std::vector<int64_t>(members.begin() + start, members.begin() + end), at::kLong);
-        out.log_probs.index_copy_(0, rows, lp);
-        auto pa = pred.accessor<int64_t, 1>();
-        for (int64_t r = 0; r < B; ++r) out.predicted[members[start + r]] = pa[r];
+        out.log_probs.index_copy_(0, rows, lp.cpu());
       }
     }
   }
   if (was_training) model->train();
-  out.probs = at::softmax(out.log_probs, 1);  // the posterior over the words
-  if (labels.defined() && N > 0) {
-    out.has_labels = true;
-    out.metrics = classification_metrics(at::tensor(out.predicted, at::kLong), labels.to(at::kCPU), spec.words,
-                                         out.probs);
-  }
+  finish_exact(out, labels);
   out.seconds = since(t0);
   return out;
 }
@@ -149,9 +170,26 @@ int64_t parse_word_answer(const FieldSpec& field, const std::string& completion,
 
 SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                                        const std::vector<Record>& records, const at::Tensor& labels,
-                                       SamplerOptions options, int64_t label_field) {
+                                       SamplerOptions options, int64_t label_field, ProcessGroup* group) {
   auto t0 = Clock::now();
   const auto [tmpl, field] = classification_template(format, label_field);
+  if (sharded(group)) {
+    const auto range = group->shard(static_cast<int64_t>(records.size()));
+    std::vector<int64_t> mine;
+    if (range.second > range.first) {
+      SamplerOptions own = options;  // rank 0 keeps one process's stream
+      own.seed(options.seed() + 7919 * static_cast<uint64_t>(group->rank()));
+      mine = classify_sampled(model, tokenizer, format, slice(records, range),
+                              labels.narrow(0, range.first, range.second - range.first), own, label_field)
+                 .predicted;
+    }
+    auto all = group->all_gather_rows(at::tensor(mine, at::kLong)).contiguous();  // (N), in record order
+    SampledClassification out;
+    out.predicted.assign(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
+    out.metrics = classification_metrics(all, labels.to(at::kCPU), format.field(field).words);
+    out.seconds = since(t0);
+    return out;
+  }
   std::vector<std::string> prompts;
   prompts.reserve(records.size());
   for (const auto& r : records) prompts.push_back(format.prompt(r, tmpl, field));
@@ -174,11 +212,11 @@ nlohmann::json SampledClassification::to_json() const {
 
 CheckpointAccuracy accuracy_over_checkpoints(const std::vector<std::string>& checkpoints,
                                              const std::vector<Record>& records, const at::Tensor& labels,
-                                             int64_t batch_size, c10::Device device) {
+                                             int64_t batch_size, c10::Device device, ProcessGroup* group) {
   CheckpointAccuracy out;
   for (const auto& path : checkpoints) {
     auto loaded = load_gpt_checkpoint(path, device);
-    auto r = classify_exact(loaded.model, loaded.tokenizer, loaded.format, records, labels, batch_size);
+    auto r = classify_exact(loaded.model, loaded.tokenizer, loaded.format, records, labels, batch_size, -1, group);
     out.rows.push_back({path, loaded.meta.value("iter", int64_t(0)), r.metrics.accuracy, r.metrics.std_error});
   }
   return out;

@@ -1,11 +1,14 @@
 #include "vlm/eval/evaluator.h"
 
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
+#include "vlm/core/runtime.h"
+#include "vlm/dist/process_group.h"
 
 namespace vlm {
 
@@ -17,7 +20,8 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
   const int64_t codec_field = in.codec_field >= 0 ? in.codec_field : format.first_codec_field();
   VLM_CHECK(label >= 0 && format.field(label).is_label(), "run_evaluation: the format has no label field");
   const FieldSpec& label_spec = format.field(label);
-  ensure_directory(o.out_dir);
+  const bool main = !in.group || in.group->is_main();
+  if (main) ensure_directory(o.out_dir);
   auto out = [&](const char* name) { return (std::filesystem::path(o.out_dir) / name).string(); };
   const int64_t N = static_cast<int64_t>(in.test_records.size());
   std::vector<int64_t> label_values;
@@ -33,23 +37,37 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
                             {"label_field", label_spec.name}};
   std::vector<std::string> skipped;
 
-  auto exact = classify_exact(in.model, in.tokenizer, format, in.test_records, labels, o.batch_size, label);
+  // What runs over every test record (most of the work: the classifications and the reference classifier's ceiling)
+  // is sharded across the ranks of a group; the rest (generation, timings, figures) is rank 0's alone.
+  auto exact = classify_exact(in.model, in.tokenizer, format, in.test_records, labels, o.batch_size, label, in.group);
+  const auto sampled_opts = SamplerOptions().temperature(o.sampled_temperature).top_k(o.sampled_top_k).seed(o.seed)
+                                .batch_size(o.batch_size);
+  SampledClassification sampled;
+  if (o.sampled)
+    sampled = classify_sampled(in.model, in.tokenizer, format, in.test_records, labels, sampled_opts, label, in.group);
+  CheckpointAccuracy series;
+  if (!in.series.empty())
+    series = accuracy_over_checkpoints(in.series, in.test_records, labels, o.batch_size,
+                                       in.model->wte->weight.device(), in.group);
+  std::optional<ReferenceCeiling> ceiling;
+  if (in.codec && in.grader && in.test_items.defined())
+    ceiling = reference_classifier_ceiling(*in.codec, in.grader, in.test_items, labels, in.group);
+  if (!main) return nullptr;
+  std::optional<ScopedThreads> alone;
+  if (in.group && in.group->distributed() && in.threads_alone >= 0) alone.emplace(in.threads_alone, ThreadPool::kBlas);
+
   summary["classification_exact"] = exact.to_json();
   write_confusion_svg(out("confusion.svg"), exact.metrics,
                       fmt::format("Confusion matrix (exact, accuracy {:.4f})", exact.metrics.accuracy));
-  fmt::print("evaluate: exact accuracy {:.4f} +- {:.4f} on {} examples in {:.2f}s\n", exact.metrics.accuracy,
-             exact.metrics.std_error, N, exact.seconds);
-  const auto sampled_opts = SamplerOptions().temperature(o.sampled_temperature).top_k(o.sampled_top_k).seed(o.seed)
-                                .batch_size(o.batch_size);
+  fmt::print("evaluate: exact accuracy {:.4f} +- {:.4f} on {} examples in {:.2f}s{}\n", exact.metrics.accuracy,
+             exact.metrics.std_error, N, exact.seconds,
+             in.group && in.group->distributed() ? fmt::format(" ({} processes)", in.group->world_size()) : "");
   if (o.sampled) {
-    auto sampled = classify_sampled(in.model, in.tokenizer, format, in.test_records, labels, sampled_opts, label);
     summary["classification_sampled"] = sampled.to_json();
     fmt::print("evaluate: sampled accuracy {:.4f}, {} invalid answers\n", sampled.metrics.accuracy,
                sampled.metrics.invalid);
   }
   if (!in.series.empty()) {
-    auto series = accuracy_over_checkpoints(in.series, in.test_records, labels, o.batch_size,
-                                            in.model->wte->weight.device());
     summary["accuracy_over_checkpoints"] = series.to_json();
     write_accuracy_over_checkpoints_svg(out("accuracy_over_checkpoints.svg"), series);
   }
@@ -99,9 +117,7 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
     skipped.push_back(o.samples_per_class > 0 ? "generation (" + no_generation + ")"
                                               : "generation (--samples_per_class=0)");
   }
-  if (in.codec && in.grader && in.test_items.defined())
-    summary["reference_classifier"] =
-        reference_classifier_ceiling(*in.codec, in.grader, in.test_items, labels).to_json();
+  if (ceiling) summary["reference_classifier"] = ceiling->to_json();
   if (codec_field >= 0)
     write_token_figures(token_usage(codec_strings, labels, format.field(codec_field).alphabet, label_spec.words,
                                     o.logo_examples),

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "vlm/core/check.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/io/png.h"
 #include "vlm/io/svg_plot.h"
 
@@ -171,16 +172,21 @@ void write_graded_accuracy_svg(const std::string& path, const GradedGeneration& 
 }
 
 ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const ReferenceGrader& grader,
-                                              const at::Tensor& items, const at::Tensor& labels) {
+                                              const at::Tensor& items, const at::Tensor& labels, ProcessGroup* group) {
   VLM_CHECK(items.defined() && labels.defined() && items.size(0) == labels.size(0),
             "reference_classifier_ceiling: items and labels must be given, one label per item");
-  auto cpu_labels = labels.to(at::kCPU, at::kLong);
-  auto accuracy = [&](const at::Tensor& x) {
-    return grader(x).to(at::kCPU).eq(cpu_labels).to(at::kDouble).mean().item<double>();
+  const int64_t n = items.size(0);
+  const auto [first, last] = group ? group->shard(n) : std::pair<int64_t, int64_t>{0, n};
+  auto mine = items.narrow(0, first, last - first);
+  auto mine_labels = labels.to(at::kCPU, at::kLong).narrow(0, first, last - first);
+  auto correct = [&](const at::Tensor& x) {
+    return x.size(0) == 0 ? 0.0 : grader(x).to(at::kCPU).eq(mine_labels).sum().item<double>();
   };
+  std::vector<double> right = {correct(mine), last > first ? correct(codec.decode(codec.encode(mine))) : 0.0};
+  if (group) right = group->all_reduce_sum(right);
   ReferenceCeiling c;
-  c.accuracy_real_test = accuracy(items);
-  c.accuracy_codec_reconstructions = accuracy(codec.decode(codec.encode(items)));
+  c.accuracy_real_test = right[0] / static_cast<double>(n);
+  c.accuracy_codec_reconstructions = right[1] / static_cast<double>(n);
   return c;
 }
 

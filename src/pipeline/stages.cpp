@@ -231,27 +231,34 @@ nlohmann::json eval_options(const PipelineContext& ctx) {
 
 StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
   const auto& o = ctx.options;
+  const bool main = ctx.is_main();
   auto loaded = load_gpt_checkpoint(ctx.path("gpt", "best.pt"), ctx.device);
-  auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
   EvaluationInputs in;
   in.model = loaded.model;
   in.tokenizer = loaded.tokenizer;
   in.format = loaded.format;
   in.model_path = ctx.path("gpt", "best.pt");
   in.test_records = in.format.read(ctx.path("tokens", "test.txt"));
-  in.test_items = ctx.mnist.test.images;
   for (const auto& snap : Stage(o.run_dir, "gpt", {}).record()["results"].value("snapshots", std::vector<std::string>{}))
     in.series.push_back(ctx.path("gpt", snap));
+  // Data-parallel, the ranks share the passes over the test set (faster than rank 0 with every core:
+  // docs/distributed.md); what only rank 0 runs afterwards gets the whole machine again.
+  in.group = ctx.group;
+  in.threads_alone = o.threads;
+  in.test_items = ctx.mnist.test.images;
+  auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
   in.codec = codec.get();
   in.grader = classifier_grader(load_digit_classifier(ctx.path("classifier", "classifier.pt"), ctx.device));
   std::unordered_set<std::string> train_strings;
-  const int64_t image = in.format.first_codec_field();
-  for (const auto& r : in.format.read(ctx.path("tokens", "train.txt"))) train_strings.insert(r.values[image]);
-  in.train_strings = &train_strings;
+  if (main) {  // memorisation is measured on rank 0's generations
+    const int64_t image = in.format.first_codec_field();
+    for (const auto& r : in.format.read(ctx.path("tokens", "train.txt"))) train_strings.insert(r.values[image]);
+    in.train_strings = &train_strings;
+  }
   EvaluatorOptions eo = o.eval;
   eo.out_dir = stage.dir();
   eo.seed = o.seed;
-  ScopedThreads threads(o.threads, ThreadPool::kBlas);
+  ScopedThreads threads(ctx.group ? ctx.rank_threads : o.threads, ThreadPool::kBlas);
   run_evaluation(in, eo);
   return {{}, in.series.empty() ? std::vector<std::string>{} : std::vector<std::string>{"accuracy_over_checkpoints.svg"}};
 }
@@ -270,7 +277,8 @@ const std::vector<StageSpec>& pipeline_stages() {
        {"summary.json", "confusion.svg", "token_logo.svg", "codebook_usage.svg", "generated.png",
         "generated_unconstrained.png", "graded_accuracy.svg"},
        eval_options,
-       run_eval},
+       run_eval,
+       true},
   };
   return stages;
 }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -66,6 +67,10 @@ class ProcessGroup {
   void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
   /// Scalars summed across ranks (metrics).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);
+  /// This rank's contiguous share [first, last) of n items: [n r / W, n (r+1) / W) ([0, n) in a group of one).
+  std::pair<int64_t, int64_t> shard(int64_t n) const {
+    return {n * env_.rank / env_.world_size, n * (env_.rank + 1) / env_.world_size};
+  }
   /// Every rank's rows of x (n_r, ...) concatenated in rank order (sum_r n_r, ...); the ranks may hold different
   /// numbers of rows but the same trailing shape and dtype. Exact: each value is summed only with zeros.
   at::Tensor all_gather_rows(const at::Tensor& x);

@@ -11,6 +11,11 @@
 // (the digits) that is the single forward pass of the seed's argmax. classify_sampled() is the seed's way (sample the
 // answer and parse it); accuracy_over_checkpoints() runs classify_exact on a series of checkpoints.
 // Every function runs on the model's device (model->wte->weight.device()) and returns CPU results.
+//
+// Data-parallel (a ProcessGroup of W > 1 ranks, every rank calling with the same records): rank r classifies the
+// contiguous share [N r / W, N (r+1) / W) of the records and the per-record results are gathered, so every rank
+// returns the figures of all N. Exact classification then equals one process's to within summation order; sampled
+// classification draws rank r's answers from its own stream (rank 0 keeps one process's), equal in distribution.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +32,8 @@
 
 namespace vlm {
 
+class ProcessGroup;
+
 struct ExactClassification {
   std::vector<int64_t> predicted;  ///< the class (index of the word) per record
   std::vector<std::string> words;  ///< the label field's vocabulary
@@ -42,10 +49,11 @@ struct ExactClassification {
 /// Classifies the records' `label_field` (-1: the format's first label field) from the fields before it in the
 /// template that ends with it (the records' own values of the label field are not read). Prompts of equal length
 /// share a batch of up to `batch_size`; with `labels` (N) int64 class indices (an undefined tensor = none) also
-/// computes the metrics. The model is put in eval mode for the call and its previous mode restored.
+/// computes the metrics. The model is put in eval mode for the call and its previous mode restored. With a `group`,
+/// sharded across its ranks (above); `seconds` is then the wall time of the whole, gather included.
 ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                                    const std::vector<Record>& records, const at::Tensor& labels = {},
-                                   int64_t batch_size = 512, int64_t label_field = -1);
+                                   int64_t batch_size = 512, int64_t label_field = -1, ProcessGroup* group = nullptr);
 
 /// Fraction of predictions equal to labels.
 double classification_accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& labels);
@@ -63,7 +71,7 @@ struct SampledClassification {
 };
 SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                                        const std::vector<Record>& records, const at::Tensor& labels,
-                                       SamplerOptions options, int64_t label_field = -1);
+                                       SamplerOptions options, int64_t label_field = -1, ProcessGroup* group = nullptr);
 /// The class of a sampled completion ("7." -> 7, "sneaker." -> 7): the word before `delimiter`, -1 if none.
 int64_t parse_word_answer(const FieldSpec& field, const std::string& completion, char delimiter);
 
@@ -80,7 +88,8 @@ struct CheckpointAccuracy {
 /// Loads each GPT checkpoint onto `device`, classifies exactly (the checkpoint's own format), records its "iter".
 CheckpointAccuracy accuracy_over_checkpoints(const std::vector<std::string>& checkpoints,
                                              const std::vector<Record>& records, const at::Tensor& labels,
-                                             int64_t batch_size = 512, c10::Device device = c10::kCPU);
+                                             int64_t batch_size = 512, c10::Device device = c10::kCPU,
+                                             ProcessGroup* group = nullptr);
 void write_accuracy_over_checkpoints_svg(const std::string& path, const CheckpointAccuracy& accuracy);
 
 }  // namespace vlm

@@ -81,9 +81,16 @@ struct EvaluationInputs {
   ReferenceGrader grader;            ///< grades decoded items (the domain's reference classifier)
   at::Tensor test_items;             ///< (N, ...) the real test items: the codec's ceiling under the grader
   const std::unordered_set<std::string>* train_strings = nullptr;  ///< codec strings of training lines
+  /// Data-parallel: every rank of the group calls run_evaluation with the same inputs; what runs over every test
+  /// record (exact and sampled classification, every checkpoint of the series, the reference classifier's ceiling) is
+  /// sharded across the ranks (vlm/eval/classify.h), and the rest runs on rank 0, which alone writes and returns the
+  /// summary (the others return null).
+  ProcessGroup* group = nullptr;
+  int threads_alone = -1;  ///< rank 0's threads once it works alone (OpenBLAS's pool; 0 = all cores, -1 = unchanged)
 };
 
-/// Runs every evaluation (speed_report when naive_prompts > 0 or samples_per_class > 0), writes figures (PNG/SVG) and summary.json into options.out_dir, returns the summary.
+/// Runs every evaluation (speed_report when naive_prompts > 0 or samples_per_class > 0), writes figures (PNG/SVG) and
+/// summary.json into options.out_dir, returns the summary (null on a data-parallel rank other than 0).
 nlohmann::json run_evaluation(EvaluationInputs& inputs, const EvaluatorOptions& options);
 
 }  // namespace vlm

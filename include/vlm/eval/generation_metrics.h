@@ -30,6 +30,8 @@
 
 namespace vlm {
 
+class ProcessGroup;
+
 /// Generated values of a codec field for every class of a label field, N each, under the format's constraint or not.
 struct Generation {
   std::vector<std::string> words;                     ///< the classes, one row each
@@ -89,13 +91,15 @@ struct GradedGeneration {
 GradedGeneration grade_generation(const TokenCodec& codec, const ReferenceGrader& grader, const Generation& gen);
 void write_graded_accuracy_svg(const std::string& path, const GradedGeneration& graded);
 
-/// The ceiling the codec allows: the reference classifier on real test items and on their codec round trips.
+/// The ceiling the codec allows: the reference classifier on real test items and on their codec round trips. With a
+/// data-parallel `group` every rank calls it with the same items and grades its contiguous share; the counts are summed.
 struct ReferenceCeiling {
   double accuracy_real_test = 0, accuracy_codec_reconstructions = 0;
   nlohmann::json to_json() const;
 };
 ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const ReferenceGrader& grader,
-                                              const at::Tensor& items, const at::Tensor& labels);
+                                              const at::Tensor& items, const at::Tensor& labels,
+                                              ProcessGroup* group = nullptr);
 
 /// Decoded values of `gen`, one row per class, `columns` per row (invalid = black), as a PNG, when the codec draws
 /// its items (TokenCodec::write_grid_png); returns whether it wrote one.
