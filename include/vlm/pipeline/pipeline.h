@@ -89,8 +89,9 @@ struct PipelineOptions {
 struct PipelineContext {
   explicit PipelineContext(const PipelineOptions& options, ProcessGroup* group = nullptr);
   const PipelineOptions& options;
-  /// Data-parallel run (vlm run --nproc=N, or started by a launcher): the training stages run on every rank, the
-  /// others on rank 0 alone with all of the machine's cores while the other ranks wait. nullptr: one process.
+  /// Data-parallel run (vlm run --nproc=N, or started by a launcher): the training stages and the evaluation (its
+  /// passes over the test set sharded) run on every rank, the others on rank 0 alone with all of the machine's cores
+  /// while the other ranks wait. nullptr: one process.
   ProcessGroup* group = nullptr;
   int rank_threads = 0;  ///< threads of this rank in the data-parallel stages (options.threads when alone)
   bool is_main() const;
