@@ -1,6 +1,7 @@
 // Evaluates a trained GPT: exact and sampled classification (with speed versus the seed's naive loop), accuracy over
 // a series of checkpoints, constrained and unconstrained generation graded by the reference classifier, and the
-// figures, all into --out_dir with a summary.json. Thin driver over vlm::run_evaluation.
+// figures, all into --out_dir with a summary.json. Thin driver over vlm::run_evaluation; data-parallel when started by
+// a launcher.
 #include <sstream>
 #include <unordered_set>
 
@@ -10,6 +11,7 @@
 #include "mnist_common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
+#include "vlm/dist/process_group.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/text/sequence_format.h"
@@ -45,8 +47,16 @@ int main(int argc, char** argv) {
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(!gpt.empty(), "--gpt=CHECKPOINT is required (a GPT checkpoint written by train_gpt)");
     eo.seed = common.seed;
-    vlm::examples::start(flags, common);
+    // Under vlm launch, mpirun, srun or torchrun the passes over the test set are sharded across the ranks, and rank 0
+    // alone generates and writes (vlm/eval/evaluator.h).
+    const vlm::DistEnv dist = vlm::dist_env_from_environment();
+    const int all_threads = common.threads;
+    common.threads = dist.threads_per_rank(common.threads);
+    if (dist.rank == 0) vlm::examples::start(flags, common);
+    else vlm::init_runtime({common.threads, common.thread_pool, common.seed});
     auto device = vlm::resolve_device(common.device);
+    vlm::ProcessGroup group(dist, device);
+    if (dist.distributed() && dist.rank == 0) fmt::print("data-parallel: {}\n", dist.summary());
 
     VLM_CHECK(limit_test >= 0, "--limit_test must be >= 0 (0 = all), got ", limit_test);
     auto loaded = vlm::load_gpt_checkpoint(gpt, device);
@@ -91,8 +101,10 @@ int main(int argc, char** argv) {
       for (const auto& r : in.format.read(train_text)) train_strings.insert(r.values[image]);
       in.train_strings = &train_strings;
     }
+    in.group = &group;
+    in.threads_alone = all_threads;
     auto summary = vlm::run_evaluation(in, eo);
-    fmt::print("wrote {}/summary.json\n", eo.out_dir);
+    if (group.is_main()) fmt::print("wrote {}/summary.json\n", eo.out_dir);
     return 0;
   });
 }

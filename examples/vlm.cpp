@@ -52,8 +52,9 @@ int run(int argc, char** argv) {
   vlm::Flags flags("vlm run", "Run (or resume) the whole pipeline into --run_dir.");
   o.register_flags(flags);
   flags.add("nproc", &nproc,
-            "processes on this machine: the VQ-VAE and GPT stages train data-parallel across them, the other stages "
-            "run on the first with all cores (docs/distributed.md); under mpirun/srun/torchrun, their count");
+            "processes on this machine: the VQ-VAE and GPT stages train data-parallel across them and the evaluation "
+            "shares its passes over the test set; the other stages run on the first with all cores "
+            "(docs/distributed.md); under mpirun/srun/torchrun, their count");
   if (!flags.parse(argc, argv)) return 0;
   VLM_CHECK(nproc >= 1, "--nproc must be >= 1, got ", nproc);
   const vlm::DistEnv dist = vlm::dist_env_from_environment();
