@@ -7,7 +7,8 @@
 // caption head) for --epochs on random images, and writes its parameters and buffers the same way; --resume continues
 // from <out>/vqvae/state.pt, --die_at=E ends the process in epoch E (after its checkpoint, before its state).
 // --model=eval evaluates an untrained tiny GPT (seeded alike on every rank) on the same synthetic lines with
-// vlm::run_evaluation, sharded across the group, into <out>/<--eval_dir>.
+// vlm::run_evaluation, sharded across the group, into <out>/<--eval_dir>; it leaves the model and the lines in
+// <out>/eval_model.pt and <out>/eval_lines.txt.
 #include <cstdlib>
 #include <random>
 
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
                                 vlm::gpt_checkpoint_meta(gpt, tokenizer, format, 0));
         w.add_module("model", *gpt);
         w.save(path);
+        format.write(out + "/eval_lines.txt", records);  // for examples/evaluate
       }
       group.barrier();
       vlm::EvaluationInputs in;

@@ -67,6 +67,7 @@ bool identical(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& 
 
 const std::string kCheck = VLM_DIST_CHECK_PATH;
 const std::string kVlm = VLM_CLI_PATH;
+const std::string kEvaluate = VLM_EVALUATE_PATH;
 
 }  // namespace
 
@@ -196,6 +197,33 @@ TEST_CASE("Evaluation sharded across two ranks gives one process's figures", "[d
   WARN("sharded evaluation: exact accuracy " << eb["accuracy"] << " (1 process " << ea["accuracy"] << "), sampled "
                                              << b["classification_sampled"]["accuracy"] << " ("
                                              << a["classification_sampled"]["accuracy"] << ")");
+}
+
+TEST_CASE("examples/evaluate started by vlm launch shards the evaluation, and rank 0 alone writes", "[dist][eval]") {
+  vlm::testing::TempDir dir;
+  auto made = sh(kCheck + " --model=eval --out=" + dir.file("m"));
+  INFO(made.out);
+  REQUIRE(made.rc == 0);
+  const std::string args = " --gpt=" + dir.file("m/eval_model.pt") + " --test_text=" + dir.file("m/eval_lines.txt") +
+                           " --batch_size=48 --naive_prompts=2 --samples_per_class=2 --threads=1 --out_dir=";
+  auto one = sh(kEvaluate + args + dir.file("one"));
+  INFO(one.out);
+  REQUIRE(one.rc == 0);
+  auto two = sh(kVlm + " launch --nproc=2 -- " + kEvaluate + args + dir.file("two"));
+  INFO(two.out);
+  REQUIRE(two.rc == 0);
+  CHECK(contains(two.out, "data-parallel: rank 0 of 2"));
+  CHECK(contains(two.out, "(2 processes)"));
+  size_t wrote = 0;  // rank 0 alone reports (and writes) the summary
+  for (size_t at = two.out.find("wrote "); at != std::string::npos; at = two.out.find("wrote ", at + 1)) ++wrote;
+  CHECK(wrote == 1);
+  auto summary = [&](const char* d) {
+    return nlohmann::json::parse(vlm::testing::read_text(dir.file(std::string(d) + "/summary.json")));
+  };
+  const auto a = summary("one")["classification_exact"], b = summary("two")["classification_exact"];
+  CHECK(b["n"] == 256);
+  CHECK(b["accuracy"] == a["accuracy"]);
+  CHECK(b["confusion"] == a["confusion"]);
 }
 
 TEST_CASE("A run resumes with another number of processes and ends where one process ends", "[dist]") {
