@@ -22,7 +22,7 @@ for a in "$@"; do
   esac
 done
 if [ -n "$default_nproc" ] && [ "$(nproc)" -ge 2 ]; then
-  echo "run_mnist.sh: --nproc=$default_nproc (data-parallel training stages; pass --nproc=1 for one process)" >&2
+  echo "run_mnist.sh: --nproc=$default_nproc (data-parallel training stages and evaluation; pass --nproc=1 for one process)" >&2
   args+=("--nproc=$default_nproc")
 fi
 exec "$bin" run "${args[@]}"
