@@ -11,7 +11,6 @@
 #include "mnist_common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
-#include "vlm/dist/process_group.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/text/sequence_format.h"
@@ -47,16 +46,10 @@ int main(int argc, char** argv) {
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(!gpt.empty(), "--gpt=CHECKPOINT is required (a GPT checkpoint written by train_gpt)");
     eo.seed = common.seed;
-    // Under vlm launch, mpirun, srun or torchrun the passes over the test set are sharded across the ranks, and rank 0
-    // alone generates and writes (vlm/eval/evaluator.h).
-    const vlm::DistEnv dist = vlm::dist_env_from_environment();
+    // Under a launcher the passes over the test set are sharded across the ranks, and rank 0 alone generates and
+    // writes (vlm/eval/evaluator.h), with all the cores again.
     const int all_threads = common.threads;
-    common.threads = dist.threads_per_rank(common.threads);
-    if (dist.rank == 0) vlm::examples::start(flags, common);
-    else vlm::init_runtime({common.threads, common.thread_pool, common.seed});
-    auto device = vlm::resolve_device(common.device);
-    vlm::ProcessGroup group(dist, device);
-    if (dist.distributed() && dist.rank == 0) fmt::print("data-parallel: {}\n", dist.summary());
+    auto [runtime, device, group] = vlm::examples::start_rank(flags, common);
 
     VLM_CHECK(limit_test >= 0, "--limit_test must be >= 0 (0 = all), got ", limit_test);
     auto loaded = vlm::load_gpt_checkpoint(gpt, device);

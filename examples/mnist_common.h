@@ -4,11 +4,13 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <utility>
 
 #include <c10/util/Exception.h>
 
 #include "vlm/core/flags.h"
 #include "vlm/core/runtime.h"
+#include "vlm/dist/process_group.h"
 
 namespace vlm::examples {
 
@@ -38,6 +40,24 @@ inline RuntimeInfo start(const Flags& flags, const CommonOptions& o) {
   RuntimeInfo info = init_runtime(ro);
   std::cout << flags.resolved() << "runtime: " << info.summary() << "\n" << std::flush;
   return info;
+}
+
+/// start() for a tool that runs data-parallel when a launcher starts it (vlm launch, mpirun, srun, torchrun;
+/// vlm/dist/process_group.h): "all cores" (--threads=0) becomes this rank's share of them, rank 0 alone prints the
+/// configuration, and every rank joins the group (a group of one without a launcher).
+struct RankStart {
+  RuntimeInfo runtime;
+  c10::Device device;
+  ProcessGroup group;
+};
+inline RankStart start_rank(const Flags& flags, CommonOptions& o) {
+  const DistEnv dist = dist_env_from_environment();
+  o.threads = dist.threads_per_rank(o.threads);
+  RuntimeInfo runtime = dist.rank == 0 ? start(flags, o) : init_runtime({o.threads, o.thread_pool, o.seed});
+  const c10::Device device = resolve_device(o.device);
+  ProcessGroup group(dist, device);
+  if (dist.distributed() && dist.rank == 0) std::cout << "data-parallel: " << dist.summary() << "\n" << std::flush;
+  return {runtime, device, std::move(group)};
 }
 
 /// Runs a driver body; any exception becomes one clear line on stderr and exit status 1.

@@ -13,7 +13,6 @@
 #include "vlm/core/run_lock.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
-#include "vlm/dist/process_group.h"
 #include "vlm/text/char_tokenizer.h"
 #include "vlm/text/sequence_format.h"
 #include "vlm/tokenizer/token_codec.h"
@@ -40,17 +39,10 @@ int main(int argc, char** argv) {
     flags.add_preset("seed", [&] { vlm::apply_seed_preset(model, train); }, "nanoGPT's train_mnist_vlm config");
     flags.add_preset("cpu", [&] { vlm::apply_cpu_preset(model, train); }, "smallest and fastest measured (docs/lm_presets.md)");
     if (!flags.parse(argc, argv)) return 0;
-    // Data-parallel when started by vlm launch, mpirun, srun or torchrun (vlm/dist/process_group.h).
-    const vlm::DistEnv dist = vlm::dist_env_from_environment();
-    common.threads = dist.threads_per_rank(common.threads);  // "all cores" = this rank's share of them
-    if (dist.rank == 0) vlm::examples::start(flags, common);
-    else vlm::init_runtime({common.threads, common.thread_pool, common.seed});
-    const auto device = vlm::resolve_device(common.device);
+    auto [runtime, device, group] = vlm::examples::start_rank(flags, common);  // data-parallel under a launcher
     train.seed = common.seed;
-    vlm::ProcessGroup group(dist, device);
-    if (dist.distributed() && dist.rank == 0) fmt::print("data-parallel: {}\n", dist.summary());
     std::unique_ptr<vlm::RunLock> lock;
-    if (dist.rank == 0) lock = std::make_unique<vlm::RunLock>(train.out_dir);  // one writer per output directory
+    if (group.is_main()) lock = std::make_unique<vlm::RunLock>(train.out_dir);  // one writer per output directory
 
     vlm::SequenceFormat format = format_file.empty() ? vlm::SequenceFormat::seed() : vlm::SequenceFormat::load(format_file);
     std::vector<vlm::Record> train_set, val_set;
@@ -91,7 +83,7 @@ int main(int argc, char** argv) {
                             vlm::TokenDataset::build(format, std::move(val_set)), device);
     trainer.set_process_group(&group);
     auto s = trainer.train();
-    if (dist.rank != 0) return 0;
+    if (!group.is_main()) return 0;
     fmt::print("final: val loss {:.4f} (all targets {:.4f}), val accuracy {:.4f}, best val loss {:.4f}, wall {:.1f} s\n",
                s.last_eval.val_loss, s.last_eval.val_loss_all, s.last_eval.val_accuracy, s.best_val_loss,
                s.wall_seconds);

@@ -19,7 +19,6 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
-#include "vlm/dist/process_group.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/eval/tsne.h"
 #include "vlm/io/png.h"
@@ -82,24 +81,17 @@ int main(int argc, char** argv) {
     VLM_CHECK(latent_map == "tsne" || latent_map == "pca", "--latent_map must be tsne or pca, got '", latent_map, "'");
     VLM_CHECK(limit_train >= 0, "--limit_train must be >= 0 (0 = all), got ", limit_train);
     if (out_dir.empty()) out_dir = "runs/vqvae-" + variant;
-    // Data-parallel when started by vlm launch, mpirun, srun or torchrun (vlm/dist/process_group.h).
-    const vlm::DistEnv dist = vlm::dist_env_from_environment();
-    common.threads = dist.threads_per_rank(common.threads);  // "all cores" = this rank's share of them
-    auto runtime = dist.rank == 0 ? vlm::examples::start(flags, common)
-                                  : vlm::init_runtime({common.threads, common.thread_pool, common.seed});
+    auto [runtime, device, group] = vlm::examples::start_rank(flags, common);  // data-parallel under a launcher
     const auto& alphabet = train_options.alphabet;
     const int64_t num_embeddings = model_options.quantizer().num_embeddings();
     vlm::check_alphabet(alphabet, num_embeddings);
 
-    const auto device = vlm::resolve_device(common.device);
-    vlm::ProcessGroup group(dist, device);
-    if (dist.distributed() && dist.rank == 0) fmt::print("data-parallel: {}\n", dist.summary());
-    VLM_CHECK(!(eval_only && dist.distributed()), "--eval_only runs in one process");
+    VLM_CHECK(!(eval_only && group.distributed()), "--eval_only runs in one process");
     vlm::Mnist mnist = vlm::load_mnist(common.data_dir, limit_train);
     auto split = vlm::split_train_validation(mnist.train);
     model_options.image_size(mnist.train.height());
     std::unique_ptr<vlm::RunLock> lock;
-    if (dist.rank == 0) {
+    if (group.is_main()) {
       vlm::ensure_directory(out_dir);
       lock = std::make_unique<vlm::RunLock>(out_dir);  // one writer per output directory
     }
@@ -112,7 +104,7 @@ int main(int argc, char** argv) {
     vlm::VQVAE model(model_options);
     int64_t n_params = 0;
     for (const auto& p : model->parameters()) n_params += p.numel();
-    if (dist.rank == 0)
+    if (group.is_main())
       fmt::print("model: {} VQ-VAE, {} parameters, {} codes of {} per image, code dim {}\n", variant, n_params,
                model_options.n_codes(), num_embeddings, model_options.quantizer().embedding_dim());
     auto log_epoch = [](const vlm::VQVAEEpochLog& e) {
@@ -134,7 +126,7 @@ int main(int argc, char** argv) {
       trainer.hooks().on_eval = log_epoch;
       result = trainer.train();
     }
-    if (dist.rank != 0) return 0;  // the measurements below are rank 0's
+    if (!group.is_main()) return 0;  // the measurements below are rank 0's
     fmt::print("trained {} epochs in {:.1f}s (best epoch {}, {} {:.5f}){}\n", result.history.size(), result.seconds,
                result.best_epoch, train_options.monitor, result.best_val_loss,
                result.early_stopped ? ", early stop" : "");

@@ -21,6 +21,7 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
   VLM_CHECK(label >= 0 && format.field(label).is_label(), "run_evaluation: the format has no label field");
   const FieldSpec& label_spec = format.field(label);
   const bool main = !in.group || in.group->is_main();
+  const bool sharded = in.group && in.group->distributed();
   if (main) ensure_directory(o.out_dir);
   auto out = [&](const char* name) { return (std::filesystem::path(o.out_dir) / name).string(); };
   const int64_t N = static_cast<int64_t>(in.test_records.size());
@@ -54,14 +55,14 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
     ceiling = reference_classifier_ceiling(*in.codec, in.grader, in.test_items, labels, in.group);
   if (!main) return nullptr;
   std::optional<ScopedThreads> alone;
-  if (in.group && in.group->distributed() && in.threads_alone >= 0) alone.emplace(in.threads_alone, ThreadPool::kBlas);
+  if (sharded && in.threads_alone >= 0) alone.emplace(in.threads_alone, ThreadPool::kBlas);
 
   summary["classification_exact"] = exact.to_json();
   write_confusion_svg(out("confusion.svg"), exact.metrics,
                       fmt::format("Confusion matrix (exact, accuracy {:.4f})", exact.metrics.accuracy));
   fmt::print("evaluate: exact accuracy {:.4f} +- {:.4f} on {} examples in {:.2f}s{}\n", exact.metrics.accuracy,
              exact.metrics.std_error, N, exact.seconds,
-             in.group && in.group->distributed() ? fmt::format(" ({} processes)", in.group->world_size()) : "");
+             sharded ? fmt::format(" ({} processes)", in.group->world_size()) : "");
   if (o.sampled) {
     summary["classification_sampled"] = sampled.to_json();
     fmt::print("evaluate: sampled accuracy {:.4f}, {} invalid answers\n", sampled.metrics.accuracy,

@@ -194,9 +194,11 @@ void check_archive_bounds(const std::string& b, const std::string& name) {
       check_directory(b, cd, entries, name);
       if (eocd >= 20 && sig(b, eocd - 20, 0x07064b50)) {
         const uint64_t z = le(b, eocd - 20 + 8, 8);
-        // LibTorch writes both records for every archive: walk (and CRC) the same directory only once.
-        if (sig(b, z, 0x06064b50) && has(b, z, 56) && (le(b, z + 48, 8) != cd || le(b, z + 32, 8) != entries))
-          check_directory(b, le(b, z + 48, 8), le(b, z + 32, 8), name);
+        if (sig(b, z, 0x06064b50) && has(b, z, 56)) {
+          const uint64_t cd64 = le(b, z + 48, 8), entries64 = le(b, z + 32, 8);
+          // LibTorch writes both records for every archive: walk (and CRC) the same directory only once.
+          if (cd64 != cd || entries64 != entries) check_directory(b, cd64, entries64, name);
+        }
       }
     }
   }
