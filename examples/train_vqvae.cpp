@@ -112,9 +112,12 @@ int main(int argc, char** argv) {
                  "perplexity {:.2f}  codes used {}  restarts {}{}  {:.1f}s{}\n",
                  e.epoch, e.lr, e.train_loss, e.train_recon, e.train_vq, e.val_loss, e.val_recon, e.perplexity,
                  e.codes_used, e.restarts,
-                 e.train_label_loss > 0 ? fmt::format("  caption loss {:.4f} acc {:.4f}", e.train_label_loss,
-                                                      e.train_label_acc)
-                                        : std::string(),
+                 (e.train_label_loss > 0 ? fmt::format("  caption loss {:.4f} acc {:.4f}", e.train_label_loss,
+                                                       e.train_label_acc)
+                                         : std::string()) +
+                     (e.train_view_agreement > 0 ? fmt::format("  views: MI {:.3f} nats, letters shared {:.3f}",
+                                                               e.train_mi, e.train_view_agreement)
+                                                 : std::string()),
                  e.seconds, e.improved ? "  *" : "");
       std::fflush(stdout);
     };

@@ -1,6 +1,6 @@
 // The vlm command: the main job and the everyday commands on a finished run.
 //
-//   vlm run      [--preset=default|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--nproc=N] [--key=value ...]
+//   vlm run      [--preset=default|unsupervised|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--nproc=N] [--key=value ...]
 //   vlm generate --run_dir=DIR --label=7 [--n=16] [--out=label7.png]      (--label=sneaker on a fashion run)
 //   vlm classify --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])
 //   vlm encode   --run_dir=DIR (--image=FILE.png | --index=N [--split=test|train])

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: raw MNIST -> VQ-VAE -> tokens -> GPT -> evaluation -> report, into runs/<name>/ (resumable).
-#   scripts/run_mnist.sh [--preset=default|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--nproc=N] [--key=value ...]
+#   scripts/run_mnist.sh [--preset=default|unsupervised|seed|tiny] [--run_dir=DIR] [--data_dir=DIR] [--nproc=N] [--key=value ...]
 # Every flag of `build/examples/vlm run --help` is accepted; a finished stage is skipped on a re-run.
 # On a CPU machine with 2 or more cores the training stages run in 2 data-parallel processes unless --nproc is given:
 # measured here, that is 1.14x faster than one process with the same accuracy (docs/distributed.md).

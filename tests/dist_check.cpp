@@ -35,7 +35,8 @@ vlm::VQVAEOptions tiny_vqvae() {
   return o;
 }
 
-int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, bool resume, int64_t die_at) {
+int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, bool resume, int64_t die_at,
+              bool unsupervised) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
   auto blobs = [&](int64_t n) {  // images with some structure: thresholded smooth noise
     auto noise = at::rand({n, 1, 7, 7}, gen);
@@ -49,6 +50,15 @@ int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, 
   o.max_epochs = epochs;
   o.eval_batch_size = 20;
   o.progress = false;
+  if (unsupervised) {  // the unsupervised objectives: random views, pixel neighbours, IIC's joint over the ranks
+    o.label_weight = 0;
+    o.mi_weight = 0.5;
+    o.mi_clusters = 12;
+    o.mi_neighbours = 3;
+    o.mi_positions = 4;
+    o.invariance_weight = 0.1;
+    o.invariant_recon = true;
+  }
   if (group.is_main()) vlm::ensure_directory(out + "/vqvae");
   group.barrier();
   o.checkpoint_path = out + "/vqvae/vqvae.pt";
@@ -97,8 +107,10 @@ int main(int argc, char** argv) {
     vlm::init_runtime(ro);
     vlm::ProcessGroup group = vlm::ProcessGroup::from_environment(
         c10::kCPU, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
-    if (model == "vqvae") return run_vqvae(group, out, epochs, resume, die_at);
-    VLM_CHECK(model == "gpt" || model == "eval", "dist_check: --model must be gpt, vqvae or eval");
+    if (model == "vqvae" || model == "vqvae_unsupervised")
+      return run_vqvae(group, out, epochs, resume, die_at, model == "vqvae_unsupervised");
+    VLM_CHECK(model == "gpt" || model == "eval",
+              "dist_check: --model must be gpt, vqvae, vqvae_unsupervised or eval");
 
     const auto format = vlm::SequenceFormat::seed();
     std::mt19937_64 rng(7);

@@ -259,3 +259,41 @@ TEST_CASE("An interrupted GPT stage continues from its last checkpoint and ends 
   CHECK_NOTHROW(vlm::run_pipeline(o));
   CHECK(vlm::load_gpt_checkpoint(run + "/gpt/ckpt.pt").meta["iter"] == 20);
 }
+
+TEST_CASE("The unsupervised preset's tokenizer is the same whatever the training labels say", "[pipeline]") {
+  // Two data directories that differ only in the training labels (shuffled in the second): the tokenizer of the
+  // unsupervised preset must come out bit-identical; the caption-aligned one (the default's) must not, which shows
+  // that the check can fail.
+  vlm::testing::TempDir dir;
+  for (const char* d : {"data", "shuffled"}) vlm::testing::write_synthetic_mnist(dir.file(d), 300, 50);
+  {
+    auto labels = vlm::read_idx(dir.file("data") + "/train-labels-idx1-ubyte.gz");
+    std::vector<uint8_t> shuffled(labels.data.rbegin(), labels.data.rend());  // reversed and rotated: most change
+    std::rotate(shuffled.begin(), shuffled.begin() + 3, shuffled.end());
+    labels.data = shuffled;
+    vlm::write_idx(dir.file("shuffled") + "/train-labels-idx1-ubyte.gz", labels, /*gzip=*/true);
+  }
+  vlm::PipelineOptions unsupervised;
+  unsupervised.apply_preset("unsupervised");
+  CHECK(unsupervised.vq_train.label_weight == 0);
+  auto tokenizer_of = [&](const std::string& data, const std::string& run, bool captions) {
+    auto o = tiny(dir.file(data), dir.file(run));
+    const auto sizes = o.vq_train;
+    if (!captions) o.vq_train = unsupervised.vq_train;  // every tokenizer-training setting of the preset
+    o.vq_train.max_epochs = sizes.max_epochs;
+    o.vq_train.batch_size = sizes.batch_size;
+    o.gpt_train.max_iters = o.gpt_train.lr_decay_iters = 4;  // the GPT is not what this test is about
+    o.gpt_train.warmup_iters = 1;
+    o.gpt_train.eval_interval = o.gpt_train.checkpoint_interval = 2;
+    o.eval.samples_per_class = 1;
+    vlm::run_pipeline(o);
+    return vlm::ImageTokenCodec::load(dir.file(run) + "/vqvae/vqvae.pt").model()->parameters();
+  };
+  auto a = tokenizer_of("data", "u1", false), b = tokenizer_of("shuffled", "u2", false);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(at::equal(a[i], b[i]));
+  auto c = tokenizer_of("data", "c1", true), d = tokenizer_of("shuffled", "c2", true);
+  bool all_equal = true;
+  for (size_t i = 0; i < c.size(); ++i) all_equal = all_equal && at::equal(c[i], d[i]);
+  CHECK(!all_equal);
+}

@@ -99,3 +99,39 @@ TEST_CASE("t-SNE calibrates each row to the perplexity asked for and keeps separ
   CHECK(at::equal(y, vlm::tsne_2d(x, vlm::TsneOptions().perplexity(15).iterations(400))));
   CHECK_THROWS_WITH(vlm::tsne_2d(x, vlm::TsneOptions().perplexity(500)), Catch::Contains("perplexity"));
 }
+
+TEST_CASE("The probe ladder finds the class in the one letter that holds it", "[probe]") {
+  // Letter 0 names the class (class c -> code 2c or 2c + 1), letters 1-3 are noise: every rung should read the class,
+  // and the per-letter figures should put it all in letter 0.
+  at::manual_seed(41);
+  const int64_t n = 2000, classes = 4, codes = 8;
+  auto make = [&](int64_t count) {
+    auto labels = at::randint(classes, {count}, at::kLong);
+    auto c = at::randint(codes, {count, 4}, at::kLong);
+    c.select(1, 0).copy_(labels * 2 + at::randint(2, {count}, at::kLong));
+    return std::make_pair(c, labels);
+  };
+  auto [ref, ref_labels] = make(n);
+  auto [qry, qry_labels] = make(500);
+  vlm::ProbeLadderOptions o;
+  o.epochs = 20;
+  o.hidden = 32;
+  o.lr = 0.03;
+  auto l = vlm::probe_ladder(ref, ref_labels, qry, qry_labels, codes, o);
+  CHECK(l.linear > 0.99);
+  CHECK(l.mlp > 0.99);
+  REQUIRE(l.position_accuracy.size() == 4);
+  CHECK(l.position_accuracy[0] == Approx(1.0));
+  CHECK(l.position_information[0] == Approx(2.0).margin(0.02));  // log2(4) bits, the whole class
+  CHECK(l.position_perplexity[0] == Approx(8.0).margin(0.3));    // 8 codes in near-equal use
+  for (int p = 1; p < 4; ++p) {
+    CHECK(l.position_accuracy[p] < 0.4);        // chance is 0.25
+    CHECK(l.position_information[p] < 0.05);
+  }
+  // The caller's random stream is left where it was.
+  at::manual_seed(7);
+  auto expected = at::rand({3});
+  at::manual_seed(7);
+  vlm::probe_ladder(ref, ref_labels, qry, qry_labels, codes, o);
+  CHECK(at::equal(at::rand({3}), expected));
+}

@@ -9,6 +9,7 @@
 #include "vlm/core/quote.h"
 #include "vlm/core/run_lock.h"
 #include "vlm/core/runtime.h"
+#include "vlm/data/augment.h"
 #include "vlm/data/datasets.h"
 #include "vlm/data/idx.h"
 #include "vlm/data/idx_format.h"

@@ -102,8 +102,12 @@ at::Tensor VQVAEImpl::decode_codes(const at::Tensor& codes) {
   return decode(quantizer->lookup(codes));
 }
 
-VQVAEOutput VQVAEImpl::forward(const at::Tensor& images) {
-  auto z = encode(images);         // (B, L, D)
+VQVAEOutput VQVAEImpl::forward(const at::Tensor& images) { return forward_latents(encode(images)); }
+
+VQVAEOutput VQVAEImpl::forward_latents(const at::Tensor& z) {
+  VLM_CHECK(z.dim() == 3 && z.size(1) == options.n_codes() && z.size(2) == options.quantizer().embedding_dim(),
+            "VQ-VAE: expected latents (B, ", options.n_codes(), ", ", options.quantizer().embedding_dim(), "), got ",
+            z.sizes());
   auto vq = quantizer->forward(z);  // quantized (B, L, D), codes (B, L)
   auto q = vq.quantized;
   if (is_training() && options.code_dropout() > 0) {

@@ -41,9 +41,20 @@ void PipelineOptions::apply_dataset(const std::string& name) {
   run_dir = d.run_dir;
 }
 
+void apply_unsupervised_tokenizer(VQVAETrainOptions& t) {
+  t.label_weight = 0;  // no caption head: the tokenizer never sees a label (the stage does not even pass them)
+  t.mi_weight = 0.05;
+  t.mi_clusters = 50;
+  t.mi_neighbours = 5;
+  t.mi_positions = 2;
+  t.invariance_weight = 0;
+  t.invariant_recon = false;
+  t.augment = AugmentOptions();
+}
+
 void PipelineOptions::apply_preset(const std::string& name) {
-  VLM_CHECK(name == "default" || name == "tiny" || name == "seed", "unknown preset '", name,
-            "' (known: default, seed, tiny)");
+  VLM_CHECK(name == "default" || name == "unsupervised" || name == "tiny" || name == "seed", "unknown preset '", name,
+            "' (known: default, unsupervised, seed, tiny)");
   preset = name;
   clf_model = DigitClassifierOptions();
   clf_train = ClassifierTrainOptions();
@@ -64,6 +75,7 @@ void PipelineOptions::apply_preset(const std::string& name) {
   // Evaluate (and checkpoint) where the snapshots are taken anyway: 5 evaluations instead of 8.
   gpt_train.eval_interval = gpt_train.checkpoint_interval = gpt_train.max_iters / gpt_snapshots;
   eval.samples_per_class = 100;
+  if (name == "unsupervised") apply_unsupervised_tokenizer(vq_train);
   if (name == "tiny") {
     // Seconds, not minutes: for tests and smoke runs on a few hundred images.
     vq_model.hidden_dim(64).channels(8);
@@ -120,9 +132,11 @@ void PipelineOptions::register_flags(Flags& f) {
   f.add("gpt.snapshots", &gpt_snapshots, "checkpoints kept along training for the accuracy chart");
   f.add("gpt.threads", &gpt_threads, "threads while training the GPT (0 = --threads)");
   add_option_flags(f, eval, "eval.", false);
-  for (const char* p : {"default", "seed", "tiny"})
+  for (const char* p : {"default", "unsupervised", "seed", "tiny"})
     f.add_preset(p, [this, p] { apply_preset(p); },
                  std::string(p) == "default" ? "minutes on 2 cores (conv tokenizer, cpu GPT)"
+                 : std::string(p) == "unsupervised"
+                     ? "the default job with a tokenizer that reads no label (as the seed's): IIC on random views"
                  : std::string(p) == "seed"  ? "the seed's configuration (mlp tokenizer, 8x384 GPT, 5000 iterations)"
                                              : "seconds: tiny models on 600 images (tests, smoke runs)");
 }

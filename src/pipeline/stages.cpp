@@ -75,12 +75,20 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   to.log_path = stage.path("epochs.jsonl");
   to.state_path = stage.path("state.pt");
   to.resume = stage.resuming();  // an interrupted start with this configuration: continue after its last epoch
-  VQVAETrainer trainer(model, to, ctx.split.train, ctx.split.validation, ctx.device);
+  // The tokenizer is given the training labels only for caption alignment; an unsupervised one never has them.
+  LabeledImages train = ctx.split.train, validation = ctx.split.validation;
+  validation.labels = at::Tensor();
+  if (to.label_weight == 0) train.labels = at::Tensor();
+  VQVAETrainer trainer(model, to, train, validation, ctx.device);
   trainer.set_process_group(ctx.group);
   trainer.checkpoint_meta()["config"] = vqvae_options(ctx);
   trainer.hooks().on_eval = [](const VQVAEEpochLog& e) {
-    fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}  {:.1f}s{}\n", e.epoch,
-               e.train_recon, e.val_recon, e.perplexity, e.codes_used, e.seconds, e.improved ? "  *" : "");
+    fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}{}  {:.1f}s{}\n", e.epoch,
+               e.train_recon, e.val_recon, e.perplexity, e.codes_used,
+               e.train_view_agreement > 0 ? fmt::format("  views: MI {:.3f} nats, letters shared {:.3f}", e.train_mi,
+                                                        e.train_view_agreement)
+                                          : std::string(),
+               e.seconds, e.improved ? "  *" : "");
     std::fflush(stdout);
   };
   auto result = [&] {

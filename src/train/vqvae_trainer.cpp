@@ -28,6 +28,7 @@ nlohmann::json VQVAEEpochLog::to_json() const {
           {"perplexity", perplexity}, {"codes_used", codes_used},
           {"val_perplexity", val_perplexity}, {"val_codes_used", val_codes_used},
           {"train_label_loss", train_label_loss}, {"train_label_acc", train_label_acc},
+          {"train_mi", train_mi},     {"train_view_agreement", train_view_agreement},
           {"restarts", restarts},     {"seconds", seconds},
           {"improved", improved}};
 }
@@ -48,6 +49,8 @@ VQVAEEpochLog VQVAEEpochLog::from_json(const nlohmann::json& j) {
   j.at("val_codes_used").get_to(e.val_codes_used);
   j.at("train_label_loss").get_to(e.train_label_loss);
   j.at("train_label_acc").get_to(e.train_label_acc);
+  e.train_mi = j.value("train_mi", 0.0);  // absent in logs written before the unsupervised objectives
+  e.train_view_agreement = j.value("train_view_agreement", 0.0);
   j.at("restarts").get_to(e.restarts);
   j.at("seconds").get_to(e.seconds);
   j.at("improved").get_to(e.improved);
@@ -132,6 +135,8 @@ struct VQVAETrainer::LabelHead {
     weight.set_requires_grad(true);
     bias.set_requires_grad(true);
   }
+  // quantized (B, L, D) -> logits (B, C) of the joint head
+  at::Tensor logits(const at::Tensor& quantized) const { return at::addmm(bias, quantized.flatten(1), weight); }
   // quantized (B, L, D), labels (B) -> (mean cross-entropy, accuracy); per_code averages over the L positions.
   std::pair<at::Tensor, double> loss(const at::Tensor& quantized, const at::Tensor& labels) const {
     const int64_t B = quantized.size(0), L = quantized.size(1);
@@ -142,9 +147,44 @@ struct VQVAETrainer::LabelHead {
       const double acc = flat.argmax(1).eq(target).to(at::kFloat).mean().item<double>();
       return {at::cross_entropy_loss(flat, target), acc};
     }
-    auto logits = at::addmm(bias, quantized.flatten(1), weight);  // (B, C)
+    auto logits = this->logits(quantized);  // (B, C)
     const double acc = logits.argmax(1).eq(labels).to(at::kFloat).mean().item<double>();
     return {at::cross_entropy_loss(logits, labels), acc};
+  }
+};
+
+namespace {
+// IIC's objective (Ji et al. 2019, their eq. 3 with the joint symmetrised and floored as in their code): the mutual
+// information between the cluster assignments of paired views, from their joint distribution (C, C) (the mean over
+// the batch of pa^T pb, for soft assignments pa, pb). Returns I (a () tensor, at most ln C); the trainer minimises -I.
+at::Tensor mutual_information(const at::Tensor& joint_mean) {
+  auto joint = ((joint_mean + joint_mean.t()) / 2).clamp_min(1e-8);
+  auto pi = joint.sum(1, /*keepdim=*/true), pj = joint.sum(0, /*keepdim=*/true);  // (C, 1), (1, C) marginals
+  return (joint * (joint.log() - pi.log() - pj.log())).sum();
+}
+}  // namespace
+
+// IIC's cluster head: quantized latents (B, L, D) -> cluster logits (B, C), linear or with one ReLU hidden layer.
+struct VQVAETrainer::ClusterHead {
+  int64_t positions = 0;           // letters read: the first `positions` of L
+  std::vector<at::Tensor> params;  // linear: W (P*D, C), b (C); hidden: W1 (P*D, H), b1 (H), W2 (H, C), b2 (C)
+  ClusterHead(int64_t positions_, int64_t D, int64_t hidden, int64_t C, c10::Device device) : positions(positions_) {
+    const int64_t in = positions * D;
+    auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
+    auto layer = [&](int64_t fan_in, int64_t out) {
+      params.push_back((at::randn({fan_in, out}, opts) / std::sqrt(double(fan_in))).set_requires_grad(true));
+      params.push_back(at::zeros({out}, opts).set_requires_grad(true));
+    };
+    if (hidden > 0) layer(in, hidden), layer(hidden, C);
+    else layer(in, C);
+  }
+  at::Tensor logits(const at::Tensor& quantized) const {
+    auto h = quantized.slice(1, 0, positions).flatten(1);  // (B, positions*D)
+    for (size_t i = 0; i < params.size(); i += 2) {
+      if (i > 0) h = at::relu(h);
+      h = at::addmm(params[i + 1], h, params[i]);
+    }
+    return h;  // (B, C)
   }
 };
 
@@ -161,6 +201,17 @@ void VQVAETrainOptions::validate() const {
   VLM_CHECK(label_head == "per_code" || label_head == "joint", "--label_head must be per_code or joint, got '",
             label_head, "'");
   VLM_CHECK(num_classes >= 2, "--num_classes must be at least 2, got ", num_classes);
+  VLM_CHECK(mi_weight >= 0, "--mi_weight must be >= 0, got ", mi_weight);
+  VLM_CHECK(mi_clusters >= 2, "--mi_clusters must be at least 2, got ", mi_clusters);
+  VLM_CHECK(mi_hidden >= 0, "--mi_hidden must be >= 0, got ", mi_hidden);
+  VLM_CHECK(mi_neighbours >= 0, "--mi_neighbours must be >= 0, got ", mi_neighbours);
+  VLM_CHECK(mi_positions >= 0, "--mi_positions must be >= 0, got ", mi_positions);
+  VLM_CHECK(invariance_weight >= 0, "--invariance_weight must be >= 0, got ", invariance_weight);
+  augment.validate();
+  VLM_CHECK(augment.any() || !invariant_recon, "--invariant_recon needs random views, but every augmentation amount is 0");
+  VLM_CHECK(augment.any() || mi_neighbours > 0 || (mi_weight == 0 && invariance_weight == 0),
+            "--mi_weight and --invariance_weight need a second view: a random view (an augmentation amount > 0) or a ",
+            "pixel neighbour (--mi_neighbours > 0), but every augmentation amount is 0");
   VLM_CHECK(eval_batch_size > 0, "--eval_batch_size must be positive, got ", eval_batch_size);
 }
 
@@ -182,14 +233,30 @@ VQVAETrainer::VQVAETrainer(VQVAE model, VQVAETrainOptions options, LabeledImages
               "--label_weight: training labels must lie in [0, ", opt_.num_classes, ")");
     head_ = std::make_unique<LabelHead>(opt_.label_head, model_->n_codes(),
                                         model_->options.quantizer().embedding_dim(), opt_.num_classes, device_);
-    params.push_back(head_->weight);
-    params.push_back(head_->bias);
   }
+  if (opt_.mi_weight > 0) {
+    VLM_CHECK(opt_.mi_positions <= model_->n_codes(), "--mi_positions=", opt_.mi_positions, " exceeds the ",
+              model_->n_codes(), " letters per image");
+    const int64_t read = opt_.mi_positions > 0 ? opt_.mi_positions : model_->n_codes();
+    cluster_head_ = std::make_unique<ClusterHead>(read, model_->options.quantizer().embedding_dim(), opt_.mi_hidden,
+                                                  opt_.mi_clusters, device_);
+  }
+  for (const auto& p : head_parameters()) params.push_back(p);
+  if (two_views() && opt_.mi_neighbours > 0)
+    VLM_CHECK(opt_.mi_neighbours < train_.size(), "--mi_neighbours=", opt_.mi_neighbours, " needs more than that many ",
+              "training images, got ", train_.size());
   optimizer_ = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(opt_.lr));
   steps_per_epoch_ = (train_.size() + opt_.batch_size - 1) / opt_.batch_size;
 }
 
 VQVAETrainer::~VQVAETrainer() = default;
+
+std::vector<at::Tensor> VQVAETrainer::head_parameters() const {
+  std::vector<at::Tensor> out;
+  if (head_) out.insert(out.end(), {head_->weight, head_->bias});
+  if (cluster_head_) out.insert(out.end(), cluster_head_->params.begin(), cluster_head_->params.end());
+  return out;
+}
 
 bool VQVAETrainer::is_main() const { return !group_ || group_->is_main(); }
 
@@ -201,13 +268,13 @@ void VQVAETrainer::set_process_group(ProcessGroup* group) {
             "than the ", group_->world_size(), " processes");
   std::vector<at::Tensor> state = model_->parameters();
   for (const auto& b : model_->buffers()) state.push_back(b);
-  if (head_) state.insert(state.end(), {head_->weight, head_->bias});
+  for (const auto& p : head_parameters()) state.push_back(p);
   {
     at::NoGradGuard no_grad;
     group_->broadcast(state);  // rank 0's initial weights everywhere
   }
   std::vector<at::Tensor> params = model_->parameters();
-  if (head_) params.insert(params.end(), {head_->weight, head_->bias});
+  for (const auto& p : head_parameters()) params.push_back(p);
   reducer_ = std::make_unique<GradientReducer>(*group_, params);
 }
 
@@ -222,26 +289,80 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   model_->train();
   auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded alike on every rank
   auto histogram = at::zeros({K}, at::kLong);
-  double sums[6] = {0, 0, 0, 0, 0, 0};  // loss, recon, vq, label loss, label accuracy, images (all times images)
+  // loss, recon, vq, label loss, label accuracy, images, mutual information, view agreement (all times images)
+  double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   const bool show = opt_.progress && is_main();
   Progress bar(fmt::format("epoch {}/{}", epoch, opt_.max_epochs), steps_per_epoch_, "batch");
   VQVAEEpochLog log;
   for (int64_t b = 0; b < steps_per_epoch_; ++b, ++step) {
     log.lr = lr_at(step);
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
-    auto idx = order.slice(0, b * B, (b + 1) * B);  // the global batch
-    const int64_t global = idx.size(0);
+    const auto batch = order.slice(0, b * B, (b + 1) * B);  // the global batch
+    const int64_t global = batch.size(0);
+    int64_t lo = 0, hi = global;
     if (group_) {
       // This rank's contiguous share; a last batch with fewer images than ranks is skipped by all of them alike.
       const int64_t W = group_->world_size(), r = group_->rank();
       if (global < W) continue;
-      idx = idx.slice(0, global * r / W, global * (r + 1) / W);
+      lo = global * r / W, hi = global * (r + 1) / W;
     }
+    const auto idx = batch.slice(0, lo, hi);
     auto x = train_.images.index_select(0, idx).to(device_);  // (b, 1, H, W)
-    auto out = model_->forward(x);
+    const int64_t nb = x.size(0);
+    // Random views are drawn for the global batch and cut to this rank's share, so that every rank draws the same
+    // numbers and N processes train on the views one process would (the warp itself is cheap at 28 x 28).
+    auto share_of_view = [&](const at::Tensor& global_images) {
+      return augment_images(global_images.to(device_), opt_.augment).slice(0, lo, hi);
+    };
+    // The encoder's input: the image, or a random view of it that the decoder must undo (invariant_recon).
+    auto seen = opt_.invariant_recon ? share_of_view(train_.images.index_select(0, batch)) : x;
+    VQVAEOutput out;
+    at::Tensor other_z;  // (b, L, D) latents of a second random view, for the two-view objectives
+    if (two_views()) {
+      auto second = batch;  // the images themselves, or one of each one's pixel neighbours
+      if (neighbours_.defined()) {
+        auto pick = at::randint(neighbours_.size(1), {global, 1}, at::kLong);   // (B, 1)
+        second = neighbours_.index_select(0, batch).gather(1, pick).squeeze(1);  // (B)
+      }
+      auto view = share_of_view(train_.images.index_select(0, second));         // (b, 1, H, W)
+      auto z = model_->encode(at::cat({seen, view}));  // (2b, L, D): one encoder pass
+      out = model_->forward_latents(z.slice(0, 0, nb));  // the quantizer's statistics see the first view only
+      other_z = z.slice(0, nb);
+    } else {
+      out = model_->forward(seen);
+    }
     auto recon = at::mse_loss(out.recon, x);
     auto loss = recon + out.vq_loss;
-    const double bsz = static_cast<double>(x.size(0));
+    const double bsz = static_cast<double>(nb);
+    double logged_correction = 0;  // data-parallel: the logged loss holds -w I, not the surrogate the step uses
+    if (other_z.defined()) {
+      auto other_codes = model_->quantizer->quantize(other_z);                                  // (b, L)
+      auto other_q = other_z + (model_->quantizer->lookup(other_codes) - other_z).detach();  // straight-through
+      if (cluster_head_) {
+        auto joint = at::mm(at::softmax(cluster_head_->logits(out.quantized), 1).t(),
+                            at::softmax(cluster_head_->logits(other_q), 1));  // (C, C) summed over this batch
+        if (group_) {
+          // The joint of the global batch, as one process would form it: its sum over the ranks, and on each rank
+          // the surrogate <dI/dJ, J_rank> whose gradients, summed by the reducer, are those of I(global joint).
+          auto global_joint = joint.detach().clone();
+          group_->all_reduce_sum({global_joint});
+          auto leaf = (global_joint / static_cast<double>(global)).set_requires_grad(true);
+          auto mi = mutual_information(leaf);
+          mi.backward();
+          // After the loss's bsz / global scaling below this term is <dI/dJ, J_rank> / global.
+          auto surrogate = (leaf.grad() * joint).sum() / bsz;
+          loss = loss - opt_.mi_weight * surrogate;
+          logged_correction = opt_.mi_weight * (surrogate.item<double>() - mi.item<double>());
+          sums[6] += mi.item<double>() * bsz;
+        } else {
+          auto mi = mutual_information(joint / bsz);
+          loss = loss - opt_.mi_weight * mi;
+          sums[6] += mi.item<double>() * bsz;
+        }
+      }
+      if (opt_.invariance_weight > 0) loss = loss + opt_.invariance_weight * at::mse_loss(other_z, out.quantized.detach());
+      sums[7] += other_codes.eq(out.codes).to(at::kFloat).mean().item<double>() * bsz;
+    }
     if (head_) {
       auto [label_loss, acc] = head_->loss(out.quantized, train_.labels.index_select(0, idx).to(device_));
       loss = loss + opt_.label_weight * label_loss;
@@ -259,7 +380,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
       loss.backward();
     }
     optimizer_->step();
-    sums[0] += loss.item<double>() * bsz;
+    sums[0] += (loss.item<double>() + logged_correction) * bsz;
     sums[1] += recon.item<double>() * bsz;
     sums[2] += out.vq_loss.item<double>() * bsz;
     sums[5] += bsz;
@@ -267,7 +388,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     if (show) bar.update(b + 1, fmt::format("loss {:.5f}", sums[0] / sums[5]));
   }
   if (show) bar.finish();
-  std::vector<double> totals(sums, sums + 6);
+  std::vector<double> totals(sums, sums + 8);
   if (group_) {
     totals = group_->all_reduce_sum(totals);
     group_->all_reduce_sum({histogram});
@@ -279,6 +400,8 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   log.train_vq = totals[2] / seen;
   log.train_label_loss = totals[3] / seen;
   log.train_label_acc = totals[4] / seen;
+  log.train_mi = totals[6] / seen;
+  log.train_view_agreement = totals[7] / seen;
   log.perplexity = perplexity_of_counts(histogram);
   log.codes_used = histogram.gt(0).sum().item<int64_t>();
   log.restarts = model_->quantizer->restarts();
@@ -357,6 +480,9 @@ void VQVAETrainer::save_state(const State& st) {
                       {"history", history}});
   w.add_module("model", *model_).add_optimizer("optimizer", *optimizer_).add_tensor("rng_cpu", cpu_rng_state());
   if (head_) w.add_tensor("head.weight", head_->weight).add_tensor("head.bias", head_->bias);
+  if (cluster_head_)
+    for (size_t i = 0; i < cluster_head_->params.size(); ++i)
+      w.add_tensor(fmt::format("cluster_head.{}", i), cluster_head_->params[i]);
   for (size_t i = 0; i < st.best_state.size(); ++i) w.add_tensor(fmt::format("best.{}", i), st.best_state[i]);
   w.save(opt_.state_path);
 }
@@ -391,6 +517,9 @@ bool VQVAETrainer::load_state(State& st) {
       head_->weight.copy_(r.tensor("head.weight"));
       head_->bias.copy_(r.tensor("head.bias"));
     }
+    if (cluster_head_)
+      for (size_t i = 0; i < cluster_head_->params.size(); ++i)
+        cluster_head_->params[i].copy_(r.tensor(fmt::format("cluster_head.{}", i)));
   }
   r.load_optimizer("optimizer", *optimizer_);
   set_cpu_rng_state(r.tensor("rng_cpu"));
@@ -409,6 +538,12 @@ bool VQVAETrainer::load_state(State& st) {
 }
 
 VQVAETrainResult VQVAETrainer::train() {
+  if (two_views() && opt_.mi_neighbours > 0 && !neighbours_.defined()) {
+    // (N, k) pixel neighbours of the training images, each rank searching its share of the rows.
+    auto [lo, hi] = group_ ? group_->shard(train_.size()) : std::pair<int64_t, int64_t>{0, train_.size()};
+    auto mine = pixel_neighbours(train_.images, opt_.mi_neighbours, 64, 2048, lo, hi);
+    neighbours_ = group_ ? group_->all_gather_rows(mine) : mine;
+  }
   State st;
   st.result.best_val_loss = std::numeric_limits<double>::infinity();
   if (opt_.resume && !opt_.state_path.empty() && load_state(st) && is_main())

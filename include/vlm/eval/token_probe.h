@@ -28,6 +28,30 @@ struct ProbeResult {
 ProbeResult knn_probe(const at::Tensor& query_codes, const at::Tensor& query_labels, const at::Tensor& ref_codes,
                       const at::Tensor& ref_labels, int64_t k = 10, int64_t chunk = 256);
 
+/// The probe ladder: how much of the class the letters hold, read by ever stronger classifiers trained on the
+/// reference strings (one-hot letters) and scored on the queries, next to each letter alone. If the GPT's accuracy
+/// sits near the ladder's top, the tokenizer is the limit; far below it, the language model is.
+struct ProbeLadderOptions {
+  int64_t k = 10;            ///< neighbours of the Hamming k-NN rung
+  int64_t epochs = 30;       ///< of the logistic-regression and MLP rungs (Adam, mini-batches of 256)
+  int64_t hidden = 512;      ///< the MLP rung's hidden width (one ReLU layer)
+  double lr = 3e-3;
+  double weight_decay = 1e-5;
+  uint64_t seed = 1337;      ///< the probes' initialisation and batch order (the default generator is restored)
+};
+struct ProbeLadder {
+  double knn = 0;       ///< Hamming k-NN vote
+  double linear = 0;    ///< multinomial logistic regression on the one-hot letters
+  double mlp = 0;       ///< one hidden layer on the one-hot letters
+  std::vector<double> position_accuracy;    ///< per letter position: the best classifier of that letter alone
+                                            ///< (the majority class of each letter in the references)
+  std::vector<double> position_information; ///< per position: I(letter; class) in bits on the queries (<= log2 C)
+  std::vector<double> position_perplexity;  ///< per position: exp(entropy) of its letters on the queries
+};
+/// ref/query codes (N, L) int64 in [0, num_codes), labels (N) int64.
+ProbeLadder probe_ladder(const at::Tensor& ref_codes, const at::Tensor& ref_labels, const at::Tensor& query_codes,
+                         const at::Tensor& query_labels, int64_t num_codes, const ProbeLadderOptions& options = {});
+
 /// Hamming distances (Nq, Nr) int64 of two code sets; the building block of the probe, exposed for tests.
 at::Tensor hamming_distances(const at::Tensor& a, const at::Tensor& b, int64_t num_codes);
 

@@ -73,6 +73,8 @@ class VQVAEImpl : public torch::nn::Cloneable<VQVAEImpl> {
   void reset() override;
 
   VQVAEOutput forward(const at::Tensor& images);
+  /// The part of forward() after the encoder: latents (B, L, D) -> quantized, codes, loss and reconstruction.
+  VQVAEOutput forward_latents(const at::Tensor& latents);
   /// images (B, 1, H, W) -> latents (B, L, D)
   at::Tensor encode(const at::Tensor& images);
   /// images (B, 1, H, W) -> codes (B, L) int64; no graph

@@ -42,6 +42,10 @@ namespace vlm {
 
 class ProcessGroup;
 
+/// The unsupervised preset's tokenizer training: no caption head, the semantic objectives on random views instead
+/// (chosen on validation, docs/results.md).
+void apply_unsupervised_tokenizer(VQVAETrainOptions& options);
+
 struct PipelineOptions {
   std::string preset = "default";
   std::string dataset = "mnist";  ///< mnist | fashion: default --data_dir, --run_dir and the label words
@@ -72,7 +76,8 @@ struct PipelineOptions {
   EvaluatorOptions eval;
 
   PipelineOptions();
-  /// "default" (minutes on 2 cores), "seed" (the seed's configuration), "tiny" (seconds; tests and smoke runs).
+  /// "default" (minutes on 2 cores), "unsupervised" (the default job with a tokenizer that reads no label, as the
+  /// seed's did), "seed" (the seed's configuration), "tiny" (seconds; tests and smoke runs).
   void apply_preset(const std::string& name);
   /// The tokenizer variant with its own defaults (sizes and schedule): "mlp" (the seed's) or "conv".
   void apply_vq_variant(const std::string& variant);

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vlm/core/options.h"
+#include "vlm/data/augment.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/train/trainer.h"
@@ -70,6 +71,28 @@ struct VQVAETrainOptions {
   /// position alone predicts the caption (one head per position), so every letter carries class information.
   std::string label_head = "joint";
   int64_t num_classes = 10;            ///< labels in [0, num_classes)
+  // Unsupervised semantic objectives: they read no label, only the images and random views of them (`augment`).
+  // Reconstruction alone spends the letters on pose and stroke; these make what a digit's views share (its class,
+  // for MNIST) cheap to read from the letters (docs/results.md, "The unsupervised tokenizer").
+  /// IIC (Ji et al. 2019): weight of -I(y; y'), the mutual information between the cluster assignments y, y' of an
+  /// image and of a random view of it, read from the quantized latents by a linear head of `mi_clusters` outputs
+  /// that the trainer owns and discards (the unsupervised twin of the caption head). 0 = off.
+  double mi_weight = 0.0;
+  int64_t mi_clusters = 10;            ///< clusters of that head (more than the classes: IIC's over-clustering)
+  int64_t mi_hidden = 0;               ///< 0: the head is linear; else one ReLU hidden layer of this width
+  /// The second view's image: 0 = the image itself; k > 0 = one of its k nearest training images by pixel distance
+  /// (pixel_neighbours, found once before training; no label read), as SCAN pairs neighbours. Either is then warped.
+  int64_t mi_neighbours = 0;
+  /// The cluster head reads the first `mi_positions` letters only (0 = all L): the class is then written in those
+  /// letters and the others stay free for the drawing's detail.
+  int64_t mi_positions = 0;
+  /// Weight of the view-invariance term mean((z' - sg[q])^2): the latents z' of a random view are pulled to the
+  /// codes q of the image itself, so both views are written with the same letters. 0 = off.
+  double invariance_weight = 0.0;
+  /// Invariant reconstruction (Dubois et al. 2021): the encoder sees a random view and the decoder must rebuild the
+  /// original image, so the letters cannot spend their bits on the view's pose. Off: it sees the original.
+  bool invariant_recon = false;
+  AugmentOptions augment;               ///< the random views of the three objectives above
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
@@ -92,6 +115,14 @@ struct VQVAETrainOptions {
       "caption alignment: weight of the loss in which the codes predict the label (0 = unsupervised)");
     v("label_head", label_head, "per_code (every letter predicts the label) or joint");
     v("num_classes", num_classes, "labels in [0, num_classes) for caption alignment");
+    v("mi_weight", mi_weight, "IIC: weight of the mutual information between the clusters of two views (0 = off)");
+    v("mi_clusters", mi_clusters, "clusters of the IIC head");
+    v("mi_hidden", mi_hidden, "hidden width of the IIC head (0 = linear)");
+    v("mi_neighbours", mi_neighbours, "second view from one of the k nearest images in pixel space (0 = itself)");
+    v("mi_positions", mi_positions, "the IIC head reads the first N letters only (0 = all)");
+    v("invariance_weight", invariance_weight, "weight pulling a random view's latents to the image's codes (0 = off)");
+    v("invariant_recon", invariant_recon, "the encoder sees a random view, the decoder rebuilds the original");
+    v("augment", augment, "the random views (no label read)");
     v("alphabet", alphabet, "the letters of the codes, stored in the checkpoint");
     v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
     v("checkpoint_path", checkpoint_path, "best checkpoint", FieldKind::kRunControl);
@@ -107,6 +138,8 @@ struct VQVAEEpochLog {
   double lr = 0;
   double train_loss = 0, train_recon = 0, train_vq = 0;
   double train_label_loss = 0, train_label_acc = 0;  ///< caption alignment (label_weight > 0); per_code: mean of L
+  double train_mi = 0;          ///< IIC: mutual information of the two views' clusters in nats (at most ln C)
+  double train_view_agreement = 0;  ///< fraction of letters a random view shares with its image (two-view objectives)
   double val_loss = 0, val_recon = 0, val_vq = 0;
   double perplexity = 0;      ///< of the codes of this epoch's training batches
   int64_t codes_used = 0;     ///< codes used at least once in this epoch's training batches
@@ -164,6 +197,8 @@ class VQVAETrainer {
 
  private:
   struct LabelHead;
+  bool two_views() const { return opt_.mi_weight > 0 || opt_.invariance_weight > 0; }
+  std::vector<at::Tensor> head_parameters() const;  // of the caption and cluster heads that are on
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
   void save_best(const VQVAEEpochLog& log);
   struct State;
@@ -177,7 +212,10 @@ class VQVAETrainer {
   c10::Device device_;
   Hooks hooks_;
   nlohmann::json checkpoint_meta_ = nlohmann::json::object();
-  std::unique_ptr<LabelHead> head_;
+  std::unique_ptr<LabelHead> head_;          // caption alignment (label_weight > 0)
+  struct ClusterHead;
+  std::unique_ptr<ClusterHead> cluster_head_;  // IIC (mi_weight > 0)
+  at::Tensor neighbours_;  // (N, mi_neighbours) pixel neighbours of the training images, when the views use them
   std::unique_ptr<torch::optim::Adam> optimizer_;
   int64_t steps_per_epoch_ = 0;
   ProcessGroup* group_ = nullptr;
