@@ -115,9 +115,7 @@ int main(int argc, char** argv) {
                  (e.train_label_loss > 0 ? fmt::format("  caption loss {:.4f} acc {:.4f}", e.train_label_loss,
                                                        e.train_label_acc)
                                          : std::string()) +
-                     (e.train_view_agreement > 0 ? fmt::format("  views: MI {:.3f} nats, letters shared {:.3f}",
-                                                               e.train_mi, e.train_view_agreement)
-                                                 : std::string()),
+                     e.views_summary(),
                  e.seconds, e.improved ? "  *" : "");
       std::fflush(stdout);
     };

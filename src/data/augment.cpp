@@ -79,7 +79,7 @@ at::Tensor augment_images(const at::Tensor& images, const AugmentOptions& o) {
   auto tx = uniform(o.shift), ty = uniform(o.shift);
   // Output pixel p samples the source at A p + t, A = R(angle) S(shear) / zoom: a zoom > 1 enlarges the digit.
   auto c = at::cos(angle), s = at::sin(angle), k = at::tan(shear);
-  auto row0 = at::stack({c, c * k - s, -tx}, 1) / zoom.unsqueeze(1);  // (B, 3); t scaled too: harmless, bounded
+  auto row0 = at::stack({c, c * k - s, -tx}, 1) / zoom.unsqueeze(1);  // (B, 3); t is zoomed with the digit
   auto row1 = at::stack({s, s * k + c, -ty}, 1) / zoom.unsqueeze(1);
   auto theta = at::stack({row0, row1}, 1);  // (B, 2, 3)
   at::Tensor field;

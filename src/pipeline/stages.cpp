@@ -85,9 +85,7 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   trainer.hooks().on_eval = [](const VQVAEEpochLog& e) {
     fmt::print("  epoch {:>2}  train mse {:.5f}  val mse {:.5f}  perplexity {:.2f}  codes {}{}  {:.1f}s{}\n", e.epoch,
                e.train_recon, e.val_recon, e.perplexity, e.codes_used,
-               e.train_view_agreement > 0 ? fmt::format("  views: MI {:.3f} nats, letters shared {:.3f}", e.train_mi,
-                                                        e.train_view_agreement)
-                                          : std::string(),
+               e.views_summary(),
                e.seconds, e.improved ? "  *" : "");
     std::fflush(stdout);
   };

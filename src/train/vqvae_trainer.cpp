@@ -33,6 +33,11 @@ nlohmann::json VQVAEEpochLog::to_json() const {
           {"improved", improved}};
 }
 
+std::string VQVAEEpochLog::views_summary() const {
+  if (train_view_agreement <= 0) return {};
+  return fmt::format("  views: MI {:.3f} nats, letters shared {:.3f}", train_mi, train_view_agreement);
+}
+
 VQVAEEpochLog VQVAEEpochLog::from_json(const nlohmann::json& j) {
   VQVAEEpochLog e;
   j.at("epoch").get_to(e.epoch);

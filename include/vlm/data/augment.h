@@ -18,7 +18,7 @@ namespace vlm {
 struct AugmentOptions {
   double rotate = 15;         ///< maximum rotation in degrees, uniform in [-rotate, rotate]
   double scale = 0.1;         ///< maximum relative zoom: factor uniform in [1 - scale, 1 + scale]
-  double shift = 2;           ///< maximum translation in pixels along each axis
+  double shift = 2;           ///< maximum translation in pixels along each axis, before the zoom (so up to shift / zoom)
   double shear = 10;          ///< maximum horizontal shear in degrees (slant)
   double elastic = 2;         ///< maximum displacement in pixels of a smooth random field (Simard et al.); 0 = off
   double elastic_sigma = 3;   ///< smoothness of that field: the Gaussian's standard deviation in pixels

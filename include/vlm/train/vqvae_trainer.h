@@ -148,6 +148,8 @@ struct VQVAEEpochLog {
   int64_t restarts = 0;       ///< dead codes restarted so far
   double seconds = 0;         ///< this epoch, training and validation
   bool improved = false;      ///< the best monitored value so far (and the checkpoint was written)
+  /// "  views: MI ... nats, letters shared ..." when a two-view objective ran this epoch, else "" (for log lines)
+  std::string views_summary() const;
   nlohmann::json to_json() const;
   static VQVAEEpochLog from_json(const nlohmann::json& j);  ///< the inverse of to_json
 };
