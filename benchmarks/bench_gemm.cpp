@@ -1,5 +1,5 @@
-// GEMM throughput: OpenBLAS vs the reference BLAS in one process, plus LibTorch's at::mm (whatever libblas.so.3
-// resolves to). Each BLAS is dlopen'ed by path and checked against a naive product before it is timed.
+// GEMM throughput: OpenBLAS on the kernels of this CPU vs on its generic ones vs the reference BLAS in one process,
+// plus LibTorch's at::mm (whatever libblas.so.3 resolves to). Each BLAS is dlopen'ed by path and checked against a naive product before it is timed.
 //
 //   build/benchmarks/bench_gemm [--benchmark_filter=...]
 //   VLM_OPENBLAS=/path/libblas.so.3 VLM_REFBLAS=/path/libblas.so.3 override the library paths.
@@ -92,6 +92,18 @@ void gemm_bench(benchmark::State& state, const Blas& blas) {
 }
 
 void BM_Gemm_OpenBLAS(benchmark::State& state) { gemm_bench(state, openblas()); }
+// The same library on its generic SSE3 kernels ("Prescott"), the ones Debian 12's OpenBLAS 0.3.21 falls back to on
+// CPUs newer than it knows, against the kernels vlm::select_blas_kernels gives it (the line above the results).
+void BM_Gemm_OpenBLAS_Generic(benchmark::State& state) {
+  const std::string chosen = vlm::blas_info().core;
+  if (chosen.empty()) {
+    state.SkipWithError("not OpenBLAS");
+    return;
+  }
+  vlm::set_blas_core("Prescott");
+  gemm_bench(state, openblas());
+  vlm::set_blas_core(chosen);
+}
 void BM_Gemm_ReferenceBLAS(benchmark::State& state) { gemm_bench(state, refblas()); }
 
 void BM_Gemm_LibTorch(benchmark::State& state) {
@@ -108,6 +120,7 @@ void BM_Gemm_LibTorch(benchmark::State& state) {
 }
 
 BENCHMARK(BM_Gemm_OpenBLAS)->ArgsProduct({{256, 512, 1024}, {1, 2}})->ArgNames({"n", "threads"})->UseRealTime();
+BENCHMARK(BM_Gemm_OpenBLAS_Generic)->ArgsProduct({{256, 512, 1024}, {1, 2}})->ArgNames({"n", "threads"})->UseRealTime();
 BENCHMARK(BM_Gemm_ReferenceBLAS)->ArgsProduct({{256, 512}, {1}})->ArgNames({"n", "threads"})->UseRealTime();
 BENCHMARK(BM_Gemm_LibTorch)->ArgsProduct({{256, 512, 1024}, {1, 2}})->ArgNames({"n", "threads"})->UseRealTime();
 

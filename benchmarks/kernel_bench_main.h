@@ -17,10 +17,13 @@ namespace vlm::bench {
 
 inline int run_kernel_benchmarks(int argc, char** argv) {
   vlm::tune_malloc();
+  vlm::select_blas_kernels();  // as every tool does (init_runtime)
+  vlm::flush_denormals();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  fmt::print("kernel builds supported: {}; active: {}; BLAS: {}\n", fmt::join(vlm::kernels::supported_isas(), ", "),
-             vlm::kernels::active_isa(), vlm::blas_info().name);
+  const auto blas = vlm::blas_info();
+  fmt::print("kernel builds supported: {}; active: {}; BLAS: {}{}\n", fmt::join(vlm::kernels::supported_isas(), ", "),
+             vlm::kernels::active_isa(), blas.name, blas.core.empty() ? "" : " (" + blas.core + " kernels)");
   size_t ran = 0;
   try {
     ran = benchmark::RunSpecifiedBenchmarks();

@@ -20,6 +20,18 @@ struct CommonOptions {
   std::string thread_pool = "blas";     ///< which pool gets them (vlm::ThreadPool); the other gets 1
   uint64_t seed = 1337;
   std::string device = "cpu";  ///< cpu, cuda, cuda:N, auto
+  bool flush_denormal = true;  ///< vlm::RuntimeOptions::flush_denormal
+  bool blas_kernels = true;    ///< vlm::RuntimeOptions::blas_kernels
+
+  RuntimeOptions runtime() const {
+    RuntimeOptions ro;
+    ro.threads = threads;
+    ro.thread_pool = thread_pool;
+    ro.seed = seed;
+    ro.flush_denormal = flush_denormal;
+    ro.blas_kernels = blas_kernels;
+    return ro;
+  }
 };
 
 inline void add_common_flags(Flags& flags, CommonOptions& o, bool with_data_dir = true) {
@@ -29,15 +41,14 @@ inline void add_common_flags(Flags& flags, CommonOptions& o, bool with_data_dir 
             "blas: OpenBLAS gets --threads, LibTorch 1 (GEMM-bound models); torch: the reverse; both: each gets them");
   flags.add("seed", &o.seed, "random seed");
   flags.add("device", &o.device, "cpu, cuda, cuda:N or auto");
+  flags.add("flush_denormal", &o.flush_denormal, "treat denormal floats as zero (faster late in training)");
+  flags.add("blas_kernels", &o.blas_kernels,
+            "give OpenBLAS the AVX-512/AVX2 kernels of this CPU when it fell back to generic ones");
 }
 
 /// Applies the runtime options and prints the resolved configuration.
 inline RuntimeInfo start(const Flags& flags, const CommonOptions& o) {
-  RuntimeOptions ro;
-  ro.threads = o.threads;
-  ro.thread_pool = o.thread_pool;
-  ro.seed = o.seed;
-  RuntimeInfo info = init_runtime(ro);
+  RuntimeInfo info = init_runtime(o.runtime());
   std::cout << flags.resolved() << "runtime: " << info.summary() << "\n" << std::flush;
   return info;
 }
@@ -53,7 +64,7 @@ struct RankStart {
 inline RankStart start_rank(const Flags& flags, CommonOptions& o) {
   const DistEnv dist = dist_env_from_environment();
   o.threads = dist.threads_per_rank(o.threads);
-  RuntimeInfo runtime = dist.rank == 0 ? start(flags, o) : init_runtime({o.threads, o.thread_pool, o.seed});
+  RuntimeInfo runtime = dist.rank == 0 ? start(flags, o) : init_runtime(o.runtime());
   const c10::Device device = resolve_device(o.device);
   ProcessGroup group(dist, device);
   if (dist.distributed() && dist.rank == 0) std::cout << "data-parallel: " << dist.summary() << "\n" << std::flush;

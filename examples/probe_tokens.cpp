@@ -17,6 +17,7 @@
 #include "mnist_common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/augment.h"
+#include "vlm/data/image_clusters.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/tokenizer/image_token_codec.h"
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
     vlm::ProbeLadderOptions ladder;
     bool knn_only = false;
     int64_t neighbours = 0;
+    bool deskew = false;
+    int64_t clusters = 0;
+    vlm::ImageClusterOptions cluster_options;
     vlm::Flags flags("probe_tokens", "Probe ladder of image token strings: how much of the label the letters hold.");
     vlm::examples::add_common_flags(flags, common);
     flags.add("reference", &reference, "token text file of the reference set (lines with image:LETTERS, number:N)")
@@ -41,12 +45,32 @@ int main(int argc, char** argv) {
         .add("knn_only", &knn_only, "only the k-NN rung and the statistics (seconds instead of a minute)")
         .add("pixel_neighbours", &neighbours,
              "instead: the share of the K pixel neighbours (vlm::pixel_neighbours, the unsupervised tokenizer's second "
-             "views) of each training image that have its label");
+             "views) of each training image that have its label")
+        .add("deskew", &deskew, "with --pixel_neighbours: search among deskewed images (--vq.mi_deskew)")
+        .add("clusters", &clusters,
+             "instead: the purity of K image clusters (vlm::cluster_images, the tokenizer's pseudo-captions): the "
+             "share of training images whose cluster's most common label is theirs")
+        .add("cluster_neighbours", &cluster_options.neighbours, "with --clusters: the graph's neighbours per image")
+        .add("cluster_embedding", &cluster_options.embedding, "with --clusters: eigenvectors clustered")
+        .add("cluster_iterations", &cluster_options.iterations, "with --clusters: subspace iterations");
     if (!flags.parse(argc, argv)) return 0;
+    if (clusters > 0) {
+      vlm::examples::start(flags, common);
+      auto train = vlm::split_train_validation(vlm::load_mnist(common.data_dir).train).train;
+      cluster_options.clusters = clusters;
+      auto ids = vlm::cluster_images(train.images, cluster_options);  // (N)
+      auto joint = at::zeros({clusters, 10}, at::kLong);
+      joint.view(-1).index_add_(0, ids * 10 + train.labels.to(at::kLong), at::ones_like(ids));
+      auto sizes = joint.sum(1);
+      fmt::print("{} clusters of the {} training images (sizes {}-{}): purity {:.4f}\n", clusters, train.size(),
+                 sizes.min().item<int64_t>(), sizes.max().item<int64_t>(),
+                 std::get<0>(joint.max(1)).sum().item<double>() / train.size());
+      return 0;
+    }
     if (neighbours > 0) {
       vlm::examples::start(flags, common);
       auto train = vlm::split_train_validation(vlm::load_mnist(common.data_dir).train).train;
-      auto nn = vlm::pixel_neighbours(train.images, neighbours);                        // (N, K)
+      auto nn = vlm::pixel_neighbours(deskew ? vlm::deskew_images(train.images) : train.images, neighbours);  // (N, K)
       auto same = train.labels.index_select(0, nn.flatten()).view_as(nn).eq(train.labels.unsqueeze(1));  // (N, K)
       fmt::print("pixel neighbours of the {} training images: {:.4f} of the {} nearest share the label ({:.4f} of "
                  "the nearest)\n", train.size(), same.to(at::kDouble).mean().item<double>(), neighbours,

@@ -80,6 +80,8 @@ int main(int argc, char** argv) {
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(latent_map == "tsne" || latent_map == "pca", "--latent_map must be tsne or pca, got '", latent_map, "'");
     VLM_CHECK(limit_train >= 0, "--limit_train must be >= 0 (0 = all), got ", limit_train);
+    VLM_CHECK(latent_points >= 0 && recon_images >= 0, "--latent_points and --recon_images must be >= 0 (0 = no ",
+              "picture), got ", latent_points, " and ", recon_images);
     if (out_dir.empty()) out_dir = "runs/vqvae-" + variant;
     auto [runtime, device, group] = vlm::examples::start_rank(flags, common);  // data-parallel under a launcher
     const auto& alphabet = train_options.alphabet;
@@ -150,16 +152,18 @@ int main(int argc, char** argv) {
     fmt::print("\n");
 
     const int64_t shown = std::min<int64_t>(recon_images, mnist.test.size());
-    vlm::write_png(out_dir + "/recon.png",
-                   originals_above_reconstructions(mnist.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown),
-                                                   16));
+    if (shown > 0)  // --recon_images=0: no picture
+      vlm::write_png(out_dir + "/recon.png", originals_above_reconstructions(mnist.test.images.slice(0, 0, shown),
+                                                                             test.recon.slice(0, 0, shown), 16));
     const int64_t points = std::min<int64_t>(latent_points, split.validation.size());
-    auto latents = val.latents.slice(0, 0, points).flatten(1).to(at::kFloat);  // (P, L*D)
-    auto map = latent_map == "tsne" ? vlm::tsne_2d(latents, vlm::TsneOptions().seed(common.seed)) : pca_2d(latents);
-    vlm::ScatterOptions so;
-    so.title = fmt::format("{} of {} VQ-VAE encoder outputs ({} validation images)", latent_map == "tsne" ? "t-SNE" : "PCA",
-                           variant, points);
-    vlm::write_png(out_dir + "/latents.png", vlm::scatter_plot(map, split.validation.labels.slice(0, 0, points), so));
+    if (points > 0) {  // --latent_points=0: no map (t-SNE takes a while)
+      auto latents = val.latents.slice(0, 0, points).flatten(1).to(at::kFloat);  // (P, L*D)
+      auto map = latent_map == "tsne" ? vlm::tsne_2d(latents, vlm::TsneOptions().seed(common.seed)) : pca_2d(latents);
+      vlm::ScatterOptions so;
+      so.title = fmt::format("{} of {} VQ-VAE encoder outputs ({} validation images)",
+                             latent_map == "tsne" ? "t-SNE" : "PCA", variant, points);
+      vlm::write_png(out_dir + "/latents.png", vlm::scatter_plot(map, split.validation.labels.slice(0, 0, points), so));
+    }
 
     nlohmann::json metrics = {
         {"variant", variant},

@@ -74,6 +74,8 @@ int run(int argc, char** argv) {
   vlm::RuntimeOptions ro;
   ro.threads = dist.threads_per_rank(o.threads);
   ro.seed = o.seed;
+  ro.flush_denormal = o.flush_denormal;
+  ro.blas_kernels = o.blas_kernels;
   auto info = vlm::init_runtime(ro);
   vlm::ProcessGroup group(dist, vlm::resolve_device(o.device));
   if (dist.rank == 0) {
@@ -144,11 +146,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     flags.add("out", &e.out, "output PNG (default decoded.png)");
   }
   if (!flags.parse(argc, argv)) return 0;
-  vlm::RuntimeOptions ro;
-  ro.threads = e.common.threads;
-  ro.thread_pool = e.common.thread_pool;
-  ro.seed = e.common.seed;
-  vlm::init_runtime(ro);
+  vlm::init_runtime(e.common.runtime());
   auto device = vlm::resolve_device(e.common.device);
   auto paths = vlm::RunPaths::of(e.run_dir);
   auto codec = vlm::ImageTokenCodec::load(paths.vqvae, device);

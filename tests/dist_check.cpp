@@ -58,13 +58,21 @@ int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, 
     o.mi_positions = 4;
     o.invariance_weight = 0.1;
     o.invariant_recon = true;
+    o.pseudo_weight = 0.5;  // and pseudo-captions: the neighbour search shared, rank 0's clusters broadcast
+    o.pseudo_clusters = 5;
+    o.pseudo_neighbours = 3;
+    o.decoder_epochs = 1;
   }
   if (group.is_main()) vlm::ensure_directory(out + "/vqvae");
   group.barrier();
   o.checkpoint_path = out + "/vqvae/vqvae.pt";
   o.state_path = out + "/vqvae/state.pt";
   o.resume = resume;
-  vlm::VQVAE model(tiny_vqvae());
+  auto model_options = tiny_vqvae();
+  // Without restarts here: whether a code is restarted is a threshold that summation-order differences between one
+  // and two processes can cross, and IIC's floored logarithms amplify the rest; this check is about the objectives.
+  if (unsupervised) model_options.quantizer().dead_code_threshold(0);
+  vlm::VQVAE model(model_options);
   vlm::VQVAETrainer trainer(model, o, train, val);
   trainer.set_process_group(&group);
   if (die_at > 0)  // a crash in epoch `die_at`, after its checkpoint and before its training state is written

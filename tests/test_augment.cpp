@@ -106,3 +106,28 @@ TEST_CASE("Pixel neighbours are the nearest other images, in full or in row rang
   CHECK_THROWS_AS(vlm::pixel_neighbours(x, 60), vlm::Error);
   CHECK_THROWS_AS(vlm::pixel_neighbours(x, 3, 16, 7, 30, 20), vlm::Error);
 }
+
+TEST_CASE("Deskewing stands a slanted, shifted stroke upright in the centre", "[augment]") {
+  // A vertical stroke of columns 13-14 (the centre lies between them), rows 4-23.
+  auto upright = at::zeros({1, 1, 28, 28});
+  upright.slice(2, 4, 24).slice(3, 13, 15).fill_(1);
+  // Slant it by 0.5 pixel per row (the bottom leans right) and move it 3 pixels right: out(x, y) = in(x - 0.5 y - 3, y).
+  auto slanted = vlm::warp_images(upright, theta_of(1, -0.5, -3, 0, 1, 0));
+  auto central_share = [](const at::Tensor& img) {  // share of the intensity in columns 12-15
+    return (img.slice(3, 12, 16).sum() / img.sum()).item<double>();
+  };
+  REQUIRE(central_share(upright) > 0.99);
+  REQUIRE(central_share(slanted) < 0.4);  // the check below can fail
+  auto fixed = vlm::deskew_images(slanted);
+  CHECK(central_share(fixed) > 0.9);
+  CHECK(at::allclose(fixed.sum(), slanted.sum(), 0.05));  // nothing pushed out of the frame
+  // Every row's centre of mass back on the centre column (13.5), within a pixel.
+  auto cols = at::arange(28, at::kFloat);
+  for (int64_t row = 6; row < 22; ++row) {
+    auto r = fixed[0][0][row];
+    CHECK(std::abs((r * cols).sum().item<double>() / r.sum().item<double>() - 13.5) < 1.0);
+  }
+  // An upright centred stroke stays as it is, and an empty image stays empty.
+  CHECK(at::allclose(vlm::deskew_images(upright), upright, 1e-4, 1e-4));
+  CHECK(vlm::deskew_images(at::zeros({1, 1, 28, 28})).abs().sum().item<double>() == 0);
+}

@@ -160,15 +160,19 @@ TEST_CASE("Two ranks train a VQ-VAE with bit-identical codebooks, equal to one p
 }
 
 TEST_CASE("The unsupervised objectives train data-parallel as in one process", "[dist][vqvae]") {
-  // Random views drawn for the global batch on every rank, neighbours found alike, and IIC's joint distribution
-  // summed over the ranks: two processes train what one does, within summation order. One epoch (7 steps): the
-  // floored logarithms of IIC and the restarts of this tiny codebook amplify summation-order differences step by
-  // step (measured 2e-5 after 7 steps, 0.4 after 14; without IIC the two agree to 1e-7).
+  // Random views drawn for the global batch on every rank, neighbours found alike, IIC's joint distribution summed
+  // over the ranks, the pseudo-captions' clusters broadcast, a decoder epoch: two processes train what one does,
+  // within summation order. One epoch and the decoder's (7 steps each), without dead-code restarts (dist_check.cpp):
+  // IIC's floored logarithms amplify summation-order differences step by step.
   vlm::testing::TempDir dir;
-  auto one = sh(kCheck + " --model=vqvae_unsupervised --epochs=1 --out=" + dir.file("one"));
+  // OpenBLAS's generic kernels for both runs: its AVX-512 ones (vlm::select_blas_kernels) take other paths for the
+  // small products of a rank's half batch than for the whole batch, and IIC amplifies those roundings (1.4e-2 here
+  // against 2e-5); the check is about the objectives' arithmetic across ranks, not about the kernels.
+  const std::string kernels = "OPENBLAS_CORETYPE=Prescott ";
+  auto one = sh(kernels + kCheck + " --model=vqvae_unsupervised --epochs=1 --out=" + dir.file("one"));
   INFO(one.out);
   REQUIRE(one.rc == 0);
-  auto two = sh(kVlm + " launch --nproc=2 -- " + kCheck + " --model=vqvae_unsupervised --epochs=1 --out=" +
+  auto two = sh(kernels + kVlm + " launch --nproc=2 -- " + kCheck + " --model=vqvae_unsupervised --epochs=1 --out=" +
                 dir.file("two"));
   INFO(two.out);
   REQUIRE(two.rc == 0);
@@ -176,7 +180,7 @@ TEST_CASE("The unsupervised objectives train data-parallel as in one process", "
   const auto r0 = vqvae_state(dir.file("two/params_rank0.pt")), r1 = vqvae_state(dir.file("two/params_rank1.pt"));
   CHECK(identical(r0, r1));
   const double diff = max_relative_difference(r0, single);
-  WARN("unsupervised VQ-VAE, largest relative difference, 2 ranks vs 1 process after 1 epoch: " << diff);
+  WARN("unsupervised VQ-VAE, largest relative difference, 2 ranks vs 1 process after 1 + 1 epochs: " << diff);
   CHECK(diff < 1e-3);
 }
 

@@ -104,3 +104,21 @@ TEST_CASE("Progress formats durations for humans", "[progress]") {
   CHECK(vlm::Progress::format_duration(3720) == "1h02m");
   CHECK(vlm::Progress::format_duration(-1) == "?");
 }
+
+TEST_CASE("flush_denormals zeroes denormal operands on this thread and in OpenBLAS's pool", "[runtime]") {
+  // 1e-39 is below FLT_MIN (1.18e-38): a denormal. A 256-term dot product of such values times 1 is 2.56e-37, a
+  // normal float, unless the operands are read as zero (DAZ).
+  const float tiny = 1e-39f;
+  vlm::set_threads(0);  // OpenBLAS gets every core: a 512 x 256 x 512 product is cut between its worker threads
+  auto a = at::full({512, 256}, tiny), b = at::ones({256, 512});
+  const bool flushing_already = (at::full({1}, tiny) * 1.0f).item<float>() == 0.0f;
+  if (!flushing_already) {
+    CHECK(at::mm(a, b).min().item<float>() > 1e-37f);  // the expectation below can fail
+  }
+  REQUIRE(vlm::flush_denormals());  // the CPUs this project runs on (x86-64 with SSE) can
+  vlm::set_threads(0);              // starts OpenBLAS's pool again, from this (flushing) thread
+  CHECK((at::full({4}, tiny) * 1.0f).abs().max().item<float>() == 0.0f);
+  auto c = at::mm(a, b);  // every worker's block of rows and columns
+  CHECK(c.abs().max().item<float>() == 0.0f);
+  vlm::set_threads(1);
+}

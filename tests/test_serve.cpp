@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_helpers.h"
+#include "vlm/core/runtime.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/generation_metrics.h"
@@ -111,8 +112,10 @@ class ServerProcess {
   int port_ = 0;
 };
 
-// The library, called directly on the same run.
+// The library, called directly on the same run, with the runtime the server gives itself (vlm::init_runtime with
+// --threads=1: the same BLAS kernels, denormals flushed), so that both compute the same floats.
 struct Library {
+  vlm::RuntimeInfo runtime = vlm::init_runtime({1});
   vlm::ImageTokenCodec codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(kRun).vqvae);
   vlm::LoadedGPT gpt = vlm::load_gpt_checkpoint(vlm::RunPaths::of(kRun).gpt);
   vlm::DigitClassifier classifier = vlm::load_digit_classifier(vlm::RunPaths::of(kRun).classifier, at::kCPU);

@@ -3,12 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <set>
 
 #include <ATen/ATen.h>
 
 #include "test_helpers.h"
 #include "vlm/core/check.h"
 #include "vlm/eval/token_probe.h"
+#include "vlm/data/image_clusters.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/tokenizer/image_token_codec.h"
@@ -245,4 +247,147 @@ TEST_CASE("The unsupervised objectives raise the views' mutual information and n
   o.augment = {};
   o.mi_clusters = 1;
   CHECK_THROWS_WITH(train_with(at::Tensor()), Catch::Contains("--mi_clusters"));
+}
+
+TEST_CASE("Decoder epochs keep every letter and lower the reconstruction error, and the IIC weight can follow the lr",
+          "[vqvae][train]") {
+  auto data = synthetic_images(704, 10, 41);
+  auto validation = data.slice(640, 704);
+  vlm::LabeledImages train{data.images.slice(0, 0, 640), at::Tensor()};
+  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
+  o.label_weight = 0;
+  o.batch_size = 32;
+  o.max_epochs = 4;
+  o.mi_weight = 0.5;
+  o.mi_schedule = "lr";
+  o.progress = false;
+  at::manual_seed(5);
+  vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
+  REQUIRE(vlm::VQVAETrainer(model, o, train, validation).train().best_epoch == 4);  // the weights the next run goes on from
+  auto before = vlm::evaluate_vqvae(model, validation.images, 64);
+  auto encoder_before = model->encoder->parameters().front().clone();
+
+  // The same run with two decoder epochs after it: the first four epochs are the same computation.
+  o.decoder_epochs = 2;
+  at::manual_seed(5);
+  vlm::VQVAE tuned(vlm::VQVAEOptions::preset("conv"));
+  auto result = vlm::VQVAETrainer(tuned, o, train, validation).train();
+  REQUIRE(result.history.size() == 6);
+  auto after = vlm::evaluate_vqvae(tuned, validation.images, 64);
+  CHECK(at::equal(after.codes, before.codes));  // the letters of every validation image
+  CHECK(at::equal(tuned->encoder->parameters().front(), encoder_before));
+  CHECK(at::equal(tuned->quantizer->codebook, model->quantizer->codebook));
+  CHECK(after.recon_mse < before.recon_mse);
+  CHECK(result.history.back().train_recon < result.history[3].train_recon);
+
+  o.mi_schedule = "cosine";
+  CHECK_THROWS_WITH(vlm::VQVAETrainer(tuned, o, train, validation), Catch::Contains("--mi_schedule"));
+  o.mi_schedule = "lr";
+  o.decoder_epochs = -1;
+  CHECK_THROWS_WITH(vlm::VQVAETrainer(tuned, o, train, validation), Catch::Contains("--decoder_epochs"));
+}
+
+TEST_CASE("Spectral clustering finds the groups of a neighbour graph and of prototype images", "[vqvae][clusters]") {
+  // Three groups of 40 nodes; each node names 6 neighbours, drawn inside its group except 1 in 20 edges.
+  at::manual_seed(11);
+  const int64_t groups = 3, size = 40, k = 6, n = groups * size;
+  auto group = at::arange(n, at::kLong).div(size, "floor");  // (N)
+  auto inside = group.unsqueeze(1) * size + at::randint(size, {n, k}, at::kLong);
+  auto anywhere = at::randint(n, {n, k}, at::kLong);
+  auto nn = at::where(at::rand({n, k}).lt(0.05), anywhere, inside);
+  vlm::ImageClusterOptions o;
+  o.clusters = groups;
+  o.embedding = groups;
+  auto ids = vlm::cluster_graph(nn, o);
+  REQUIRE(ids.sizes() == at::IntArrayRef{n});
+  // Each group is one cluster, and the three clusters differ.
+  std::set<int64_t> seen;
+  for (int64_t g = 0; g < groups; ++g) {
+    auto mine = ids.slice(0, g * size, (g + 1) * size);
+    const int64_t mode = std::get<0>(at::mode(mine)).item<int64_t>();
+    CHECK(mine.eq(mode).sum().item<int64_t>() >= size - 1);
+    seen.insert(mode);
+  }
+  CHECK(seen.size() == static_cast<size_t>(groups));
+
+  // Images: six prototypes under noise; clustered without their labels, each cluster holds one prototype.
+  auto data = synthetic_images(600, 6, 12);
+  vlm::ImageClusterOptions io;
+  io.clusters = 6;
+  io.embedding = 6;
+  auto clusters = vlm::cluster_images(data.images, io);
+  auto joint = at::zeros({6, 6}, at::kLong);
+  joint.view(-1).index_add_(0, clusters * 6 + data.labels, at::ones_like(clusters));
+  const double purity = std::get<0>(joint.max(1)).sum().item<double>() / 600.0;
+  CHECK(purity > 0.95);
+  CHECK(at::bincount(clusters, {}, 6).gt(0).sum().item<int64_t>() == 6);  // no cluster left empty
+  io.clusters = 1;
+  CHECK_THROWS_WITH(vlm::cluster_images(data.images, io), Catch::Contains("--pseudo_clusters"));
+}
+
+TEST_CASE("Pseudo-captions train the caption head on image clusters and never read a label", "[vqvae][train]") {
+  auto data = synthetic_images(704, 10, 51);
+  auto validation = data.slice(640, 704);
+  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
+  o.label_weight = 0;
+  o.pseudo_weight = 0.5;
+  o.pseudo_clusters = 10;
+  o.batch_size = 32;
+  o.max_epochs = 4;
+  o.progress = false;
+  auto train_with = [&](const at::Tensor& labels) {
+    at::manual_seed(52);
+    vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
+    auto result = vlm::VQVAETrainer(model, o, {data.images.slice(0, 0, 640), labels}, validation).train();
+    return std::make_pair(model, result);
+  };
+  auto [labelled, result] = train_with(data.labels.slice(0, 0, 640));
+  auto [unlabelled, unused] = train_with(at::Tensor());
+  auto p = labelled->parameters(), q = unlabelled->parameters();
+  for (size_t i = 0; i < p.size(); ++i) CHECK(at::equal(p[i], q[i]));
+  // The head learns to name the clusters from the letters: far above the 1 in 10 of a guess.
+  CHECK(result.history.back().train_label_acc > 0.5);
+  CHECK(result.history.back().train_label_acc > result.history.front().train_label_acc);
+  o.pseudo_clusters = 700;
+  CHECK_THROWS_WITH(train_with(at::Tensor()), Catch::Contains("--pseudo_clusters=700"));
+}
+
+TEST_CASE("A run with pseudo-captions and a decoder epoch, stopped and resumed, ends as the uninterrupted run",
+          "[vqvae][train]") {
+  vlm::testing::TempDir dir;
+  auto data = synthetic_images(352, 10, 61);
+  auto validation = data.slice(320, 352);
+  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
+  o.label_weight = 0;
+  o.pseudo_weight = 0.5;
+  o.pseudo_clusters = 10;
+  o.max_epochs = 2;
+  o.decoder_epochs = 1;
+  o.batch_size = 32;
+  o.progress = false;
+  o.resume = true;
+  // A fresh process each time: the same seed before the model is built; the clusters are found again on resuming.
+  auto run = [&](const std::string& state, int64_t stop_after) {
+    o.state_path = dir.file(state);
+    at::manual_seed(62);
+    vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
+    vlm::VQVAETrainer trainer(model, o, {data.images.slice(0, 0, 320), at::Tensor()}, validation);
+    if (stop_after > 0)
+      trainer.hooks().on_log = [stop_after](const vlm::VQVAEEpochLog& log) {
+        if (log.epoch == stop_after) throw std::runtime_error("stopped");  // before that epoch's state is written
+      };
+    try {
+      trainer.train();
+    } catch (const std::runtime_error&) {
+      return vlm::VQVAE(nullptr);
+    }
+    return model;
+  };
+  auto whole = run("whole.pt", 0);
+  CHECK(!run("parts.pt", 2));    // epoch 1's state on disk
+  CHECK(!run("parts.pt", 3));    // epoch 2's: the decoder epoch is next
+  auto resumed = run("parts.pt", 0);
+  REQUIRE(resumed);
+  auto p = whole->parameters(), q = resumed->parameters();
+  for (size_t i = 0; i < p.size(); ++i) CHECK(at::equal(p[i], q[i]));
 }

@@ -10,6 +10,7 @@
 #include "vlm/core/run_lock.h"
 #include "vlm/core/runtime.h"
 #include "vlm/data/augment.h"
+#include "vlm/data/image_clusters.h"
 #include "vlm/data/datasets.h"
 #include "vlm/data/idx.h"
 #include "vlm/data/idx_format.h"

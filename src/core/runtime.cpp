@@ -6,6 +6,7 @@
 #endif
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <iostream>
@@ -95,6 +96,7 @@ BlasInfo blas_info() {
     info.name = "OpenBLAS";
     info.config = cfg();
     if (auto nt = lookup<GetIntFn>("openblas_get_num_threads")) info.threads = nt();
+    if (auto name = lookup<GetConfigFn>("openblas_get_corename")) info.core = name();
   } else if (lookup<void*>("sgemm_")) {
     Dl_info dl{};
     void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
@@ -136,10 +138,57 @@ bool tune_malloc() {
 #endif
 }
 
+std::string set_blas_core(const std::string& name) {
+  using NameFn = char* (*)();
+  using VoidFn = void (*)();
+  auto corename = lookup<NameFn>("openblas_get_corename");
+  auto quit = lookup<VoidFn>("gotoblas_dynamic_quit");
+  auto init = lookup<VoidFn>("gotoblas_dynamic_init");
+  VLM_CHECK(corename && quit && init, "set_blas_core('", name, "'): the BLAS is not a DYNAMIC_ARCH OpenBLAS");
+  // gotoblas_dynamic_init reads OPENBLAS_CORETYPE and sets the kernel table and its block sizes; the thread pool is
+  // stopped first so that no worker is inside a kernel, and it starts again on the next openblas_set_num_threads.
+  using ShutdownFn = int (*)();
+  if (auto stop = lookup<ShutdownFn>("blas_thread_shutdown_")) stop();
+  const char* before = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved = before ? before : "";
+  setenv("OPENBLAS_CORETYPE", name.c_str(), 1);
+  quit();
+  init();
+  // The environment as it was: the processes this one starts choose for themselves.
+  if (before) setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+  else unsetenv("OPENBLAS_CORETYPE");
+  return corename();
+}
+
+std::string select_blas_kernels() {
+  using NameFn = char* (*)();
+  auto corename = lookup<NameFn>("openblas_get_corename");
+  if (!corename) return {};
+  const std::string core = corename();
+  // Only the generic fallback of a DYNAMIC_ARCH build, and never against the user's own choice.
+  if (core != "Prescott" || !lookup<void*>("gotoblas_dynamic_init") || std::getenv("OPENBLAS_CORETYPE")) return core;
+  __builtin_cpu_init();
+  // SkylakeX over Cooperlake: the same FP32 kernels plus a BF16 GEMM that LibTorch never calls, and its SGEMM
+  // measured faster here (docs/benchmarks.md).
+  const char* pick = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : nullptr;
+  return pick ? set_blas_core(pick) : core;
+}
+
+bool flush_denormals() {
+  if (!at::globalContext().setFlushDenormal(true)) return false;
+  // New threads inherit the creating thread's floating-point control word (POSIX), but OpenBLAS started its pool when
+  // it was loaded: stop that pool, so that the next openblas_set_num_threads starts it again from this thread.
+  using ShutdownFn = int (*)();
+  if (auto stop = lookup<ShutdownFn>("blas_thread_shutdown_")) stop();
+  return true;
+}
+
 RuntimeInfo init_runtime(const RuntimeOptions& options) {
   VLM_CHECK(options.threads >= 0, "--threads must be >= 0 (0 = all cores), got ", options.threads);
   RuntimeInfo info;
   if (options.tune_malloc) info.malloc_tuned = tune_malloc();
+  if (options.blas_kernels) select_blas_kernels();
+  if (options.flush_denormal) info.flush_denormal = flush_denormals();
   info.pool = parse_thread_pool(options.thread_pool);
   info.threads = set_threads(options.threads, info.pool);
   info.split = current_threads();
@@ -155,9 +204,10 @@ RuntimeInfo init_runtime(const RuntimeOptions& options) {
 }
 
 std::string RuntimeInfo::summary() const {
-  return fmt::format("threads={} thread_pool={} (LibTorch {}, BLAS {}) seed={} blas={} malloc_tuned={}", threads,
-                     to_string(pool), split.torch, split.blas >= 0 ? std::to_string(split.blas) : "-", seed, blas.name,
-                     malloc_tuned);
+  return fmt::format("threads={} thread_pool={} (LibTorch {}, BLAS {}) seed={} blas={}{} malloc_tuned={} "
+                     "flush_denormal={}",
+                     threads, to_string(pool), split.torch, split.blas >= 0 ? std::to_string(split.blas) : "-", seed,
+                     blas.name, blas.core.empty() ? "" : " (" + blas.core + ")", malloc_tuned, flush_denormal);
 }
 
 }  // namespace vlm

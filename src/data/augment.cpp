@@ -87,6 +87,29 @@ at::Tensor augment_images(const at::Tensor& images, const AugmentOptions& o) {
   return warp_images(images, theta, field);
 }
 
+at::Tensor deskew_images(const at::Tensor& images) {
+  VLM_CHECK(images.dim() == 4, "deskew_images: expected images (B, C, H, W), got ", images.sizes());
+  const int64_t B = images.size(0), H = images.size(2), W = images.size(3);
+  at::NoGradGuard no_grad;
+  auto opts = images.options().dtype(at::kFloat);
+  auto m = images.to(at::kFloat).sum(1).clamp_min(0);  // (B, H, W) intensity
+  auto xs = (at::arange(W, opts) - (W - 1) / 2.0).view({1, 1, W});
+  auto ys = (at::arange(H, opts) - (H - 1) / 2.0).view({1, H, 1});
+  auto total = m.sum({1, 2});                               // (B)
+  auto safe = total.clamp_min(1e-12);
+  auto mx = (m * xs).sum({1, 2}) / safe, my = (m * ys).sum({1, 2}) / safe;  // (B) centre of mass
+  auto dx = xs - mx.view({B, 1, 1}), dy = ys - my.view({B, 1, 1});
+  auto cov = (m * dx * dy).sum({1, 2}) / safe, var_y = (m * dy * dy).sum({1, 2}) / safe;
+  auto empty = total.le(1e-12);
+  auto alpha = at::where(empty, at::zeros_like(cov), cov / var_y.clamp_min(1e-12));
+  mx = at::where(empty, at::zeros_like(mx), mx);
+  my = at::where(empty, at::zeros_like(my), my);
+  // Output p = (x, y) about the centre samples the source at (x + alpha y + mx, y + my).
+  auto one = at::ones_like(alpha), zero = at::zeros_like(alpha);
+  auto theta = at::stack({at::stack({one, alpha, mx}, 1), at::stack({zero, one, my}, 1)}, 1);  // (B, 2, 3)
+  return warp_images(images, theta.to(images.scalar_type()));
+}
+
 at::Tensor pixel_neighbours(const at::Tensor& images, int64_t k, int64_t dims, int64_t chunk, int64_t begin,
                             int64_t end) {
   VLM_CHECK(images.dim() == 4, "pixel_neighbours: expected images (N, C, H, W), got ", images.sizes());

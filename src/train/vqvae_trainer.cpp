@@ -14,6 +14,7 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/progress.h"
+#include "vlm/data/image_clusters.h"
 #include "vlm/dist/process_group.h"
 #include "vlm/io/checkpoint.h"
 #include "vlm/tokenizer/image_token_codec.h"
@@ -196,6 +197,7 @@ struct VQVAETrainer::ClusterHead {
 void VQVAETrainOptions::validate() const {
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
   VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
+  VLM_CHECK(decoder_epochs >= 0, "--decoder_epochs must be >= 0, got ", decoder_epochs);
   VLM_CHECK(patience >= 0, "--patience must be >= 0, got ", patience);
   VLM_CHECK(lr > 0 && min_lr >= 0, "--lr must be positive and --min_lr >= 0, got ", lr, " and ", min_lr);
   VLM_CHECK(lr_schedule == "constant" || lr_schedule == "cosine", "--lr_schedule must be constant or cosine, got '",
@@ -211,6 +213,11 @@ void VQVAETrainOptions::validate() const {
   VLM_CHECK(mi_hidden >= 0, "--mi_hidden must be >= 0, got ", mi_hidden);
   VLM_CHECK(mi_neighbours >= 0, "--mi_neighbours must be >= 0, got ", mi_neighbours);
   VLM_CHECK(mi_positions >= 0, "--mi_positions must be >= 0, got ", mi_positions);
+  VLM_CHECK(mi_schedule == "constant" || mi_schedule == "lr", "--mi_schedule must be constant or lr, got '",
+            mi_schedule, "'");
+  VLM_CHECK(pseudo_weight >= 0, "--pseudo_weight must be >= 0, got ", pseudo_weight);
+  VLM_CHECK(pseudo_clusters >= 2, "--pseudo_clusters must be at least 2, got ", pseudo_clusters);
+  VLM_CHECK(pseudo_neighbours >= 1, "--pseudo_neighbours must be at least 1, got ", pseudo_neighbours);
   VLM_CHECK(invariance_weight >= 0, "--invariance_weight must be >= 0, got ", invariance_weight);
   augment.validate();
   VLM_CHECK(augment.any() || !invariant_recon, "--invariant_recon needs random views, but every augmentation amount is 0");
@@ -246,11 +253,21 @@ VQVAETrainer::VQVAETrainer(VQVAE model, VQVAETrainOptions options, LabeledImages
     cluster_head_ = std::make_unique<ClusterHead>(read, model_->options.quantizer().embedding_dim(), opt_.mi_hidden,
                                                   opt_.mi_clusters, device_);
   }
+  if (opt_.pseudo_weight > 0) {
+    VLM_CHECK(opt_.pseudo_clusters <= train_.size() && opt_.pseudo_neighbours < train_.size(), "--pseudo_clusters=",
+              opt_.pseudo_clusters, " and --pseudo_neighbours=", opt_.pseudo_neighbours, " need more training images, got ",
+              train_.size());
+    pseudo_head_ = std::make_unique<LabelHead>("joint", model_->n_codes(), model_->options.quantizer().embedding_dim(),
+                                               opt_.pseudo_clusters, device_);
+  }
   for (const auto& p : head_parameters()) params.push_back(p);
   if (two_views() && opt_.mi_neighbours > 0)
     VLM_CHECK(opt_.mi_neighbours < train_.size(), "--mi_neighbours=", opt_.mi_neighbours, " needs more than that many ",
               "training images, got ", train_.size());
   optimizer_ = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(opt_.lr));
+  if (opt_.decoder_epochs > 0)
+    decoder_optimizer_ =
+        std::make_unique<torch::optim::Adam>(model_->decoder->parameters(), torch::optim::AdamOptions(opt_.lr));
   steps_per_epoch_ = (train_.size() + opt_.batch_size - 1) / opt_.batch_size;
 }
 
@@ -259,6 +276,7 @@ VQVAETrainer::~VQVAETrainer() = default;
 std::vector<at::Tensor> VQVAETrainer::head_parameters() const {
   std::vector<at::Tensor> out;
   if (head_) out.insert(out.end(), {head_->weight, head_->bias});
+  if (pseudo_head_) out.insert(out.end(), {pseudo_head_->weight, pseudo_head_->bias});
   if (cluster_head_) out.insert(out.end(), cluster_head_->params.begin(), cluster_head_->params.end());
   return out;
 }
@@ -281,6 +299,7 @@ void VQVAETrainer::set_process_group(ProcessGroup* group) {
   std::vector<at::Tensor> params = model_->parameters();
   for (const auto& p : head_parameters()) params.push_back(p);
   reducer_ = std::make_unique<GradientReducer>(*group_, params);
+  if (decoder_optimizer_) decoder_reducer_ = std::make_unique<GradientReducer>(*group_, model_->decoder->parameters());
 }
 
 // One pass over the training set in a fresh random order; fills the log's training half.
@@ -297,7 +316,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   // loss, recon, vq, label loss, label accuracy, images, mutual information, view agreement (all times images)
   double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   const bool show = opt_.progress && is_main();
-  Progress bar(fmt::format("epoch {}/{}", epoch, opt_.max_epochs), steps_per_epoch_, "batch");
+  Progress bar(fmt::format("epoch {}/{}", epoch, total_epochs()), steps_per_epoch_, "batch");
   VQVAEEpochLog log;
   for (int64_t b = 0; b < steps_per_epoch_; ++b, ++step) {
     log.lr = lr_at(step);
@@ -339,6 +358,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     auto recon = at::mse_loss(out.recon, x);
     auto loss = recon + out.vq_loss;
     const double bsz = static_cast<double>(nb);
+    const double mi_weight = opt_.mi_schedule == "lr" ? opt_.mi_weight * log.lr / opt_.lr : opt_.mi_weight;
     double logged_correction = 0;  // data-parallel: the logged loss holds -w I, not the surrogate the step uses
     if (other_z.defined()) {
       auto other_codes = model_->quantizer->quantize(other_z);                                  // (b, L)
@@ -356,17 +376,23 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
           mi.backward();
           // After the loss's bsz / global scaling below this term is <dI/dJ, J_rank> / global.
           auto surrogate = (leaf.grad() * joint).sum() / bsz;
-          loss = loss - opt_.mi_weight * surrogate;
-          logged_correction = opt_.mi_weight * (surrogate.item<double>() - mi.item<double>());
+          loss = loss - mi_weight * surrogate;
+          logged_correction = mi_weight * (surrogate.item<double>() - mi.item<double>());
           sums[6] += mi.item<double>() * bsz;
         } else {
           auto mi = mutual_information(joint / bsz);
-          loss = loss - opt_.mi_weight * mi;
+          loss = loss - mi_weight * mi;
           sums[6] += mi.item<double>() * bsz;
         }
       }
       if (opt_.invariance_weight > 0) loss = loss + opt_.invariance_weight * at::mse_loss(other_z, out.quantized.detach());
       sums[7] += other_codes.eq(out.codes).to(at::kFloat).mean().item<double>() * bsz;
+    }
+    if (pseudo_head_) {
+      auto [pseudo_loss, acc] = pseudo_head_->loss(out.quantized, pseudo_labels_.index_select(0, idx).to(device_));
+      loss = loss + opt_.pseudo_weight * pseudo_loss;
+      sums[3] += pseudo_loss.item<double>() * bsz;
+      sums[4] += acc * bsz;
     }
     if (head_) {
       auto [label_loss, acc] = head_->loss(out.quantized, train_.labels.index_select(0, idx).to(device_));
@@ -410,6 +436,72 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   log.perplexity = perplexity_of_counts(histogram);
   log.codes_used = histogram.gt(0).sum().item<int64_t>();
   log.restarts = model_->quantizer->restarts();
+  return log;
+}
+
+// An epoch of the decoder alone: the encoder and the codebook are frozen (eval mode, so that neither batch statistics
+// nor the codebook's moving averages change), the decoder learns to draw the letters they write.
+VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
+  const int64_t n = train_.size(), K = model_->num_embeddings(), B = opt_.batch_size;
+  const int64_t total_steps = steps_per_epoch_ * opt_.decoder_epochs;
+  const int64_t first_step = steps_per_epoch_ * (epoch - opt_.max_epochs - 1);
+  auto order = at::randperm(n, at::kLong);  // (N), seeded alike on every rank
+  auto histogram = at::zeros({K}, at::kLong);
+  double sums[2] = {0, 0};  // recon times images, images
+  const bool show = opt_.progress && is_main();
+  Progress bar(fmt::format("epoch {}/{} (decoder)", epoch, total_epochs()), steps_per_epoch_, "batch");
+  VQVAEEpochLog log;
+  model_->eval();
+  model_->decoder->train();
+  for (int64_t b = 0; b < steps_per_epoch_; ++b) {
+    const double progress = static_cast<double>(first_step + b) / static_cast<double>(total_steps);
+    log.lr = opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * progress));
+    for (auto& group : decoder_optimizer_->param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
+    const auto batch = order.slice(0, b * B, (b + 1) * B);
+    const int64_t global = batch.size(0);
+    int64_t lo = 0, hi = global;
+    if (group_) {
+      const int64_t W = group_->world_size(), r = group_->rank();
+      if (global < W) continue;
+      lo = global * r / W, hi = global * (r + 1) / W;
+    }
+    auto x = train_.images.index_select(0, batch.slice(0, lo, hi)).to(device_);  // (b, 1, H, W)
+    at::Tensor codes, quantized;
+    {
+      at::NoGradGuard no_grad;
+      codes = model_->quantizer->quantize(model_->encode(x));  // (b, L)
+      quantized = model_->quantizer->lookup(codes);           // (b, L, D)
+    }
+    auto recon = at::mse_loss(model_->decode(quantized), x);
+    const double bsz = static_cast<double>(x.size(0));
+    decoder_optimizer_->zero_grad();
+    if (group_) {
+      decoder_reducer_->begin();
+      (recon * (bsz / static_cast<double>(global))).backward();
+      decoder_reducer_->finish();
+    } else {
+      recon.backward();
+    }
+    decoder_optimizer_->step();
+    sums[0] += recon.item<double>() * bsz;
+    sums[1] += bsz;
+    histogram += at::bincount(codes.flatten().cpu(), {}, K);
+    if (show) bar.update(b + 1, fmt::format("mse {:.5f}", sums[0] / sums[1]));
+  }
+  if (show) bar.finish();
+  std::vector<double> totals(sums, sums + 2);
+  if (group_) {
+    totals = group_->all_reduce_sum(totals);
+    group_->all_reduce_sum({histogram});
+  }
+  log.epoch = epoch;
+  log.train_recon = totals[0] / totals[1];
+  log.train_loss = log.train_recon;
+  log.perplexity = perplexity_of_counts(histogram);
+  log.codes_used = histogram.gt(0).sum().item<int64_t>();
+  log.restarts = model_->quantizer->restarts();
+  model_->train();
   return log;
 }
 
@@ -484,7 +576,9 @@ void VQVAETrainer::save_state(const State& st) {
                       {"best_tensors", st.best_state.size()},
                       {"history", history}});
   w.add_module("model", *model_).add_optimizer("optimizer", *optimizer_).add_tensor("rng_cpu", cpu_rng_state());
+  if (decoder_optimizer_) w.add_optimizer("decoder_optimizer", *decoder_optimizer_);
   if (head_) w.add_tensor("head.weight", head_->weight).add_tensor("head.bias", head_->bias);
+  if (pseudo_head_) w.add_tensor("pseudo_head.weight", pseudo_head_->weight).add_tensor("pseudo_head.bias", pseudo_head_->bias);
   if (cluster_head_)
     for (size_t i = 0; i < cluster_head_->params.size(); ++i)
       w.add_tensor(fmt::format("cluster_head.{}", i), cluster_head_->params[i]);
@@ -525,8 +619,13 @@ bool VQVAETrainer::load_state(State& st) {
     if (cluster_head_)
       for (size_t i = 0; i < cluster_head_->params.size(); ++i)
         cluster_head_->params[i].copy_(r.tensor(fmt::format("cluster_head.{}", i)));
+    if (pseudo_head_) {
+      pseudo_head_->weight.copy_(r.tensor("pseudo_head.weight"));
+      pseudo_head_->bias.copy_(r.tensor("pseudo_head.bias"));
+    }
   }
   r.load_optimizer("optimizer", *optimizer_);
+  if (decoder_optimizer_) r.load_optimizer("decoder_optimizer", *decoder_optimizer_);
   set_cpu_rng_state(r.tensor("rng_cpu"));
   model_->quantizer->set_restarts(m.at("restarts").get<int64_t>());
   st.epoch = m.at("epoch").get<int64_t>();
@@ -546,8 +645,30 @@ VQVAETrainResult VQVAETrainer::train() {
   if (two_views() && opt_.mi_neighbours > 0 && !neighbours_.defined()) {
     // (N, k) pixel neighbours of the training images, each rank searching its share of the rows.
     auto [lo, hi] = group_ ? group_->shard(train_.size()) : std::pair<int64_t, int64_t>{0, train_.size()};
-    auto mine = pixel_neighbours(train_.images, opt_.mi_neighbours, 64, 2048, lo, hi);
+    auto mine = pixel_neighbours(opt_.mi_deskew ? deskew_images(train_.images) : train_.images, opt_.mi_neighbours, 64,
+                                 2048, lo, hi);
     neighbours_ = group_ ? group_->all_gather_rows(mine) : mine;
+  }
+  if (pseudo_head_ && !pseudo_labels_.defined()) {
+    // The clusters, from a generator of their own seeded by one draw of the default one (alike on every rank), so
+    // that they do not depend on how the neighbour search was shared; rank 0's are broadcast all the same.
+    const auto start = std::chrono::steady_clock::now();
+    auto [lo, hi] = group_ ? group_->shard(train_.size()) : std::pair<int64_t, int64_t>{0, train_.size()};
+    auto mine = pixel_neighbours(deskew_images(train_.images), opt_.pseudo_neighbours, 64, 2048, lo, hi);
+    auto graph = group_ ? group_->all_gather_rows(mine) : mine;
+    const int64_t seed = at::randint(1 << 30, {1}, at::kLong).item<int64_t>();
+    const auto saved = cpu_rng_state();
+    at::manual_seed(static_cast<uint64_t>(seed));
+    ImageClusterOptions co;
+    co.clusters = opt_.pseudo_clusters;
+    co.neighbours = opt_.pseudo_neighbours;
+    pseudo_labels_ = cluster_graph(graph, co);
+    set_cpu_rng_state(saved);
+    if (group_) group_->broadcast({pseudo_labels_});
+    if (opt_.progress && is_main())
+      fmt::print("pseudo-captions: {} clusters of the {} training images ({} neighbours each, deskewed) in {:.1f}s\n",
+                 opt_.pseudo_clusters, train_.size(), opt_.pseudo_neighbours,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   State st;
   st.result.best_val_loss = std::numeric_limits<double>::infinity();
@@ -556,9 +677,9 @@ VQVAETrainResult VQVAETrainer::train() {
                st.finished ? " (training had finished)" : "");
   std::string jsonl;
   for (const auto& h : st.result.history) jsonl += h.to_json().dump() + "\n";
-  for (int64_t epoch = st.epoch + 1; epoch <= opt_.max_epochs && !st.finished; ++epoch) {
+  for (int64_t epoch = st.epoch + 1; epoch <= total_epochs() && !st.finished; ++epoch) {
     const auto epoch_start = std::chrono::steady_clock::now();
-    VQVAEEpochLog log = train_epoch(epoch, st.step);
+    VQVAEEpochLog log = epoch <= opt_.max_epochs ? train_epoch(epoch, st.step) : train_decoder_epoch(epoch);
     validate_epoch(log);
     const double monitored = opt_.monitor == "val_loss" ? log.val_loss : log.val_recon;
     log.improved = monitored < st.result.best_val_loss;
@@ -581,11 +702,11 @@ VQVAETrainResult VQVAETrainer::train() {
     if (is_main() && hooks_.on_log) hooks_.on_log(log);
     if (is_main() && hooks_.on_eval) hooks_.on_eval(log);
     if (opt_.patience > 0 && st.since_best >= opt_.patience) {
-      st.result.early_stopped = epoch < opt_.max_epochs;
+      st.result.early_stopped = epoch < total_epochs();
       st.finished = true;
     }
     st.epoch = epoch;
-    st.finished = st.finished || epoch == opt_.max_epochs;
+    st.finished = st.finished || epoch == total_epochs();
     save_state(st);  // last: a kill before this point repeats the epoch, which rewrites the same files
   }
   if (!st.best_state.empty()) restore(model_, st.best_state);

@@ -35,6 +35,15 @@ struct RuntimeOptions {
   uint64_t seed = 1337;     ///< seeds LibTorch's generators (CPU and CUDA)
   bool tune_malloc = true;  ///< keep freed large blocks in the heap (glibc mallopt) instead of unmapping them
   bool warn_reference_blas = true;
+  /// Flush denormal floats to zero (FTZ/DAZ) on this thread, on the threads it starts later and on OpenBLAS's pool.
+  /// Tiny gradients and Adam moments drift into the denormal range late in training, where each operation on them
+  /// takes microcode assists: docs/benchmarks.md has the epoch times with and without.
+  bool flush_denormal = true;
+  /// When OpenBLAS did not recognise this CPU and fell back to its generic SSE3 kernels ("Prescott"; OpenBLAS 0.3.21,
+  /// Debian 12's, predates the Xeons of 2023 on), switch it to the newest kernels the CPU's instruction set runs
+  /// (SkylakeX: AVX-512; Haswell: AVX2): 5x the SGEMM rate here (docs/benchmarks.md). OPENBLAS_CORETYPE, when set, is
+  /// obeyed instead.
+  bool blas_kernels = true;
 };
 
 struct BlasInfo {
@@ -42,6 +51,7 @@ struct BlasInfo {
   std::string config;      ///< OpenBLAS's own configuration string, if any
   bool is_reference = false;
   int threads = -1;        ///< OpenBLAS's pool size, -1 if not OpenBLAS
+  std::string core;        ///< OpenBLAS's kernels (its core name, e.g. "SkylakeX"), empty if not OpenBLAS
 };
 
 struct RuntimeInfo {
@@ -51,6 +61,7 @@ struct RuntimeInfo {
   uint64_t seed = 0;
   BlasInfo blas;
   bool malloc_tuned = false;
+  bool flush_denormal = false;
   std::string summary() const;  ///< one line for the resolved-config printout
 };
 
@@ -85,6 +96,17 @@ BlasInfo blas_info();
 /// "cpu", "cuda", "cuda:N" or "auto" (CUDA when LibTorch was built with it and a GPU is present).
 /// Throws naming --device when CUDA is asked for but unavailable.
 c10::Device resolve_device(const std::string& name);
+
+/// RuntimeOptions::blas_kernels: the OpenBLAS core now in use, after switching it if it was the generic fallback.
+/// Call before any BLAS work runs on another thread (init_runtime does). Returns "" without OpenBLAS.
+std::string select_blas_kernels();
+/// Switches a DYNAMIC_ARCH OpenBLAS to the kernels of core `name` (OPENBLAS_CORETYPE's names: "Prescott",
+/// "SkylakeX", ...; an unknown name gives the detected core) and returns the core now in use. Throws without one.
+std::string set_blas_core(const std::string& name);
+
+/// Sets FTZ/DAZ on this thread and restarts OpenBLAS's pool from it, so that its workers flush too. Returns false
+/// where the CPU cannot (then nothing changed).
+bool flush_denormals();
 
 /// glibc only: stop mmap/munmap churn for large tensors (measured 3-5x on attention here). Returns false elsewhere.
 bool tune_malloc();

@@ -45,6 +45,11 @@ at::Tensor augment_images(const at::Tensor& images, const AugmentOptions& option
 /// adds d(p) in pixels (channel 0 along x, 1 along y). Exposed for tests.
 at::Tensor warp_images(const at::Tensor& images, const at::Tensor& theta, const at::Tensor& displacement = {});
 
+/// Each image sheared upright and centred by its intensity moments (the classic deskewing of MNIST: x shifts by
+/// alpha (y - my) with alpha = cov(x, y) / var(y)), so that slant and position stop dominating pixel distances:
+/// images (B, C, H, W) -> same shape. An empty image comes back unchanged.
+at::Tensor deskew_images(const at::Tensor& images);
+
 /// The k nearest other images of every image by Euclidean distance of their pixels, measured on the leading
 /// `dims` principal components (a cheap, close stand-in for the full pixel distance; dims >= C*H*W is exact):
 /// images (N, C, H, W) -> (N, k) int64 indices, nearest first, never the image itself.

@@ -55,6 +55,8 @@ struct PipelineOptions {
   int threads = 0;
   uint64_t seed = 1337;
   std::string device = "cpu";
+  bool flush_denormal = true;    ///< vlm::RuntimeOptions::flush_denormal
+  bool blas_kernels = true;      ///< vlm::RuntimeOptions::blas_kernels
   bool force = false;            ///< redo every stage
   std::string force_stages;      ///< comma-separated stage names to redo (e.g. "gpt,eval")
   int64_t limit_train = 0;       ///< first N images of the training file (0 = all; for quick runs and tests)

@@ -83,9 +83,22 @@ struct VQVAETrainOptions {
   /// The second view's image: 0 = the image itself; k > 0 = one of its k nearest training images by pixel distance
   /// (pixel_neighbours, found once before training; no label read), as SCAN pairs neighbours. Either is then warped.
   int64_t mi_neighbours = 0;
+  /// The neighbour search compares deskewed images (deskew_images: upright and centred), so that two digits that
+  /// differ only in slant count as near; the second view is still the neighbour as drawn.
+  bool mi_deskew = false;
   /// The cluster head reads the first `mi_positions` letters only (0 = all L): the class is then written in those
   /// letters and the others stay free for the drawing's detail.
   int64_t mi_positions = 0;
+  /// "constant", or "lr": the weight follows the learning rate's schedule (mi_weight x lr / --lr), so that the last
+  /// epochs, when the letters' clusters have formed, spend the encoder on the reconstruction.
+  std::string mi_schedule = "constant";
+  /// Pseudo-captions: weight of the caption head's loss on clusters of the training images found without a label
+  /// (cluster_images: spectral clustering of the deskewed pixel-neighbour graph, computed once before training) in
+  /// place of their labels; the letters then name the image's cluster as the caption-aligned tokenizer's name its
+  /// digit. 0 = off.
+  double pseudo_weight = 0.0;
+  int64_t pseudo_clusters = 50;         ///< clusters (over-clustering: a digit's variants keep clusters of their own)
+  int64_t pseudo_neighbours = 10;       ///< edges per image of the graph that is clustered
   /// Weight of the view-invariance term mean((z' - sg[q])^2): the latents z' of a random view are pulled to the
   /// codes q of the image itself, so both views are written with the same letters. 0 = off.
   double invariance_weight = 0.0;
@@ -93,6 +106,10 @@ struct VQVAETrainOptions {
   /// original image, so the letters cannot spend their bits on the view's pose. Off: it sees the original.
   bool invariant_recon = false;
   AugmentOptions augment;               ///< the random views of the three objectives above
+  /// Epochs after the max_epochs that train the decoder alone (its own Adam, cosine from lr to min_lr) on the
+  /// letters the finished encoder writes: the letters, and so what they say about the class, stay exactly as they
+  /// are, while the drawing from them improves (the semantic objectives above cost reconstruction). 0 = none.
+  int64_t decoder_epochs = 0;
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
@@ -119,10 +136,16 @@ struct VQVAETrainOptions {
     v("mi_clusters", mi_clusters, "clusters of the IIC head");
     v("mi_hidden", mi_hidden, "hidden width of the IIC head (0 = linear)");
     v("mi_neighbours", mi_neighbours, "second view from one of the k nearest images in pixel space (0 = itself)");
+    v("mi_deskew", mi_deskew, "the neighbour search compares deskewed images");
     v("mi_positions", mi_positions, "the IIC head reads the first N letters only (0 = all)");
+    v("mi_schedule", mi_schedule, "constant, or lr: the IIC weight follows the learning rate's schedule");
+    v("pseudo_weight", pseudo_weight, "pseudo-captions: weight of the caption loss on unsupervised image clusters (0 = off)");
+    v("pseudo_clusters", pseudo_clusters, "clusters of the pseudo-captions");
+    v("pseudo_neighbours", pseudo_neighbours, "neighbours per image of the graph the pseudo-captions cluster");
     v("invariance_weight", invariance_weight, "weight pulling a random view's latents to the image's codes (0 = off)");
     v("invariant_recon", invariant_recon, "the encoder sees a random view, the decoder rebuilds the original");
     v("augment", augment, "the random views (no label read)");
+    v("decoder_epochs", decoder_epochs, "epochs after max_epochs that train the decoder alone on the fixed letters");
     v("alphabet", alphabet, "the letters of the codes, stored in the checkpoint");
     v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
     v("checkpoint_path", checkpoint_path, "best checkpoint", FieldKind::kRunControl);
@@ -202,6 +225,8 @@ class VQVAETrainer {
   bool two_views() const { return opt_.mi_weight > 0 || opt_.invariance_weight > 0; }
   std::vector<at::Tensor> head_parameters() const;  // of the caption and cluster heads that are on
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
+  VQVAEEpochLog train_decoder_epoch(int64_t epoch);  // an epoch after max_epochs (decoder_epochs)
+  int64_t total_epochs() const { return opt_.max_epochs + opt_.decoder_epochs; }
   void save_best(const VQVAEEpochLog& log);
   struct State;
   void save_state(const State& state);
@@ -215,10 +240,14 @@ class VQVAETrainer {
   Hooks hooks_;
   nlohmann::json checkpoint_meta_ = nlohmann::json::object();
   std::unique_ptr<LabelHead> head_;          // caption alignment (label_weight > 0)
+  std::unique_ptr<LabelHead> pseudo_head_;   // pseudo-captions (pseudo_weight > 0)
+  at::Tensor pseudo_labels_;                 // (N) their clusters, found at the start of train()
   struct ClusterHead;
   std::unique_ptr<ClusterHead> cluster_head_;  // IIC (mi_weight > 0)
   at::Tensor neighbours_;  // (N, mi_neighbours) pixel neighbours of the training images, when the views use them
   std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<torch::optim::Adam> decoder_optimizer_;  // decoder_epochs > 0
+  std::unique_ptr<GradientReducer> decoder_reducer_;
   int64_t steps_per_epoch_ = 0;
   ProcessGroup* group_ = nullptr;
   std::unique_ptr<GradientReducer> reducer_;
