@@ -302,6 +302,29 @@ void VQVAETrainer::set_process_group(ProcessGroup* group) {
   if (decoder_optimizer_) decoder_reducer_ = std::make_unique<GradientReducer>(*group_, model_->decoder->parameters());
 }
 
+// This rank's contiguous share [lo, hi) of a global batch of `global` images; false when a last batch has fewer
+// images than ranks, which all of them skip alike.
+bool VQVAETrainer::rank_share(int64_t global, int64_t& lo, int64_t& hi) const {
+  lo = 0, hi = global;
+  if (!group_) return true;
+  const int64_t W = group_->world_size(), r = group_->rank();
+  if (global < W) return false;
+  lo = global * r / W, hi = global * (r + 1) / W;
+  return true;
+}
+
+// loss.backward() for a loss that is a mean over this rank's `share` images of a global batch of `global`: weighted
+// by the share, the gradients summed over the ranks by `reducer` are those of the global batch's mean.
+void VQVAETrainer::backward(const at::Tensor& loss, int64_t share, int64_t global, GradientReducer* reducer) {
+  if (!group_) {
+    loss.backward();
+    return;
+  }
+  reducer->begin();
+  (loss * (static_cast<double>(share) / static_cast<double>(global))).backward();
+  reducer->finish();
+}
+
 // One pass over the training set in a fresh random order; fills the log's training half.
 VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   const int64_t n = train_.size(), K = model_->num_embeddings(), B = opt_.batch_size;
@@ -323,13 +346,8 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
     const auto batch = order.slice(0, b * B, (b + 1) * B);  // the global batch
     const int64_t global = batch.size(0);
-    int64_t lo = 0, hi = global;
-    if (group_) {
-      // This rank's contiguous share; a last batch with fewer images than ranks is skipped by all of them alike.
-      const int64_t W = group_->world_size(), r = group_->rank();
-      if (global < W) continue;
-      lo = global * r / W, hi = global * (r + 1) / W;
-    }
+    int64_t lo, hi;
+    if (!rank_share(global, lo, hi)) continue;
     const auto idx = batch.slice(0, lo, hi);
     auto x = train_.images.index_select(0, idx).to(device_);  // (b, 1, H, W)
     const int64_t nb = x.size(0);
@@ -401,15 +419,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
       sums[4] += acc * bsz;
     }
     optimizer_->zero_grad();
-    if (group_) {
-      // Each term is a mean over this shard: weighted by the shard's share, the gradients summed over ranks are
-      // those of the global batch's mean.
-      reducer_->begin();
-      (loss * (bsz / static_cast<double>(global))).backward();
-      reducer_->finish();
-    } else {
-      loss.backward();
-    }
+    backward(loss, nb, global, reducer_.get());
     optimizer_->step();
     sums[0] += (loss.item<double>() + logged_correction) * bsz;
     sums[1] += recon.item<double>() * bsz;
@@ -460,12 +470,8 @@ VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
     const auto batch = order.slice(0, b * B, (b + 1) * B);
     const int64_t global = batch.size(0);
-    int64_t lo = 0, hi = global;
-    if (group_) {
-      const int64_t W = group_->world_size(), r = group_->rank();
-      if (global < W) continue;
-      lo = global * r / W, hi = global * (r + 1) / W;
-    }
+    int64_t lo, hi;
+    if (!rank_share(global, lo, hi)) continue;
     auto x = train_.images.index_select(0, batch.slice(0, lo, hi)).to(device_);  // (b, 1, H, W)
     at::Tensor codes, quantized;
     {
@@ -476,13 +482,7 @@ VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
     auto recon = at::mse_loss(model_->decode(quantized), x);
     const double bsz = static_cast<double>(x.size(0));
     decoder_optimizer_->zero_grad();
-    if (group_) {
-      decoder_reducer_->begin();
-      (recon * (bsz / static_cast<double>(global))).backward();
-      decoder_reducer_->finish();
-    } else {
-      recon.backward();
-    }
+    backward(recon, x.size(0), global, decoder_reducer_.get());
     decoder_optimizer_->step();
     sums[0] += recon.item<double>() * bsz;
     sums[1] += bsz;

@@ -227,6 +227,8 @@ class VQVAETrainer {
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
   VQVAEEpochLog train_decoder_epoch(int64_t epoch);  // an epoch after max_epochs (decoder_epochs)
   int64_t total_epochs() const { return opt_.max_epochs + opt_.decoder_epochs; }
+  bool rank_share(int64_t global, int64_t& lo, int64_t& hi) const;  // this rank's images of a global batch
+  void backward(const at::Tensor& loss, int64_t share, int64_t global, GradientReducer* reducer);
   void save_best(const VQVAEEpochLog& log);
   struct State;
   void save_state(const State& state);
