@@ -59,8 +59,10 @@ int main(int argc, char** argv) {
       auto train = vlm::split_train_validation(vlm::load_mnist(common.data_dir).train).train;
       cluster_options.clusters = clusters;
       auto ids = vlm::cluster_images(train.images, cluster_options);  // (N)
-      auto joint = at::zeros({clusters, 10}, at::kLong);
-      joint.view(-1).index_add_(0, ids * 10 + train.labels.to(at::kLong), at::ones_like(ids));
+      const auto labels = train.labels.to(at::kLong);
+      const int64_t classes = labels.max().item<int64_t>() + 1;
+      auto joint = at::zeros({clusters, classes}, at::kLong);  // (K, classes) images per cluster and label
+      joint.view(-1).index_add_(0, ids * classes + labels, at::ones_like(ids));
       auto sizes = joint.sum(1);
       fmt::print("{} clusters of the {} training images (sizes {}-{}): purity {:.4f}\n", clusters, train.size(),
                  sizes.min().item<int64_t>(), sizes.max().item<int64_t>(),

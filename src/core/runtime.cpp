@@ -6,9 +6,9 @@
 #endif
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -29,6 +29,13 @@ using GetConfigFn = char* (*)();
 template <class F>
 F lookup(const char* name) {
   return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
+
+// Stops OpenBLAS's thread pool (when it has one); the next openblas_set_num_threads starts it again from the calling
+// thread, whose floating-point settings the new workers inherit.
+void stop_blas_pool() {
+  using ShutdownFn = int (*)();
+  if (auto stop = lookup<ShutdownFn>("blas_thread_shutdown_")) stop();
 }
 
 }  // namespace
@@ -146,9 +153,8 @@ std::string set_blas_core(const std::string& name) {
   auto init = lookup<VoidFn>("gotoblas_dynamic_init");
   VLM_CHECK(corename && quit && init, "set_blas_core('", name, "'): the BLAS is not a DYNAMIC_ARCH OpenBLAS");
   // gotoblas_dynamic_init reads OPENBLAS_CORETYPE and sets the kernel table and its block sizes; the thread pool is
-  // stopped first so that no worker is inside a kernel, and it starts again on the next openblas_set_num_threads.
-  using ShutdownFn = int (*)();
-  if (auto stop = lookup<ShutdownFn>("blas_thread_shutdown_")) stop();
+  // stopped first so that no worker is inside a kernel.
+  stop_blas_pool();
   const char* before = std::getenv("OPENBLAS_CORETYPE");
   const std::string saved = before ? before : "";
   setenv("OPENBLAS_CORETYPE", name.c_str(), 1);
@@ -177,9 +183,8 @@ std::string select_blas_kernels() {
 bool flush_denormals() {
   if (!at::globalContext().setFlushDenormal(true)) return false;
   // New threads inherit the creating thread's floating-point control word (POSIX), but OpenBLAS started its pool when
-  // it was loaded: stop that pool, so that the next openblas_set_num_threads starts it again from this thread.
-  using ShutdownFn = int (*)();
-  if (auto stop = lookup<ShutdownFn>("blas_thread_shutdown_")) stop();
+  // it was loaded: that pool starts again from this thread.
+  stop_blas_pool();
   return true;
 }
 

@@ -14,7 +14,6 @@
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/progress.h"
-#include "vlm/data/image_clusters.h"
 #include "vlm/dist/process_group.h"
 #include "vlm/io/checkpoint.h"
 #include "vlm/tokenizer/image_token_codec.h"
@@ -194,6 +193,13 @@ struct VQVAETrainer::ClusterHead {
   }
 };
 
+ImageClusterOptions VQVAETrainOptions::pseudo_cluster_options() const {
+  ImageClusterOptions o;
+  o.clusters = pseudo_clusters;
+  o.neighbours = pseudo_neighbours;
+  return o;
+}
+
 void VQVAETrainOptions::validate() const {
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
   VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
@@ -216,8 +222,7 @@ void VQVAETrainOptions::validate() const {
   VLM_CHECK(mi_schedule == "constant" || mi_schedule == "lr", "--mi_schedule must be constant or lr, got '",
             mi_schedule, "'");
   VLM_CHECK(pseudo_weight >= 0, "--pseudo_weight must be >= 0, got ", pseudo_weight);
-  VLM_CHECK(pseudo_clusters >= 2, "--pseudo_clusters must be at least 2, got ", pseudo_clusters);
-  VLM_CHECK(pseudo_neighbours >= 1, "--pseudo_neighbours must be at least 1, got ", pseudo_neighbours);
+  pseudo_cluster_options().validate();
   VLM_CHECK(invariance_weight >= 0, "--invariance_weight must be >= 0, got ", invariance_weight);
   augment.validate();
   VLM_CHECK(augment.any() || !invariant_recon, "--invariant_recon needs random views, but every augmentation amount is 0");
@@ -302,6 +307,11 @@ void VQVAETrainer::set_process_group(ProcessGroup* group) {
   if (decoder_optimizer_) decoder_reducer_ = std::make_unique<GradientReducer>(*group_, model_->decoder->parameters());
 }
 
+// From lr at progress 0 to min_lr at progress 1, along a half cosine.
+double VQVAETrainer::cosine_lr(double progress) const {
+  return opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * progress));
+}
+
 // This rank's contiguous share [lo, hi) of a global batch of `global` images; false when a last batch has fewer
 // images than ranks, which all of them skip alike.
 bool VQVAETrainer::rank_share(int64_t global, int64_t& lo, int64_t& hi) const {
@@ -330,8 +340,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   const int64_t n = train_.size(), K = model_->num_embeddings(), B = opt_.batch_size;
   const int64_t total_steps = steps_per_epoch_ * opt_.max_epochs;
   auto lr_at = [&](int64_t s) {
-    if (opt_.lr_schedule == "constant") return opt_.lr;
-    return opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * static_cast<double>(s) / total_steps));
+    return opt_.lr_schedule == "constant" ? opt_.lr : cosine_lr(static_cast<double>(s) / total_steps);
   };
   model_->train();
   auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded alike on every rank
@@ -464,8 +473,7 @@ VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
   model_->eval();
   model_->decoder->train();
   for (int64_t b = 0; b < steps_per_epoch_; ++b) {
-    const double progress = static_cast<double>(first_step + b) / static_cast<double>(total_steps);
-    log.lr = opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * progress));
+    log.lr = cosine_lr(static_cast<double>(first_step + b) / static_cast<double>(total_steps));
     for (auto& group : decoder_optimizer_->param_groups())
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
     const auto batch = order.slice(0, b * B, (b + 1) * B);
@@ -641,28 +649,26 @@ bool VQVAETrainer::load_state(State& st) {
   return true;
 }
 
+// (N, k) pixel neighbours of `images` (the training images or a view of them), each rank searching its share of the
+// rows.
+at::Tensor VQVAETrainer::shared_neighbours(const at::Tensor& images, int64_t k) const {
+  auto [lo, hi] = group_ ? group_->shard(images.size(0)) : std::pair<int64_t, int64_t>{0, images.size(0)};
+  auto mine = pixel_neighbours(images, k, 64, 2048, lo, hi);
+  return group_ ? group_->all_gather_rows(mine) : mine;
+}
+
 VQVAETrainResult VQVAETrainer::train() {
-  if (two_views() && opt_.mi_neighbours > 0 && !neighbours_.defined()) {
-    // (N, k) pixel neighbours of the training images, each rank searching its share of the rows.
-    auto [lo, hi] = group_ ? group_->shard(train_.size()) : std::pair<int64_t, int64_t>{0, train_.size()};
-    auto mine = pixel_neighbours(opt_.mi_deskew ? deskew_images(train_.images) : train_.images, opt_.mi_neighbours, 64,
-                                 2048, lo, hi);
-    neighbours_ = group_ ? group_->all_gather_rows(mine) : mine;
-  }
+  if (two_views() && opt_.mi_neighbours > 0 && !neighbours_.defined())
+    neighbours_ = shared_neighbours(opt_.mi_deskew ? deskew_images(train_.images) : train_.images, opt_.mi_neighbours);
   if (pseudo_head_ && !pseudo_labels_.defined()) {
     // The clusters, from a generator of their own seeded by one draw of the default one (alike on every rank), so
     // that they do not depend on how the neighbour search was shared; rank 0's are broadcast all the same.
     const auto start = std::chrono::steady_clock::now();
-    auto [lo, hi] = group_ ? group_->shard(train_.size()) : std::pair<int64_t, int64_t>{0, train_.size()};
-    auto mine = pixel_neighbours(deskew_images(train_.images), opt_.pseudo_neighbours, 64, 2048, lo, hi);
-    auto graph = group_ ? group_->all_gather_rows(mine) : mine;
+    auto graph = shared_neighbours(deskew_images(train_.images), opt_.pseudo_neighbours);
     const int64_t seed = at::randint(1 << 30, {1}, at::kLong).item<int64_t>();
     const auto saved = cpu_rng_state();
     at::manual_seed(static_cast<uint64_t>(seed));
-    ImageClusterOptions co;
-    co.clusters = opt_.pseudo_clusters;
-    co.neighbours = opt_.pseudo_neighbours;
-    pseudo_labels_ = cluster_graph(graph, co);
+    pseudo_labels_ = cluster_graph(graph, opt_.pseudo_cluster_options());
     set_cpu_rng_state(saved);
     if (group_) group_->broadcast({pseudo_labels_});
     if (opt_.progress && is_main())

@@ -32,6 +32,7 @@
 
 #include "vlm/core/options.h"
 #include "vlm/data/augment.h"
+#include "vlm/data/image_clusters.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/train/trainer.h"
@@ -119,6 +120,8 @@ struct VQVAETrainOptions {
   bool progress = true;                 ///< a progress line with ETA per epoch
 
   void validate() const;
+  /// The clustering behind the pseudo-captions (cluster_images's options from pseudo_clusters and pseudo_neighbours).
+  ImageClusterOptions pseudo_cluster_options() const;
   template <class V>
   void fields(V& v) {
     v("lr", lr, "Adam learning rate");
@@ -227,6 +230,8 @@ class VQVAETrainer {
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
   VQVAEEpochLog train_decoder_epoch(int64_t epoch);  // an epoch after max_epochs (decoder_epochs)
   int64_t total_epochs() const { return opt_.max_epochs + opt_.decoder_epochs; }
+  double cosine_lr(double progress) const;  // lr -> min_lr as progress goes 0 -> 1
+  at::Tensor shared_neighbours(const at::Tensor& images, int64_t k) const;  // pixel_neighbours, rows shared by ranks
   bool rank_share(int64_t global, int64_t& lo, int64_t& hi) const;  // this rank's images of a global batch
   void backward(const at::Tensor& loss, int64_t share, int64_t global, GradientReducer* reducer);
   void save_best(const VQVAEEpochLog& log);
