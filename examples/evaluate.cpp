@@ -11,6 +11,7 @@
 #include "mnist_common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
+#include "vlm/data/records.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/digit_classifier.h"
 #include "vlm/text/sequence_format.h"
@@ -76,10 +77,7 @@ int main(int argc, char** argv) {
       const auto& words = in.format.field(label).words;
       auto mnist = vlm::load_mnist(common.data_dir, 0, limit_test, static_cast<int64_t>(words.size()));
       in.test_items = mnist.test.images;
-      std::vector<std::vector<std::string>> columns(2);
-      columns[image] = codec->encode(mnist.test.images);
-      columns[label] = vlm::label_words(mnist.test, words);
-      in.test_records = vlm::make_records(in.format, columns, eo.seed);
+      in.test_records = vlm::records_of(in.format, *codec, mnist.test, eo.seed, image, label);
       if (train_text.empty()) {
         auto split = vlm::split_train_validation(mnist.train);
         for (auto& s : codec->encode(split.train.images)) train_strings.insert(std::move(s));

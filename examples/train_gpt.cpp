@@ -13,6 +13,7 @@
 #include "vlm/core/run_lock.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
+#include "vlm/data/records.h"
 #include "vlm/text/char_tokenizer.h"
 #include "vlm/text/sequence_format.h"
 #include "vlm/tokenizer/token_codec.h"
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     vlm::examples::CommonOptions common;
     vlm::GPTOptions model;
     vlm::GPTTrainOptions train;
+    train.out_dir = "runs/gpt";  // the tool writes its checkpoints (the library trains in memory by default)
     std::string train_text, val_text, tokenizer_ckpt, format_file, write_text_dir;
 
     vlm::Flags flags("train_gpt", "Train the GPT on text-image sequences (nanoGPT's train.py).");
@@ -58,15 +60,9 @@ int main(int argc, char** argv) {
       }
       auto split = vlm::split_train_validation(vlm::load_mnist(common.data_dir, 0, 0, format.field(label).num_classes()).train);
       fmt::print("tokenizing {} + {} images with '{}'\n", split.train.size(), split.validation.size(), tokenizer_ckpt);
-      auto columns = [&](const vlm::LabeledImages& d) {
-        std::vector<std::vector<std::string>> c(2);
-        c[image] = codec->encode(d.images);
-        c[label] = vlm::label_words(d, format.field(label).words);
-        return c;
-      };
       format = format.with_block_size(model.block_size());
-      train_set = vlm::make_records(format, columns(split.train), train.seed);
-      val_set = vlm::make_records(format, columns(split.validation), train.seed + 1);
+      train_set = vlm::records_of(format, *codec, split.train, train.seed);
+      val_set = vlm::records_of(format, *codec, split.validation, train.seed + 1);
       if (!write_text_dir.empty()) {
         format.write(write_text_dir + "/train.txt", train_set);
         format.write(write_text_dir + "/valid.txt", val_set);

@@ -20,6 +20,7 @@
 #include "vlm/data/mnist.h"
 #include "vlm/dist/launch.h"
 #include "vlm/dist/process_group.h"
+#include "vlm/engine/engine.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/io/nanogpt.h"
@@ -165,32 +166,32 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     fmt::print("{}\n", codec.encode_text_one(input_image(e, size)));
     return 0;
   }
-  auto gpt = vlm::load_gpt_checkpoint(paths.gpt, device);
-  const auto& format = gpt.format;
-  const int64_t image = format.first_codec_field(), label = format.first_label_field();
-  VLM_CHECK(image >= 0 && label >= 0, "'", paths.gpt, "' was trained on a format without an image and a label field");
-  const auto& words = format.field(label).words;
+  auto engine = vlm::Engine::load(e.run_dir, device);
+  const auto& words = engine.words();
   if (cmd == "classify") {
-    vlm::Record r{format.template_ending_with(label), std::vector<std::string>(format.num_fields())};
-    r.values[image] = codec.encode_text_one(input_image(e, size));
-    auto c = vlm::classify_exact(gpt.model, gpt.tokenizer, format, {r});
-    auto probs = c.probs[0];
-    fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", r.values[image], words[c.predicted[0]],
-               probs[c.predicted[0]].item<double>());
+    const std::string letters = codec.encode_text_one(input_image(e, size));
+    auto probs = engine.classify({letters})[0];  // (C)
+    const int64_t predicted = probs.argmax().item<int64_t>();
+    fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", letters, words[predicted], probs[predicted].item<double>());
     for (size_t w = 0; w < words.size(); ++w) fmt::print("  {}: {:.4f}\n", words[w], probs[w].item<double>());
     return 0;
   }
   // generate
   VLM_CHECK(e.label.empty() != (e.digit < 0), "give the class to draw: --label=WORD (one of the run's words) or --digit=N");
-  const int64_t cls = e.label.empty() ? e.digit : format.field(label).word_index(e.label);
+  const auto& format = engine.format();
+  const int64_t cls = e.label.empty() ? e.digit : format.field(engine.label_field()).word_index(e.label);
   VLM_CHECK(cls >= 0 && cls < static_cast<int64_t>(words.size()), "--", e.label.empty() ? "digit" : "label", "=",
             e.label.empty() ? std::to_string(e.digit) : e.label, " is not a class of the run (",
             fmt::format("{}", fmt::join(words, ", ")), ")");
   VLM_CHECK(e.n > 0, "--n must be positive, got ", e.n);
-  auto options = vlm::SamplerOptions().temperature(e.temperature).top_k(e.top_k).seed(e.common.seed);
-  vlm::Generation g = vlm::generate_per_class(gpt.model, gpt.tokenizer, format, image, label, e.n, options,
-                                              e.constrained, cls);
-  const auto& strings = g.values[cls];
+  std::vector<std::string> strings;
+  if (e.constrained) {
+    strings = engine.generate({vlm::GenerateRequest{cls, e.n, e.temperature, e.top_k, e.common.seed}})[0].letters;
+  } else {  // free sampling, which the engine does not offer: the evaluator's sampler, unconstrained
+    auto options = vlm::SamplerOptions().temperature(e.temperature).top_k(e.top_k).seed(e.common.seed);
+    strings = vlm::generate_per_class(engine.model(), engine.tokenizer(), format, engine.codec_field(),
+                                      engine.label_field(), e.n, options, false, cls).values[cls];
+  }
   std::vector<at::Tensor> tiles;
   for (const auto& s : strings) tiles.push_back(s.empty() ? at::zeros({1, size, size}) : codec.decode_text_one(s));
   const std::string out = e.out.empty() ? fmt::format("label{}.png", words[cls]) : e.out;

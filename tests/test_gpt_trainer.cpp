@@ -90,6 +90,40 @@ TEST_CASE("The learning rate warms up linearly, then follows the cosine to min_l
   CHECK(vlm::learning_rate_at(o, 0) == Approx(1e-3));
 }
 
+TEST_CASE("Without an out_dir the trainer trains in memory and writes nothing, and lr_decay_iters 0 is max_iters",
+          "[gpt_trainer]") {
+  vlm::GPTTrainOptions lr;
+  lr.learning_rate = 1e-3, lr.min_lr = 1e-4, lr.warmup_iters = 100, lr.max_iters = 300, lr.lr_decay_iters = 0;
+  CHECK(vlm::learning_rate_at(lr, 200) == Approx(0.55e-3));  // half way from 100 to 300
+  CHECK(vlm::learning_rate_at(lr, 300) == Approx(1e-4));
+  lr.max_iters = 100;  // decay would end where the warm-up does
+  CHECK_THROWS_AS(lr.validate(), vlm::Error);
+
+  vlm::testing::TempDir dir;
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.str());  // anything written relative to the working directory lands here
+  auto data = synthetic(8, 2);
+  auto o = tiny_train("");
+  o.max_iters = 60;
+  o.lr_decay_iters = 0;
+  o.learning_rate = 1e-2;
+  double before = 0, after = 0;
+  int64_t checkpoints = 0;
+  {
+    vlm::GPTTrainer trainer(tiny_model(), o, tokens(data), tokens(data));
+    trainer.hooks().on_checkpoint = [&](int64_t, const std::string&) { ++checkpoints; };
+    CHECK_FALSE(trainer.writes_files());
+    before = trainer.evaluate().train_loss;
+    after = trainer.train().last_eval.train_loss;
+  }
+  std::filesystem::current_path(cwd);
+  CHECK(after < 0.5 * before);
+  CHECK(checkpoints == 0);
+  CHECK(std::filesystem::is_empty(dir.str()));
+  o.init_from = "resume";  // nothing to resume from
+  CHECK_THROWS_AS(o.validate(), vlm::Error);
+}
+
 TEST_CASE("Batches are whole sequences from their first character and never span two", "[gpt_trainer]") {
   vlm::testing::TempDir dir;
   auto data = synthetic(40, 1);

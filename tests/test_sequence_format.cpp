@@ -250,3 +250,23 @@ TEST_CASE("Template modes parse and records draw templates reproducibly", "[form
   values[1][7] = "x";
   CHECK_THROWS_WITH(vlm::make_records(f, values, 5), Catch::Contains("not a word of field 'number'"));
 }
+
+TEST_CASE("prompt_for asks for a field through the template that ends with it, and answer reads the reply", "[format]") {
+  const SequenceFormat seed = SequenceFormat::seed();
+  const int64_t image = seed.field_index("image"), number = seed.field_index("number");
+  CHECK(seed.prompt_for(image, {"", "7"}) == "number:7, image:");
+  CHECK(seed.prompt_for(number, {"HKCXQMAF", ""}) == "image:HKCXQMAF, number:");
+  CHECK(seed.answer(image, "number:7, image:", "HKCXQMAF.") == "HKCXQMAF");
+  CHECK(seed.answer(number, "image:HKCXQMAF, number:", "3.") == "3");
+  // Not a line of the format: too short, a wrong letter, no full stop.
+  CHECK(seed.answer(image, "number:7, image:", "HKCX.").empty());
+  CHECK(seed.answer(image, "number:7, image:", "HKCXQMA1.").empty());
+  CHECK(seed.answer(number, "image:HKCXQMAF, number:", "3").empty());
+  CHECK_THROWS_AS(seed.prompt_for(image, {"", "12"}), vlm::Error);  // not a word of the label field
+  // Fields the template does not write before the asked one are ignored; a template must end with the field.
+  const SequenceFormat pair = signal_pair();
+  CHECK(pair.prompt_for(2, {"abcdab", "upper", "ignored?"}) == "x=abcdab;rel=upper;y=");
+  CHECK(pair.answer(2, "x=abcdab;rel=upper;y=", "abc|") == "abc");
+  CHECK(error_of([&] { pair.prompt_for(0, {"", "", ""}); }).find("no template writes field 'x' last") !=
+        std::string::npos);
+}

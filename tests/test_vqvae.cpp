@@ -2,6 +2,8 @@
 // and a short training run (through the trainer) whose reconstruction loss must drop.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <filesystem>
 #include <set>
 
@@ -269,6 +271,7 @@ TEST_CASE("Decoder epochs keep every letter and lower the reconstruction error, 
 
   // The same run with two decoder epochs after it: the first four epochs are the same computation.
   o.decoder_epochs = 2;
+  o.decoder_lr = 1e-3;  // half the preset's lr
   at::manual_seed(5);
   vlm::VQVAE tuned(vlm::VQVAEOptions::preset("conv"));
   auto result = vlm::VQVAETrainer(tuned, o, train, validation).train();
@@ -279,12 +282,19 @@ TEST_CASE("Decoder epochs keep every letter and lower the reconstruction error, 
   CHECK(at::equal(tuned->quantizer->codebook, model->quantizer->codebook));
   CHECK(after.recon_mse < before.recon_mse);
   CHECK(result.history.back().train_recon < result.history[3].train_recon);
+  // The decoder epochs' cosine runs from decoder_lr to min_lr over their 2 x 20 steps; a log keeps its last step's lr.
+  REQUIRE(o.min_lr == 0);
+  CHECK(result.history[4].lr == Approx(0.5e-3 * (1 + std::cos(M_PI * 19 / 40))));
+  CHECK(result.history[5].lr == Approx(0.5e-3 * (1 + std::cos(M_PI * 39 / 40))));
 
   o.mi_schedule = "cosine";
   CHECK_THROWS_WITH(vlm::VQVAETrainer(tuned, o, train, validation), Catch::Contains("--mi_schedule"));
   o.mi_schedule = "lr";
   o.decoder_epochs = -1;
   CHECK_THROWS_WITH(vlm::VQVAETrainer(tuned, o, train, validation), Catch::Contains("--decoder_epochs"));
+  o.decoder_epochs = 1;
+  o.decoder_lr = -1;
+  CHECK_THROWS_WITH(vlm::VQVAETrainer(tuned, o, train, validation), Catch::Contains("--decoder_lr"));
 }
 
 TEST_CASE("Spectral clustering finds the groups of a neighbour graph and of prototype images", "[vqvae][clusters]") {

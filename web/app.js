@@ -230,7 +230,7 @@ $('decode-letters').addEventListener('input', decodeNow);
     const info = await api('/api/info');
     window.vlm.info = info;
     $('model-info').textContent =
-      `${info.run_dir}: GPT ${info.gpt.options.n_layer}x${info.gpt.options.n_embd}, ` +
+      `${info.name}: GPT ${info.gpt.options.n_layer}x${info.gpt.options.n_embd}, ` +
       `${info.tokenizer.letters_per_image} letters of ${info.tokenizer.alphabet.length} per image; ` +
       `vlm ${info.versions.vlm}, LibTorch ${info.versions.libtorch}`;
     const select = $('gen-label');

@@ -14,25 +14,13 @@
 #include "vlm/core/check.h"
 #include "vlm/core/run_lock.h"
 #include "vlm/data/mnist.h"
+#include "vlm/data/records.h"
 #include "vlm/data/token_dataset.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/train/classifier_trainer.h"
 #include "vlm/train/gpt_presets.h"
 #include "vlm/train/gpt_trainer.h"
 
-namespace {
-
-// Image letters and label words -> records of the format, one template drawn per image.
-std::vector<vlm::Record> records_of(const vlm::SequenceFormat& format, const vlm::TokenCodec& codec,
-                                    const vlm::LabeledImages& d, uint64_t seed) {
-  const int64_t image = format.field_index("image"), number = format.field_index("number");
-  std::vector<std::vector<std::string>> columns(2);
-  columns[image] = codec.encode(d.images);
-  columns[number] = vlm::label_words(d, format.field(number).words);
-  return vlm::make_records(format, columns, seed);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   return vlm::examples::run_main("custom_codec", [&] {
@@ -84,8 +72,8 @@ int main(int argc, char** argv) {
 
     train.out_dir = out_dir + "/gpt";
     train.seed = common.seed;
-    vlm::GPTTrainer trainer(model, train, vlm::TokenDataset::build(format, records_of(format, *codec, split.train, 1)),
-                            vlm::TokenDataset::build(format, records_of(format, *codec, split.validation, 2)), device);
+    vlm::GPTTrainer trainer(model, train, vlm::TokenDataset::build(format, vlm::records_of(format, *codec, split.train, 1)),
+                            vlm::TokenDataset::build(format, vlm::records_of(format, *codec, split.validation, 2)), device);
     trainer.train();
 
     // The grader: the reference CNN on pixels.
@@ -100,7 +88,7 @@ int main(int argc, char** argv) {
     in.tokenizer = vlm::CharTokenizer::for_format(format);
     in.format = format;
     in.model_path = trainer.checkpoint_path();
-    in.test_records = records_of(format, *codec, mnist.test, 3);
+    in.test_records = vlm::records_of(format, *codec, mnist.test, 3);
     in.test_items = mnist.test.images;
     in.codec = codec.get();
     in.grader = vlm::classifier_grader(cnn);

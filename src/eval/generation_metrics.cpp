@@ -62,18 +62,12 @@ Generation generate_per_class(GPT& model, const CharTokenizer& tokenizer, const 
             "'");
   for (size_t w = 0; w < label.words.size(); ++w) {
     if (only_class >= 0 && static_cast<int64_t>(w) != only_class) continue;
-    Record r{tmpl, std::vector<std::string>(format.num_fields())};
-    r.values[label_field] = label.words[w];
-    const std::string prompt = format.prompt(r, tmpl, codec_field);
+    std::vector<std::string> given(format.num_fields());
+    given[label_field] = label.words[w];
+    const std::string prompt = format.prompt_for(codec_field, given);
     auto completions = sampler.complete(std::vector<std::string>(per_class, prompt), constrained ? &format : nullptr);
     for (const auto& c : completions) {
-      std::string value;
-      try {
-        Record parsed = format.parse(prompt + c);
-        if (parsed.tmpl == tmpl && parsed.values[label_field] == label.words[w]) value = parsed.values[codec_field];
-      } catch (const Error&) {
-        // not a line of the format: invalid
-      }
+      std::string value = format.answer(codec_field, prompt, c);  // "" when not a line of the format: invalid
       g.invalid += value.empty();
       g.values[w].push_back(std::move(value));
     }

@@ -8,6 +8,7 @@
 
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
+#include "vlm/data/records.h"
 #include "vlm/core/runtime.h"
 #include "vlm/dist/process_group.h"
 #include "vlm/eval/token_probe.h"
@@ -125,12 +126,8 @@ nlohmann::json tokens_options(const PipelineContext& ctx) {
 StageOutcome run_tokens(PipelineContext& ctx, Stage& stage) {
   auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
   const SequenceFormat format = ctx.sequence_format(codec->alphabet(), codec->length());
-  const int64_t image = format.first_codec_field(), label = format.first_label_field();
   auto write = [&](const char* file, const LabeledImages& d, uint64_t seed) {
-    std::vector<std::vector<std::string>> columns(format.num_fields());
-    columns[image] = codec->encode(d.images);
-    columns[label] = label_words(d, format.field(label).words);
-    format.write(stage.path(file), make_records(format, columns, seed));
+    format.write(stage.path(file), records_of(format, *codec, d, seed));
   };
   format.save(stage.path("format.json"));
   write("train.txt", ctx.split.train, ctx.options.seed);

@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include "vlm/core/check.h"
+
 namespace vlm::serve_detail {
 
 void Job::fail(std::exception_ptr e) {
@@ -42,12 +44,19 @@ void guarded(std::vector<Job*>& group, F&& body) {
 
 }  // namespace
 
-void run_jobs(InferenceEngine& engine, std::vector<Job>& jobs) {
+int64_t square_image_size(const Engine& engine) {
+  const auto& shape = engine.item_shape();
+  VLM_CHECK(shape.size() == 3 && shape[0] == 1 && shape[1] == shape[2], "vlm serve draws square grey images (1, S, S); ",
+            "the run '", engine.name(), "' has items of shape ", at::IntArrayRef(shape));
+  return shape[1];
+}
+
+void run_jobs(Engine& engine, std::vector<Job>& jobs) {
   torch::NoGradGuard no_grad;
   std::vector<Job*> images, generates, decodes;
   for (auto& j : jobs)
     (j.kind == Job::Kind::kGenerate ? generates : j.kind == Job::Kind::kDecode ? decodes : images).push_back(&j);
-  const int64_t s = engine.image_size();
+  const int64_t s = square_image_size(engine);
   std::vector<JobResult> image_results(images.size()), decode_results(decodes.size());
 
   // Classify and encode: one encoder pass for all their images, one GPT pass for the classifications.

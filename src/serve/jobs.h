@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "vlm/serve/inference.h"
+#include "vlm/engine/engine.h"
 
 namespace vlm::serve_detail {
 
@@ -39,6 +39,10 @@ struct Job {
 };
 
 /// Runs every job of the batch and fulfils its promise; a failure fails the jobs of its kind only.
-void run_jobs(InferenceEngine& engine, std::vector<Job>& jobs);
+void run_jobs(Engine& engine, std::vector<Job>& jobs);
+
+/// The side of the engine's square one-channel images (the page draws and uploads grey squares); throws for items of
+/// another shape.
+int64_t square_image_size(const Engine& engine);
 
 }  // namespace vlm::serve_detail

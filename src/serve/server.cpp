@@ -22,7 +22,7 @@
 #include "vlm/core/options.h"
 #include "vlm/core/runtime.h"
 #include "vlm/io/png.h"
-#include "vlm/serve/inference.h"
+#include "vlm/engine/engine.h"
 #include "vlm/serve/requests.h"
 
 #ifndef VLM_VERSION_STRING
@@ -78,7 +78,7 @@ class HttpServer : public httplib::Server {
 
 struct Server::Impl {
   ServerOptions options;
-  InferenceEngine engine;
+  Engine engine;
   RequestLimits limits;
   ThreadSetting threads = current_threads();
   std::unique_ptr<Batcher<Job>> batcher;
@@ -86,13 +86,13 @@ struct Server::Impl {
   int port = -1;
   std::atomic<bool> stop_requested{false}, listen_done{false};
 
-  Impl(const ServerOptions& o, c10::Device device) : options(o), engine(o.run_dir, device) {
-    limits.image_size = engine.image_size();
+  Impl(const ServerOptions& o, c10::Device device) : options(o), engine(Engine::load(o.run_dir, device)) {
+    limits.image_size = serve_detail::square_image_size(engine);
     limits.max_image_bytes = options.max_image_bytes;
     limits.max_n = options.max_n;
-    limits.max_top_k = engine.gpt().tokenizer.vocab_size();
+    limits.max_top_k = engine.tokenizer().vocab_size();
     limits.alphabet = engine.codec().alphabet();
-    limits.letters = engine.codec().codes_per_image();
+    limits.letters = engine.codec().length();
     limits.words = engine.words();
     batcher = std::make_unique<Batcher<Job>>(
         options.batching, [this](std::vector<Job>& jobs) { serve_detail::run_jobs(engine, jobs); },
@@ -257,6 +257,7 @@ struct Server::Impl {
 
   nlohmann::json info() {
     auto j = engine.describe();
+    j["image_size"] = limits.image_size;
     const auto s = batcher->stats();
     j["versions"] = {{"vlm", VLM_VERSION_STRING},
                      {"libtorch", TORCH_VERSION},

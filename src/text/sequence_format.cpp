@@ -379,6 +379,28 @@ std::string SequenceFormat::prompt(const Record& r, int64_t tmpl, int64_t f) con
   VLM_FAIL("prompt: template ", tmpl, " has no field ", f);
 }
 
+std::string SequenceFormat::prompt_for(int64_t f, const std::vector<std::string>& given) const {
+  const int64_t tmpl = template_ending_with(f);
+  VLM_CHECK(tmpl >= 0, "prompt_for: no template writes field '", field(f).name, "' last");
+  Record r{tmpl, given};
+  r.values.resize(fields_.size());
+  return prompt(r, tmpl, f);
+}
+
+std::string SequenceFormat::answer(int64_t f, const std::string& prompt_text, const std::string& completion) const {
+  const int64_t tmpl = template_ending_with(f);
+  VLM_CHECK(tmpl >= 0, "answer: no template writes field '", field(f).name, "' last");
+  try {
+    Record parsed = parse(prompt_text + completion);
+    // The prompt's own values are its prefix of the line, so the template is the only thing left to check.
+    if (parsed.tmpl == tmpl && format_unpadded(parsed).compare(0, prompt_text.size(), prompt_text) == 0)
+      return parsed.values[f];
+  } catch (const Error&) {
+    // not a line of the format
+  }
+  return "";
+}
+
 char SequenceFormat::delimiter_after(int64_t tmpl, int64_t f) const {
   const auto& segs = segments(tmpl);
   for (size_t i = 0; i < segs.size(); ++i)

@@ -36,8 +36,9 @@ void GPTTrainOptions::validate() const {
   VLM_CHECK(max_iters >= 0, "--max_iters must be >= 0, got ", max_iters);
   VLM_CHECK(learning_rate > 0 && min_lr >= 0, "--learning_rate must be positive and --min_lr >= 0");
   VLM_CHECK(warmup_iters >= 0, "--warmup_iters must be >= 0, got ", warmup_iters);
-  VLM_CHECK(!decay_lr || lr_decay_iters > warmup_iters, "--lr_decay_iters (", lr_decay_iters,
-            ") must exceed --warmup_iters (", warmup_iters, ")");
+  VLM_CHECK(lr_decay_iters >= 0, "--lr_decay_iters must be >= 0 (0 = --max_iters), got ", lr_decay_iters);
+  VLM_CHECK(!decay_lr || max_iters == 0 || decay_iters() > warmup_iters, "--lr_decay_iters (", decay_iters(),
+            lr_decay_iters > 0 ? "" : ", --max_iters's", ") must exceed --warmup_iters (", warmup_iters, ")");
   VLM_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "--beta1 and --beta2 must be in [0, 1)");
   VLM_CHECK(weight_decay >= 0 && grad_clip >= 0, "--weight_decay and --grad_clip must be >= 0");
   VLM_CHECK(eval_interval >= 0 && checkpoint_interval >= 0 && log_interval >= 0 && eval_iters > 0,
@@ -45,17 +46,20 @@ void GPTTrainOptions::validate() const {
   VLM_CHECK(eval_classify >= -1 && final_classify >= -1, "--eval_classify and --final_classify must be >= -1");
   VLM_CHECK(init_from == "scratch" || init_from == "resume", "--init_from must be scratch or resume, got '", init_from,
             "'");
-  VLM_CHECK(!out_dir.empty(), "--out_dir must not be empty");
+  VLM_CHECK(!out_dir.empty() || init_from == "scratch", "--init_from=resume needs the --out_dir to resume from");
   VLM_CHECK(peak_gflops >= 0, "--peak_gflops must be >= 0, got ", peak_gflops);
   parse_template_mode(template_mode);
 }
 
+int64_t GPTTrainOptions::decay_iters() const { return lr_decay_iters > 0 ? lr_decay_iters : max_iters; }
+
 double learning_rate_at(const GPTTrainOptions& o, int64_t it) {
   if (!o.decay_lr) return o.learning_rate;
+  const int64_t decay_iters = o.decay_iters();
   if (it < o.warmup_iters)
     return o.learning_rate * static_cast<double>(it + 1) / static_cast<double>(o.warmup_iters + 1);
-  if (it > o.lr_decay_iters) return o.min_lr;
-  const double ratio = static_cast<double>(it - o.warmup_iters) / static_cast<double>(o.lr_decay_iters - o.warmup_iters);
+  if (it > decay_iters) return o.min_lr;
+  const double ratio = static_cast<double>(it - o.warmup_iters) / static_cast<double>(decay_iters - o.warmup_iters);
   const double coeff = 0.5 * (1.0 + std::cos(M_PI * ratio));  // 1 -> 0
   return o.min_lr + coeff * (o.learning_rate - o.min_lr);
 }
@@ -150,6 +154,14 @@ GPTTrainer::GPTTrainer(GPTOptions model, GPTTrainOptions train, TokenDataset tra
 }
 
 GPTTrainer::~GPTTrainer() = default;  // here: GradientReducer is complete
+
+bool GPTTrainer::writes_files() const { return !opt_.out_dir.empty(); }
+
+std::string GPTTrainer::recovery_hint(const std::string& fix) const {
+  if (!writes_files()) return fix + " (the run keeps no checkpoint: it had no --out_dir)";
+  return "The last good checkpoint '" + checkpoint_path() + "' is untouched: " + fix +
+         ", then continue with --init_from=resume";
+}
 
 std::string GPTTrainer::checkpoint_path() const { return (std::filesystem::path(opt_.out_dir) / "ckpt.pt").string(); }
 std::string GPTTrainer::best_checkpoint_path() const {
@@ -255,7 +267,7 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
 }
 
 void GPTTrainer::save_checkpoint(const std::string& path) {
-  if (!is_main()) return;  // one writer: the ranks hold identical weights
+  if (!is_main() || !writes_files()) return;  // one writer: the ranks hold identical weights
   ensure_directory(opt_.out_dir);
   nlohmann::json meta = gpt_checkpoint_meta(model_, train_.tokenizer, train_.format, iter_);
   meta["train"] = options_to_json(opt_);
@@ -279,7 +291,7 @@ void GPTTrainer::resume() {
 }
 
 void GPTTrainer::log_json(const nlohmann::json& j) {
-  if (!is_main()) return;
+  if (!is_main() || !writes_files()) return;
   ensure_directory(opt_.out_dir);
   const auto path = std::filesystem::path(opt_.out_dir) / "metrics.jsonl";
   std::ofstream f(path, std::ios::app);
@@ -306,8 +318,7 @@ double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
   double value = loss.item<double>();
   auto t2 = Clock::now();
   VLM_CHECK(std::isfinite(value), "training diverged at iter ", iter_, ": the loss is ", value,
-            "; stopped before the update. The last good checkpoint '", checkpoint_path(),
-            "' is untouched: lower --learning_rate or raise --warmup_iters, then continue with --init_from=resume");
+            "; stopped before the update. ", recovery_hint("lower --learning_rate or raise --warmup_iters"));
   // Data-parallel: the gradients are summed across ranks bucket by bucket while backward runs, the loss along.
   at::Tensor loss_sum;
   if (group_) {
@@ -327,8 +338,7 @@ double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
   if (opt_.grad_clip > 0) {
     *grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.grad_clip);
     VLM_CHECK(std::isfinite(*grad_norm), "training diverged at iter ", iter_, ": the gradient norm is ", *grad_norm,
-              "; stopped before the update. The last good checkpoint '", checkpoint_path(),
-              "' is untouched: lower --learning_rate, then continue with --init_from=resume");
+              "; stopped before the update. ", recovery_hint("lower --learning_rate"));
   }
   optimizer_->step();
   optimizer_->zero_grad();
@@ -366,7 +376,7 @@ void GPTTrainer::checkpoint(GPTTrainSummary& s) {
   auto t0 = Clock::now();
   save_checkpoint(checkpoint_path());
   s.phases.checkpoint += seconds_since(t0);
-  if (hooks_.on_checkpoint && is_main()) hooks_.on_checkpoint(iter_, checkpoint_path());
+  if (hooks_.on_checkpoint && is_main() && writes_files()) hooks_.on_checkpoint(iter_, checkpoint_path());
 }
 
 GPTTrainSummary GPTTrainer::train() {
@@ -376,8 +386,8 @@ GPTTrainSummary GPTTrainer::train() {
   s.peak = peak_flops(device_.is_cpu(), std::max(current_threads().torch, current_threads().blas), opt_.peak_gflops);
   const auto wall0 = Clock::now();
   const bool quiet = opt_.quiet || !is_main();
-  if (is_main()) ensure_directory(opt_.out_dir);
-  if (is_main() && opt_.init_from == "scratch" && iter_ == 0)
+  if (is_main() && writes_files()) ensure_directory(opt_.out_dir);
+  if (is_main() && writes_files() && opt_.init_from == "scratch" && iter_ == 0)
     write_text_atomically((std::filesystem::path(opt_.out_dir) / "metrics.jsonl").string(), "");
   const int64_t tokens_per_iter = opt_.batch_size * train_T_;
   const double flops_per_iter = model_->flops_per_token(train_T_) * static_cast<double>(tokens_per_iter);

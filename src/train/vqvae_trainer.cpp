@@ -204,6 +204,7 @@ void VQVAETrainOptions::validate() const {
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
   VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
   VLM_CHECK(decoder_epochs >= 0, "--decoder_epochs must be >= 0, got ", decoder_epochs);
+  VLM_CHECK(decoder_lr >= 0, "--decoder_lr must be >= 0 (0 = --lr), got ", decoder_lr);
   VLM_CHECK(patience >= 0, "--patience must be >= 0, got ", patience);
   VLM_CHECK(lr > 0 && min_lr >= 0, "--lr must be positive and --min_lr >= 0, got ", lr, " and ", min_lr);
   VLM_CHECK(lr_schedule == "constant" || lr_schedule == "cosine", "--lr_schedule must be constant or cosine, got '",
@@ -308,8 +309,13 @@ void VQVAETrainer::set_process_group(ProcessGroup* group) {
 }
 
 // From lr at progress 0 to min_lr at progress 1, along a half cosine.
-double VQVAETrainer::cosine_lr(double progress) const {
-  return opt_.min_lr + 0.5 * (opt_.lr - opt_.min_lr) * (1 + std::cos(M_PI * progress));
+std::shared_ptr<const ImageTokenCodec> VQVAETrainer::codec() const {
+  return std::make_shared<ImageTokenCodec>(model_, opt_.alphabet, device_);
+}
+
+double VQVAETrainer::cosine_lr(double progress, double peak) const {
+  if (peak <= 0) peak = opt_.lr;
+  return opt_.min_lr + 0.5 * (peak - opt_.min_lr) * (1 + std::cos(M_PI * progress));
 }
 
 // This rank's contiguous share [lo, hi) of a global batch of `global` images; false when a last batch has fewer
@@ -473,7 +479,7 @@ VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
   model_->eval();
   model_->decoder->train();
   for (int64_t b = 0; b < steps_per_epoch_; ++b) {
-    log.lr = cosine_lr(static_cast<double>(first_step + b) / static_cast<double>(total_steps));
+    log.lr = cosine_lr(static_cast<double>(first_step + b) / static_cast<double>(total_steps), opt_.decoder_lr);
     for (auto& group : decoder_optimizer_->param_groups())
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(log.lr);
     const auto batch = order.slice(0, b * B, (b + 1) * B);
@@ -653,7 +659,7 @@ bool VQVAETrainer::load_state(State& st) {
 // rows.
 at::Tensor VQVAETrainer::shared_neighbours(const at::Tensor& images, int64_t k) const {
   auto [lo, hi] = group_ ? group_->shard(images.size(0)) : std::pair<int64_t, int64_t>{0, images.size(0)};
-  auto mine = pixel_neighbours(images, k, 64, 2048, lo, hi);
+  auto mine = pixel_neighbours(images, k, 64, 256, lo, hi);
   return group_ ? group_->all_gather_rows(mine) : mine;
 }
 

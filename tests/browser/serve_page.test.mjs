@@ -73,6 +73,10 @@ try {
   await page.goto(base);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 20000 });
   check(true, 'the page loads and reads /api/info');
+  const header = await page.locator('#model-info').textContent();
+  const runName = runDir.replace(/\/+$/, '').split('/').pop();
+  check(header.startsWith(`${runName}: GPT`) && !header.includes('/'),
+        `the header names the run (${runName}), not the server's path: "${header}"`);
 
   // ---- draw a "1": one stroke from top to bottom, slightly slanted, with mouse events ----
   const box = await page.locator('#pad').boundingBox();

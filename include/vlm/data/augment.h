@@ -55,8 +55,9 @@ at::Tensor deskew_images(const at::Tensor& images);
 /// images (N, C, H, W) -> (N, k) int64 indices, nearest first, never the image itself.
 /// On MNIST a pixel neighbour shows the same digit about 97 % of the time, without a label being read: pairs of
 /// neighbours are the second views of the tokenizer's unsupervised objective (as in SCAN, Van Gansbeke et al. 2020).
-/// Rows [begin, end) only (end < 0: to the last), so that data-parallel ranks can share the search.
-at::Tensor pixel_neighbours(const at::Tensor& images, int64_t k, int64_t dims = 64, int64_t chunk = 2048,
+/// Rows [begin, end) only (end < 0: to the last), so that data-parallel ranks can share the search; `chunk` queries
+/// at a time.
+at::Tensor pixel_neighbours(const at::Tensor& images, int64_t k, int64_t dims = 64, int64_t chunk = 256,
                             int64_t begin = 0, int64_t end = -1);
 
 }  // namespace vlm

@@ -125,6 +125,14 @@ class SequenceFormat {
   int64_t template_ending_with(int64_t field) const;
   /// The text of template `tmpl` up to where `field`'s value begins, every earlier field filled from `r`.
   std::string prompt(const Record& r, int64_t tmpl, int64_t field) const;
+  /// The question that asks a model for `field`: the text of the template that writes `field` last, up to where its
+  /// value begins, the other fields taken from `given` (by field index; values the template does not write are
+  /// ignored). Throws when no template ends with `field` or a given value is not the format's.
+  ///   format.prompt_for(format.field_index("image"), {"", "7"})  // the seed's "number:7, image:"
+  std::string prompt_for(int64_t field, const std::vector<std::string>& given) const;
+  /// The value of `field` in a model's answer to prompt_for(field, ...): prompt + completion must be a line of the
+  /// format written by that template; "" when it is not (an invalid answer, which the callers count).
+  std::string answer(int64_t field, const std::string& prompt, const std::string& completion) const;
   /// The first character after `field`'s value in `tmpl` (the pad character when the field ends the template).
   char delimiter_after(int64_t tmpl, int64_t field) const;
 

@@ -42,7 +42,7 @@ namespace vlm {
 /// Named as nanoGPT's train.py globals.
 struct GPTTrainOptions {
   // I/O
-  std::string out_dir = "runs/gpt";     ///< ckpt.pt (latest), best.pt (best val loss), metrics.jsonl
+  std::string out_dir;                  ///< ckpt.pt (latest), best.pt (best val loss), metrics.jsonl; "" = in memory
   std::string init_from = "scratch";    ///< "scratch" or "resume" (continue from out_dir/ckpt.pt)
   int64_t eval_interval = 250;          ///< evaluate every N iterations (0 = only at the end)
   int64_t eval_iters = 20;              ///< loss estimates use eval_iters * batch_size sequences of each split
@@ -65,16 +65,18 @@ struct GPTTrainOptions {
   // learning rate schedule
   bool decay_lr = true;
   int64_t warmup_iters = 100;
-  int64_t lr_decay_iters = 5000;
+  int64_t lr_decay_iters = 0;           ///< 0 = max_iters
   double min_lr = 1e-4;
   // system
   uint64_t seed = 1337;                 ///< model init, dropout and the data order
   double peak_gflops = 0;               ///< MFU reference; 0 = the CPU's FMA peak (vlm/core/peak_flops.h)
 
   void validate() const;
+  int64_t decay_iters() const;  ///< lr_decay_iters, or max_iters when it is 0
   template <class V>
   void fields(V& v) {
-    v("out_dir", out_dir, "checkpoints and metrics.jsonl", FieldKind::kRunControl);
+    v("out_dir", out_dir, "checkpoints and metrics.jsonl (empty: train in memory, write nothing)",
+      FieldKind::kRunControl);
     v("init_from", init_from, "scratch or resume (from out_dir/ckpt.pt)", FieldKind::kRunControl);
     v("batch_size", batch_size, "sequences per iteration");
     v("max_iters", max_iters, "training iterations");
@@ -82,7 +84,7 @@ struct GPTTrainOptions {
     v("min_lr", min_lr, "final learning rate");
     v("decay_lr", decay_lr, "cosine decay with warm-up");
     v("warmup_iters", warmup_iters, "linear warm-up iterations");
-    v("lr_decay_iters", lr_decay_iters, "iterations to reach min_lr");
+    v("lr_decay_iters", lr_decay_iters, "iterations to reach min_lr (0 = max_iters)");
     v("weight_decay", weight_decay, "AdamW weight decay (2-D weights only)");
     v("beta1", beta1, "AdamW beta1");
     v("beta2", beta2, "AdamW beta2");
@@ -189,6 +191,8 @@ class GPTTrainer {
   int64_t train_tokens_per_row() const { return train_T_; }
   std::string checkpoint_path() const;
   std::string best_checkpoint_path() const;
+  /// False when out_dir is empty: the run trains in memory and writes no checkpoint, log or metrics file.
+  bool writes_files() const;
 
  private:
   double step(double lr, GPTPhaseTimes& phases, double* grad_norm);
@@ -196,6 +200,7 @@ class GPTTrainer {
   void checkpoint(GPTTrainSummary& s);
   void resume();
   void log_json(const nlohmann::json& j);
+  std::string recovery_hint(const std::string& fix) const;  // what to do after a divergence
 
   GPTTrainOptions opt_;
   c10::Device device_;

@@ -35,6 +35,7 @@
 #include "vlm/data/image_clusters.h"
 #include "vlm/data/mnist.h"
 #include "vlm/models/vqvae.h"
+#include "vlm/tokenizer/image_token_codec.h"
 #include "vlm/train/trainer.h"
 
 namespace torch::optim {
@@ -107,10 +108,11 @@ struct VQVAETrainOptions {
   /// original image, so the letters cannot spend their bits on the view's pose. Off: it sees the original.
   bool invariant_recon = false;
   AugmentOptions augment;               ///< the random views of the three objectives above
-  /// Epochs after the max_epochs that train the decoder alone (its own Adam, cosine from lr to min_lr) on the
+  /// Epochs after the max_epochs that train the decoder alone (its own Adam, cosine from decoder_lr to min_lr) on the
   /// letters the finished encoder writes: the letters, and so what they say about the class, stay exactly as they
   /// are, while the drawing from them improves (the semantic objectives above cost reconstruction). 0 = none.
   int64_t decoder_epochs = 0;
+  double decoder_lr = 0;  ///< peak lr of the decoder epochs (cosine to min_lr over them); 0 = lr
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
@@ -149,6 +151,7 @@ struct VQVAETrainOptions {
     v("invariant_recon", invariant_recon, "the encoder sees a random view, the decoder rebuilds the original");
     v("augment", augment, "the random views (no label read)");
     v("decoder_epochs", decoder_epochs, "epochs after max_epochs that train the decoder alone on the fixed letters");
+    v("decoder_lr", decoder_lr, "peak learning rate of the decoder epochs (0 = lr)");
     v("alphabet", alphabet, "the letters of the codes, stored in the checkpoint");
     v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
     v("checkpoint_path", checkpoint_path, "best checkpoint", FieldKind::kRunControl);
@@ -217,6 +220,8 @@ class VQVAETrainer {
   /// Extra keys stored in the checkpoint's meta (e.g. the run configuration).
   nlohmann::json& checkpoint_meta() { return checkpoint_meta_; }
   VQVAE& model() { return model_; }
+  /// The trained tokenizer as a codec (images <-> letters of options.alphabet), sharing the model's weights.
+  std::shared_ptr<const ImageTokenCodec> codec() const;
   /// Data-parallel training in `group` (see above); call before train(). Rank 0's weights go to every rank.
   void set_process_group(ProcessGroup* group);
   bool is_main() const;
@@ -230,7 +235,7 @@ class VQVAETrainer {
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
   VQVAEEpochLog train_decoder_epoch(int64_t epoch);  // an epoch after max_epochs (decoder_epochs)
   int64_t total_epochs() const { return opt_.max_epochs + opt_.decoder_epochs; }
-  double cosine_lr(double progress) const;  // lr -> min_lr as progress goes 0 -> 1
+  double cosine_lr(double progress, double peak = 0) const;  // peak (0: lr) -> min_lr as progress goes 0 -> 1
   at::Tensor shared_neighbours(const at::Tensor& images, int64_t k) const;  // pixel_neighbours, rows shared by ranks
   bool rank_share(int64_t global, int64_t& lo, int64_t& hi) const;  // this rank's images of a global batch
   void backward(const at::Tensor& loss, int64_t share, int64_t global, GradientReducer* reducer);
