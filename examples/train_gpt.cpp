@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     if (!group.is_main()) return 0;
     fmt::print("final: val loss {:.4f} (all targets {:.4f}), val accuracy {:.4f}, best val loss {:.4f}, wall {:.1f} s\n",
                s.last_eval.val_loss, s.last_eval.val_loss_all, s.last_eval.val_accuracy, s.best_val_loss,
-               s.wall_seconds);
+               s.seconds);
     return 0;
   });
 }

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
         .add("resume", &resume, "continue from --out_dir/state.pt when it exists (written after every epoch)");
     vlm::add_option_flags(flags, model_options);
     vlm::add_option_flags(flags, train_options, "", /*with_run_control=*/false);
-    flags.add("progress", &train_options.progress, "progress line per epoch");
+    flags.add("quiet", &train_options.quiet, "no progress line per epoch");
     if (!flags.parse(argc, argv)) return 0;
     VLM_CHECK(latent_map == "tsne" || latent_map == "pca", "--latent_map must be tsne or pca, got '", latent_map, "'");
     VLM_CHECK(limit_train >= 0, "--limit_train must be >= 0 (0 = all), got ", limit_train);
@@ -165,27 +165,15 @@ int main(int argc, char** argv) {
       vlm::write_png(out_dir + "/latents.png", vlm::scatter_plot(map, split.validation.labels.slice(0, 0, points), so));
     }
 
-    nlohmann::json metrics = {
-        {"variant", variant},
-        {"parameters", n_params},
-        {"test", {{"images", mnist.test.size()},
-                  {"recon_mse", test.recon_mse},
-                  {"vq_loss", test.vq_loss},
-                  {"perplexity", stats.perplexity},
-                  {"codes_used", stats.codes_used},
-                  {"distinct_fraction", stats.distinct_fraction},
-                  {"probe_k", probe_k},
-                  {"probe_accuracy", probe.accuracy},
-                  {"probe_reference", "train split (50,000 token strings)"}}},
-        {"validation", {{"recon_mse", val.recon_mse}, {"loss", val.loss}}},
-        {"training", {{"seconds", result.seconds},
-                      {"epochs", result.history.size()},
-                      {"best_epoch", result.best_epoch},
-                      {"monitor", train_options.monitor},
-                      {"best_monitored", result.best_val_loss},
-                      {"early_stopped", result.early_stopped},
-                      {"threads", runtime.threads}}},
-        {"config", flags.to_json()}};
+    nlohmann::json metrics = vlm::tokenizer_metrics(test, mnist.test.size(), stats.perplexity, stats.codes_used,
+                                                    stats.distinct_fraction, probe_k, probe.accuracy, result,
+                                                    train_options.monitor);
+    metrics["test"]["probe_reference"] = "train split (50,000 token strings)";
+    metrics["validation"] = {{"recon_mse", val.recon_mse}, {"loss", val.loss}};
+    metrics["training"]["threads"] = runtime.threads;
+    metrics["variant"] = variant;
+    metrics["parameters"] = n_params;
+    metrics["config"] = flags.to_json();
     vlm::write_text_atomically(out_dir + "/metrics.json", metrics.dump(2) + "\n");
     fmt::print("wrote {0}/vqvae.pt {0}/metrics.json {0}/epochs.jsonl {0}/recon.png {0}/latents.png\n", out_dir);
     return 0;

@@ -36,7 +36,7 @@ settings=(
 mkdir -p "$out"
 train() {  # name flags...
   local name=$1; shift
-  "$bin/train_vqvae" --variant=conv --max_epochs=8 --label_weight=0 --threads=1 --progress=false \
+  "$bin/train_vqvae" --variant=conv --max_epochs=8 --label_weight=0 --threads=1 --quiet \
     --latent_points=200 --out_dir="$out/$name" "$@" > "$out/$name.log" 2>&1
   "$bin/probe_tokens" --checkpoint="$out/$name/vqvae.pt" --split=validation --threads=1 > "$out/$name.probe" 2>&1
 }

@@ -49,7 +49,7 @@ int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, 
   o.batch_size = 32;  // 200 = 6 x 32 + 8: a short last batch, split 4 + 4
   o.max_epochs = epochs;
   o.eval_batch_size = 20;
-  o.progress = false;
+  o.quiet = true;
   if (unsupervised) {  // the unsupervised objectives: random views, pixel neighbours, IIC's joint over the ranks
     o.label_weight = 0;
     o.mi_weight = 0.5;

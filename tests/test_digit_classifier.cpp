@@ -26,9 +26,9 @@ TEST_CASE("The reference classifier learns a separable toy problem", "[classifie
   auto data = halves(256);
   double before = vlm::classifier_accuracy(model, data);
   vlm::ClassifierTrainOptions o;
-  o.epochs = 4;
+  o.max_epochs = 4;
   o.batch_size = 32;
-  o.verbose = false;
+  o.quiet = true;
   std::vector<double> epoch_accuracy;
   vlm::ClassifierTrainer trainer(model, o, data, halves(64));
   trainer.hooks().on_eval = [&](const vlm::ClassifierEpochLog& e) { epoch_accuracy.push_back(e.validation_accuracy); };

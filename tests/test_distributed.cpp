@@ -333,7 +333,7 @@ TEST_CASE("vlm run --nproc=2 trains the tokenizer and the GPT data-parallel and 
   auto results = [&](const std::string& run, const char* stage) {
     return nlohmann::json::parse(vlm::testing::read_text(dir.file(run + "/" + stage + "/stage.json")))["results"];
   };
-  const double mse1 = results("one", "vqvae")["test_mse"], mse2 = results("two", "vqvae")["test_mse"];
+  const double mse1 = results("one", "vqvae")["test"]["recon_mse"], mse2 = results("two", "vqvae")["test"]["recon_mse"];
   const double loss1 = results("one", "gpt")["val_loss"], loss2 = results("two", "gpt")["val_loss"];
   WARN("vlm run, 1 vs 2 processes: tokenizer test MSE " << mse1 << " vs " << mse2 << ", GPT val loss " << loss1
                                                         << " vs " << loss2);

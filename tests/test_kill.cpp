@@ -162,7 +162,7 @@ namespace {
 std::vector<std::string> vqvae_args(const std::string& data, const std::string& out_dir) {
   return {kTrainVqvae, "--data_dir=" + data, "--out_dir=" + out_dir, "--variant=conv", "--threads=1",
           "--hidden_dim=64", "--channels=8", "--max_epochs=40", "--batch_size=32", "--latent_map=pca",
-          "--latent_points=100", "--recon_images=8", "--progress=false", "--resume"};
+          "--latent_points=100", "--recon_images=8", "--quiet", "--resume"};
 }
 std::vector<at::Tensor> vqvae_state(const std::string& ckpt) {
   auto codec = vlm::ImageTokenCodec::load(ckpt);

@@ -69,7 +69,7 @@ TEST_CASE("The whole pipeline runs end to end on a small data set, resumes, and 
   auto o = tiny(dir.file("data"), run);
   // Enough steps for the tiny models to learn the synthetic digits (seconds).
   o.vq_train.max_epochs = 6;
-  o.clf_train.epochs = 6;
+  o.clf_train.max_epochs = 6;
   o.gpt_model.n_embd(32);
   o.gpt_train.max_iters = o.gpt_train.lr_decay_iters = 400;
   o.gpt_train.eval_interval = o.gpt_train.checkpoint_interval = 200;
@@ -179,7 +179,7 @@ TEST_CASE("A stage is redone exactly when an option it depends on changes", "[pi
   CHECK(p.vq_model.quantizer().embedding_dim() == vlm::VQVAEOptions::preset("mlp").quantizer().embedding_dim());
   CHECK(p.vq_model.quantizer().groups() == 1);
   CHECK(p.vq_model.hidden_dim() == 96);  // an explicit flag still wins, whatever its position
-  CHECK(p.vq_train.lr == vlm::VQVAETrainOptions::preset("mlp").lr);
+  CHECK(p.vq_train.learning_rate == vlm::VQVAETrainOptions::preset("mlp").learning_rate);
 }
 
 TEST_CASE("Pipeline flags reject unknown keys and presets, and a missing run is a clear error", "[pipeline][errors]") {

@@ -1,12 +1,16 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "vlm/core/check.h"
 #include "vlm/core/runtime.h"
 #include "vlm/models/gpt.h"
+#include "vlm/sample/constrained_rows.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/text/format_automaton.h"
 #include "vlm/text/sequence_format.h"
@@ -116,4 +120,39 @@ TEST_CASE("Without a stop character the sampler generates exactly max_new_tokens
   auto model = tiny_gpt(7);
   vlm::Sampler s(model, tok(), vlm::SamplerOptions().max_new_tokens(10).stop('\0').use_cache(false).batch_size(1));
   for (const auto& c : s.complete({"image:ABCDEFGH, number:", "image:ABCDEFGH, number:"})) CHECK(c.size() == 10);
+}
+
+TEST_CASE("Constrained rows allow what the format allows next and finish at the line's end", "[sampler]") {
+  const auto t = tok();
+  const int64_t V = t.vocab_size();
+  vlm::ConstrainedRows rows(seed_format(), t, {"number:7, image:", "image:ABCDEFGH, number:"});
+  auto allowed = [&](int64_t row) {  // the characters the mask leaves finite
+    std::string out;
+    auto m = rows.mask(at::zeros({2, V}));
+    for (int64_t v = 0; v < V; ++v)
+      if (std::isfinite(m[row][v].item<float>())) out += t.character(v);
+    return out;
+  };
+  CHECK(allowed(0) == "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  CHECK(allowed(1) == "0123456789");
+  auto push = [&](char a, char b) { rows.push(at::tensor({t.id(a), t.id(b)}, at::kLong)); };
+  for (char c : std::string("QWERTYUI")) push(c, c == 'Q' ? '4' : '#');  // row 1: "4", then the pad ends it
+  CHECK(allowed(0) == ".");
+  CHECK(rows.finished(1));
+  CHECK(allowed(1) == "#");
+  push('.', '#');
+  CHECK(rows.finished(0));  // a complete line after which only the pad may come
+  CHECK(rows.all_finished());
+  CHECK_THROWS_WITH(vlm::ConstrainedRows(seed_format(), t, {"number:x"}), Catch::Contains("column"));
+
+  // The draw: greedy and top-1 are the argmax; a seeded generator draws the same twice; -inf is never drawn.
+  auto logits = at::randn({64, V});
+  auto g1 = at::make_generator<at::CPUGeneratorImpl>(3), g2 = at::make_generator<at::CPUGeneratorImpl>(3);
+  CHECK(at::equal(vlm::sample_next(logits, 1.0, 0, true, g1), logits.argmax(1)));
+  CHECK(at::equal(vlm::sample_next(logits, 0.7, 1, false, g1), logits.argmax(1)));
+  g1 = at::make_generator<at::CPUGeneratorImpl>(3);
+  CHECK(at::equal(vlm::sample_next(logits, 0.8, 5, false, g1), vlm::sample_next(logits, 0.8, 5, false, g2)));
+  auto masked = logits.clone();
+  masked.narrow(1, 0, V - 1).fill_(-std::numeric_limits<float>::infinity());
+  CHECK((vlm::sample_next(masked, 1.0, 0, false, g1) == V - 1).all().item<bool>());
 }

@@ -136,11 +136,11 @@ TEST_CASE("A few hundred training steps on a small set lower the reconstruction 
       vlm::VQVAE model(vlm::VQVAEOptions::preset(variant));
       const double before = vlm::evaluate_vqvae(model, validation.images).recon_mse;
       vlm::VQVAETrainOptions o;
-      o.lr = 2e-3;
+      o.learning_rate = 2e-3;
       o.batch_size = 32;
       o.max_epochs = 13;  // 16 steps an epoch: 208 steps
       o.patience = 0;
-      o.progress = false;
+      o.quiet = true;
       o.checkpoint_path = dir.file(std::string(variant) + ".pt");
       o.log_path = dir.file(std::string(variant) + ".jsonl");
       auto result = vlm::VQVAETrainer(model, o, train, validation).train();
@@ -171,7 +171,7 @@ TEST_CASE("Caption alignment trains a head on the quantized latents and refuses 
       o.max_epochs = 8;
       o.label_weight = 0.5;
       o.label_head = head;
-      o.progress = false;
+      o.quiet = true;
       auto result = vlm::VQVAETrainer(model, o, train, validation).train();
       const auto& first = result.history.front();
       const auto& last = result.history.back();
@@ -184,7 +184,7 @@ TEST_CASE("Caption alignment trains a head on the quantized latents and refuses 
   vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
   vlm::VQVAETrainOptions o;
   o.max_epochs = 1;
-  o.progress = false;
+  o.quiet = true;
   o.label_weight = 0.1;
   o.label_head = "both";
   CHECK_THROWS_WITH(vlm::VQVAETrainer(model, o, train, validation).train(), Catch::Contains("--label_head"));
@@ -205,7 +205,7 @@ TEST_CASE("The unsupervised objectives raise the views' mutual information and n
   o.max_epochs = 10;  // 20 steps an epoch
   o.lr_schedule = "constant";
   o.mi_weight = 0.5;
-  o.progress = false;
+  o.quiet = true;
   // Same seed, three sets of training labels: the true ones, shuffled ones, none at all. A trainer that read a
   // label would end with different weights (or throw on the missing ones).
   auto train_with = [&](const at::Tensor& labels) {
@@ -262,7 +262,7 @@ TEST_CASE("Decoder epochs keep every letter and lower the reconstruction error, 
   o.max_epochs = 4;
   o.mi_weight = 0.5;
   o.mi_schedule = "lr";
-  o.progress = false;
+  o.quiet = true;
   at::manual_seed(5);
   vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
   REQUIRE(vlm::VQVAETrainer(model, o, train, validation).train().best_epoch == 4);  // the weights the next run goes on from
@@ -344,7 +344,7 @@ TEST_CASE("Pseudo-captions train the caption head on image clusters and never re
   o.pseudo_clusters = 10;
   o.batch_size = 32;
   o.max_epochs = 4;
-  o.progress = false;
+  o.quiet = true;
   auto train_with = [&](const at::Tensor& labels) {
     at::manual_seed(52);
     vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
@@ -374,7 +374,7 @@ TEST_CASE("A run with pseudo-captions and a decoder epoch, stopped and resumed, 
   o.max_epochs = 2;
   o.decoder_epochs = 1;
   o.batch_size = 32;
-  o.progress = false;
+  o.quiet = true;
   o.resume = true;
   // A fresh process each time: the same seed before the model is built; the clusters are found again on resuming.
   auto run = [&](const std::string& state, int64_t stop_after) {

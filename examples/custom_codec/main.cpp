@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     // The grader: the reference CNN on pixels.
     vlm::seed_everything(common.seed);
     vlm::ClassifierTrainOptions co;
-    co.epochs = clf_epochs;
+    co.max_epochs = clf_epochs;
     vlm::DigitClassifier cnn;
     vlm::ClassifierTrainer(cnn, co, split.train, split.validation, device).train();
 

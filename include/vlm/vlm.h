@@ -47,6 +47,7 @@
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/pipeline/report.h"
 #include "vlm/pipeline/stage.h"
+#include "vlm/sample/constrained_rows.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/sample/shared_prefix.h"
 #include "vlm/serve/batcher.h"

@@ -16,7 +16,7 @@
 #include "vlm/models/digit_classifier.h"
 #include "vlm/models/gpt_checkpoint.h"
 #include "vlm/pipeline/pipeline.h"
-#include "vlm/text/format_automaton.h"
+#include "vlm/sample/constrained_rows.h"
 
 namespace vlm {
 namespace {
@@ -198,8 +198,7 @@ std::vector<GenerateResult> Engine::generate_same_length(const std::vector<Gener
   const int64_t R = static_cast<int64_t>(requests.size()), T0 = static_cast<int64_t>(prompts[0].size());
   const int64_t block = model_->options.block_size();
   VLM_CHECK(T0 >= 1 && T0 < block, "generate: a prompt of ", T0, " characters does not fit the block of ", block);
-  const int64_t pad_id = tokenizer_.pad_id(), V = tokenizer_.vocab_size();
-  const float ninf = -std::numeric_limits<float>::infinity();
+  const int64_t pad_id = tokenizer_.pad_id();
 
   std::vector<int64_t> start(R + 1, 0);
   for (int64_t r = 0; r < R; ++r) start[r + 1] = start[r] + requests[r].n;
@@ -235,48 +234,28 @@ std::vector<GenerateResult> Engine::generate_same_length(const std::vector<Gener
   for (size_t l = 0; l < ks.size(); ++l) cache.layers[l] = {at::cat(ks[l]), at::cat(vs[l])};
   at::Tensor logits = at::cat(first_logits);  // (B, V)
 
-  std::vector<FormatCursor> cursors;
-  std::vector<std::string> allowed;
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t i = 0; i < requests[r].n; ++i) {
-      cursors.emplace_back(format_);
-      cursors.back().push(prompts[r]);
-      allowed.push_back(cursors.back().allowed());
-    }
-  std::vector<char> row_finished(B, 0), request_done(R, 0);
+  std::vector<std::string> row_prompts;
+  for (int64_t r = 0; r < R; ++r) row_prompts.insert(row_prompts.end(), requests[r].n, prompts[r]);
+  ConstrainedRows rows(format_, tokenizer_, row_prompts);
+  std::vector<char> request_done(R, 0);
   std::vector<std::vector<int64_t>> generated(B);
   int64_t active = R;
   for (int64_t pos = T0; pos < block && active > 0; ++pos) {
-    auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)
+    auto last = rows.mask(logits.to(at::kCPU, at::kFloat));  // (B, V)
     auto next_all = at::full({B}, pad_id, at::kLong);
     for (int64_t r = 0; r < R; ++r) {
       if (request_done[r]) continue;
       const int64_t s = start[r], n = requests[r].n;
-      auto mask = at::full({n, V}, ninf, at::kFloat);
-      auto m = mask.accessor<float, 2>();
-      for (int64_t b = 0; b < n; ++b)
-        for (char c : row_finished[s + b] ? std::string(1, format_.pad()) : allowed[s + b]) m[b][tokenizer_.id(c)] = 0;
-      auto x = (last.narrow(0, s, n) + mask) / requests[r].temperature;
-      const int64_t k = std::min<int64_t>(requests[r].top_k, V);
-      if (k > 0 && k < V) {
-        auto kth = std::get<0>(x.topk(k, -1)).narrow(-1, k - 1, 1);
-        x = x.masked_fill(x < kth, ninf);
-      }
-      auto next = at::multinomial(at::softmax(x, -1), 1, /*replacement=*/false, generators[r]).squeeze(-1);
+      auto next = sample_next(last.narrow(0, s, n), requests[r].temperature, requests[r].top_k, false, generators[r]);
       next_all.narrow(0, s, n).copy_(next);
       auto na = next.accessor<int64_t, 1>();
+      for (int64_t b = 0; b < n; ++b) generated[s + b].push_back(na[b]);
+    }
+    rows.push(next_all);
+    for (int64_t r = 0; r < R; ++r) {
+      if (request_done[r]) continue;
       bool all_finished = true;
-      for (int64_t b = 0; b < n; ++b) {
-        const int64_t row = s + b;
-        generated[row].push_back(na[b]);
-        if (na[b] == pad_id) row_finished[row] = 1;
-        if (!row_finished[row]) {
-          cursors[row].try_push(tokenizer_.character(na[b]));
-          allowed[row] = cursors[row].allowed();
-          if (cursors[row].complete() && allowed[row] == std::string(1, format_.pad())) row_finished[row] = 1;
-        }
-        all_finished &= row_finished[row] != 0;
-      }
+      for (int64_t b = start[r]; b < start[r + 1]; ++b) all_finished &= rows.finished(b);
       if (all_finished || pos + 1 >= block) request_done[r] = 1, --active;
     }
     if (active == 0 || pos + 1 >= block) break;

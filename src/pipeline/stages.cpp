@@ -104,10 +104,8 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   const int64_t shown = std::min<int64_t>(16, ctx.mnist.test.size());
   write_png(stage.path("recon.png"),
             image_grid(at::cat({ctx.mnist.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown)}), shown));
-  nlohmann::json res = {{"test_mse", test.recon_mse},       {"test_perplexity", stats.perplexity},
-                        {"codes_used", stats.codes_used},   {"distinct_fraction", stats.distinct_fraction},
-                        {"probe_10nn_accuracy", probe.accuracy}, {"epochs", result.history.size()},
-                        {"train_seconds", result.seconds}};
+  nlohmann::json res = tokenizer_metrics(test, ctx.mnist.test.size(), stats.perplexity, stats.codes_used,
+                                         stats.distinct_fraction, 10, probe.accuracy, result, to.monitor);
   write_text_atomically(stage.path("metrics.json"), res.dump(2) + "\n");
   fmt::print("  test mse {:.5f}, perplexity {:.2f}, 10-NN token probe {:.4f}\n", test.recon_mse, stats.perplexity,
              probe.accuracy);
@@ -164,7 +162,7 @@ StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
   }();
   const double test_acc = classifier_accuracy(model, ctx.mnist.test);
   nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.validation_accuracy},
-                        {"train_seconds", r.train_seconds}};
+                        {"train_seconds", r.seconds}};
   save_digit_classifier(out, model, res);
   fmt::print("  reference classifier: test accuracy {:.4f}\n", test_acc);
   return {res, {}};
@@ -220,7 +218,7 @@ StageOutcome run_gpt(PipelineContext& ctx, Stage& stage) {
                         {"tokens_per_second", s.tokens_per_second},
                         {"mfu", s.mfu},
                         {"peak_gflops", s.peak.gflops},
-                        {"train_seconds", s.wall_seconds},
+                        {"train_seconds", s.seconds},
                         {"snapshots", snapshots}};
   return {res, snapshots};
 }

@@ -2,13 +2,14 @@
 
 #include <limits>
 #include <map>
+#include <memory>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "vlm/core/check.h"
 #include "vlm/sample/shared_prefix.h"
-#include "vlm/text/format_automaton.h"
+#include "vlm/sample/constrained_rows.h"
 
 namespace vlm {
 
@@ -29,15 +30,7 @@ Sampler::Sampler(GPT model, CharTokenizer tokenizer, SamplerOptions options)
 void Sampler::reseed(uint64_t seed) { generator_ = at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 at::Tensor Sampler::pick(at::Tensor logits) {
-  if (options_.greedy()) return logits.argmax(-1);
-  logits = logits / options_.temperature();
-  const int64_t k = std::min<int64_t>(options_.top_k(), logits.size(-1));
-  if (k > 0 && k < logits.size(-1)) {
-    auto kth = std::get<0>(logits.topk(k, -1)).narrow(-1, k - 1, 1);  // (B, 1) the k-th largest
-    logits = logits.masked_fill(logits < kth, -std::numeric_limits<float>::infinity());
-  }
-  auto probs = at::softmax(logits, -1);
-  return at::multinomial(probs, 1, /*replacement=*/false, generator_).squeeze(-1);
+  return sample_next(std::move(logits), options_.temperature(), options_.top_k(), options_.greedy(), generator_);
 }
 
 std::vector<std::string> Sampler::complete(const std::vector<std::string>& prompts,
@@ -63,17 +56,8 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   const int64_t block = model_->options.block_size();
   VLM_CHECK(T0 >= 1, "Sampler: empty prompt (the model needs at least one character of context)");
   VLM_CHECK(T0 < block, "Sampler: prompt of ", T0, " characters leaves no room in the block of ", block);
-  std::vector<FormatCursor> cursors;
-  std::vector<std::string> allowed;  // per row: what the format allows next (computed once per step)
-  if (constraint) {
-    VLM_CHECK(constraint->vocabulary() == tokenizer_.chars(), "Sampler: the format's characters \"",
-              constraint->vocabulary(), "\" are not the tokenizer's \"", tokenizer_.chars(), "\"");
-    for (const auto& p : prompts) {
-      cursors.emplace_back(*constraint);
-      cursors.back().push(p);  // throws naming the column where the prompt leaves the format
-      allowed.push_back(cursors.back().allowed());
-    }
-  }
+  std::unique_ptr<ConstrainedRows> rows;  // what the format allows each row next
+  if (constraint) rows = std::make_unique<ConstrainedRows>(*constraint, tokenizer_, prompts);
   // Absolute position limit (exclusive). The cache holds at most block_size positions; without it the context is
   // cropped to the last block_size tokens, as nanoGPT's generate does, so max_new_tokens may run past the block.
   int64_t limit = block;
@@ -95,7 +79,6 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
   const int64_t stop_id = constraint ? tokenizer_.pad_id()
                                      : options_.stop() == '\0' ? -1 : tokenizer_.id(options_.stop());
   auto finished = at::zeros({B}, at::kBool);
-  const float ninf = -std::numeric_limits<float>::infinity();
   GPTImpl::KVCache cache;
   // Logits of the last position only (B, V): nanoGPT's inference path, plus the last block on that position alone;
   // with the cache, the prompts' common prefix (all of it for the evaluator's repeated prompts) runs once.
@@ -104,31 +87,12 @@ std::vector<std::string> Sampler::complete_batch(const std::vector<std::string>&
 
   for (int64_t pos = T0; pos < limit; ++pos) {
     auto last = logits.to(at::kCPU, at::kFloat);  // (B, V)
-    if (constraint) {
-      // Only what the format allows next; a finished row (or a complete line) may only pad.
-      auto mask = at::full(last.sizes(), ninf, at::kFloat);  // (B, V)
-      auto m = mask.accessor<float, 2>();
-      auto done = finished.accessor<bool, 1>();
-      for (int64_t b = 0; b < B; ++b)
-        for (char c : done[b] ? std::string(1, constraint->pad()) : allowed[b]) m[b][tokenizer_.id(c)] = 0;
-      last = last + mask;
-    }
-    auto next = pick(last);  // (B)
+    auto next = pick(rows ? rows->mask(last) : last);  // (B)
     tokens_generated_ += B;
     seq = at::cat({seq, next.view({B, 1})}, 1);
-    finished |= next.eq(stop_id);
-    if (constraint) {
-      auto na = next.accessor<int64_t, 1>();
-      auto done = finished.accessor<bool, 1>();
-      for (int64_t b = 0; b < B; ++b) {
-        if (done[b]) continue;
-        cursors[b].try_push(tokenizer_.character(na[b]));  // allowed by the mask
-        allowed[b] = cursors[b].allowed();
-        // A complete line that nothing may continue ends here (the seed's '.').
-        if (cursors[b].complete() && allowed[b] == std::string(1, constraint->pad())) done[b] = true;
-      }
-    }
-    if (finished.all().item<bool>() || pos + 1 >= limit) break;
+    if (rows) rows->push(next);
+    else finished |= next.eq(stop_id);
+    if ((rows ? rows->all_finished() : finished.all().item<bool>()) || pos + 1 >= limit) break;
     auto input = options_.use_cache() ? next.view({B, 1})  // (B, 1) after the cached tokens
                                       : seq.narrow(1, std::max<int64_t>(0, seq.size(1) - block),
                                                    std::min(seq.size(1), block));  // nanoGPT: the last block_size

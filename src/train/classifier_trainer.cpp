@@ -13,7 +13,7 @@
 namespace vlm {
 
 void ClassifierTrainOptions::validate() const {
-  VLM_CHECK(epochs > 0, "--epochs must be positive, got ", epochs);
+  VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
   VLM_CHECK(learning_rate > 0 && weight_decay >= 0, "--learning_rate must be positive and --weight_decay >= 0");
 }
@@ -37,12 +37,12 @@ ClassifierTrainResult ClassifierTrainer::train() {
   torch::optim::Adam opt(model_->parameters(),
                          torch::optim::AdamOptions(opt_.learning_rate).weight_decay(opt_.weight_decay));
   const int64_t n = train_.size(), steps_per_epoch = (n + opt_.batch_size - 1) / opt_.batch_size;
-  const int64_t total = steps_per_epoch * opt_.epochs;
+  const int64_t total = steps_per_epoch * opt_.max_epochs;
   const auto start = Clock::now();
   ClassifierTrainResult result;
-  Progress bar("classifier", total, "step", 5.0);  // drawn only when verbose
+  Progress bar("classifier", total, "step", 5.0);  // drawn unless quiet
   int64_t step = 0;
-  for (int64_t epoch = 1; epoch <= opt_.epochs; ++epoch) {
+  for (int64_t epoch = 1; epoch <= opt_.max_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     model_->train();
     auto order = at::randperm(n, at::kLong);
@@ -57,7 +57,7 @@ ClassifierTrainResult ClassifierTrainer::train() {
       loss.backward();
       opt.step();
       loss_sum += loss.item<double>();
-      if (opt_.verbose) bar.update(step + 1, fmt::format("epoch {} loss {:.4f}", epoch, loss_sum / (b + 1)));
+      if (!opt_.quiet) bar.update(step + 1, fmt::format("epoch {} loss {:.4f}", epoch, loss_sum / (b + 1)));
     }
     ClassifierEpochLog log;
     log.epoch = epoch;
@@ -66,15 +66,15 @@ ClassifierTrainResult ClassifierTrainer::train() {
     log.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     result.validation_accuracy = log.validation_accuracy;
     result.epochs_run = epoch;
-    if (opt_.verbose)
+    if (!opt_.quiet)
       fmt::print("epoch {}: train loss {:.4f}, validation accuracy {:.4f}\n", epoch, log.train_loss,
                  log.validation_accuracy);
     if (hooks_.on_log) hooks_.on_log(log);
     if (hooks_.on_eval) hooks_.on_eval(log);
   }
-  if (opt_.verbose) bar.finish();
+  if (!opt_.quiet) bar.finish();
   model_->eval();
-  result.train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
 }
 

@@ -82,9 +82,9 @@ nlohmann::json GPTPhaseTimes::to_json(int64_t iters) const {
           {"all_reduce_ms", 1e3 * all_reduce / n}, {"eval_s", eval}, {"checkpoint_s", checkpoint}};
 }
 
-nlohmann::json GPTTrainSummary::to_json() const {
+nlohmann::json GPTTrainResult::to_json() const {
   return {{"kind", "summary"},         {"start_iter", start_iter},
-          {"end_iter", end_iter},      {"wall_s", wall_seconds},
+          {"end_iter", end_iter},      {"seconds", seconds},
           {"ms_per_iter", ms_per_iter}, {"tokens_per_s", tokens_per_second},
           {"peak_gflops", peak.gflops}, {"peak_source", peak.source},
           {"mfu", mfu},                {"phases", phases.to_json(end_iter - start_iter)},
@@ -350,7 +350,7 @@ double GPTTrainer::step(double lr, GPTPhaseTimes& phases, double* grad_norm) {
   return value;
 }
 
-void GPTTrainer::evaluate_and_keep_best(bool final_eval, GPTTrainSummary& s) {
+void GPTTrainer::evaluate_and_keep_best(bool final_eval, GPTTrainResult& s) {
   auto t0 = Clock::now();
   GPTEvalResult r = evaluate(final_eval);
   s.phases.eval += seconds_since(t0);
@@ -372,15 +372,15 @@ void GPTTrainer::evaluate_and_keep_best(bool final_eval, GPTTrainSummary& s) {
   std::fflush(stdout);
 }
 
-void GPTTrainer::checkpoint(GPTTrainSummary& s) {
+void GPTTrainer::checkpoint(GPTTrainResult& s) {
   auto t0 = Clock::now();
   save_checkpoint(checkpoint_path());
   s.phases.checkpoint += seconds_since(t0);
   if (hooks_.on_checkpoint && is_main() && writes_files()) hooks_.on_checkpoint(iter_, checkpoint_path());
 }
 
-GPTTrainSummary GPTTrainer::train() {
-  GPTTrainSummary s;
+GPTTrainResult GPTTrainer::train() {
+  GPTTrainResult s;
   s.start_iter = iter_;
   s.tokens_per_row = train_T_;
   s.peak = peak_flops(device_.is_cpu(), std::max(current_threads().torch, current_threads().blas), opt_.peak_gflops);
@@ -447,7 +447,7 @@ GPTTrainSummary GPTTrainer::train() {
 
   s.end_iter = iter_;
   s.best_val_loss = best_val_loss_;
-  s.wall_seconds = seconds_since(wall0);
+  s.seconds = seconds_since(wall0);
   const int64_t steps = iter_ - s.start_iter;
   if (steps > 0) {
     s.ms_per_iter = 1e3 * step_seconds / steps;
@@ -460,7 +460,7 @@ GPTTrainSummary GPTTrainer::train() {
     fmt::print("done: {} iterations in {} ({:.2f} ms/iter, {:.0f} tok/s, mfu {:.2f}% of {:.1f} GFLOP/s)\n"
                "per iteration: data {:.2f} ms, forward {:.2f} ms, backward {:.2f} ms{}, optimizer {:.2f} ms; "
                "eval {:.1f} s, checkpoints {:.1f} s in total\n",
-               steps, Progress::format_duration(s.wall_seconds), s.ms_per_iter, s.tokens_per_second, 100 * s.mfu,
+               steps, Progress::format_duration(s.seconds), s.ms_per_iter, s.tokens_per_second, 100 * s.mfu,
                s.peak.gflops, 1e3 * s.phases.data / n, 1e3 * s.phases.forward / n, 1e3 * s.phases.backward / n,
                group_ ? fmt::format(" (of which all-reduce {:.2f} ms)", 1e3 * s.phases.all_reduce / n) : "",
                1e3 * s.phases.optimizer / n, s.phases.eval, s.phases.checkpoint);

@@ -66,7 +66,7 @@ VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
   VQVAETrainOptions o;
   if (variant == "mlp") return o;
   VLM_CHECK(variant == "conv", "unknown VQ-VAE variant '", variant, "'; expected mlp or conv");
-  o.lr = 2e-3;
+  o.learning_rate = 2e-3;
   o.lr_schedule = "cosine";
   o.max_epochs = 15;
   o.patience = 0;
@@ -75,6 +75,25 @@ VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
   // joint 0.05 0.0164 / 0.979, per_code 0.01 0.0205 / 0.973 (docs/results.md).
   o.label_weight = 0.05;
   return o;
+}
+
+nlohmann::json tokenizer_metrics(const VQVAEEvaluation& test, int64_t images, double perplexity, int64_t codes_used,
+                                 double distinct_fraction, int64_t probe_k, double probe_accuracy,
+                                 const VQVAETrainResult& result, const std::string& monitor) {
+  return {{"test", {{"images", images},
+                    {"recon_mse", test.recon_mse},
+                    {"vq_loss", test.vq_loss},
+                    {"perplexity", perplexity},
+                    {"codes_used", codes_used},
+                    {"distinct_fraction", distinct_fraction},
+                    {"probe_k", probe_k},
+                    {"probe_accuracy", probe_accuracy}}},
+          {"training", {{"seconds", result.seconds},
+                        {"epochs", result.history.size()},
+                        {"best_epoch", result.best_epoch},
+                        {"monitor", monitor},
+                        {"best_monitored", result.best_val_loss},
+                        {"early_stopped", result.early_stopped}}}};
 }
 
 VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size, bool keep_recon,
@@ -204,9 +223,10 @@ void VQVAETrainOptions::validate() const {
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
   VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
   VLM_CHECK(decoder_epochs >= 0, "--decoder_epochs must be >= 0, got ", decoder_epochs);
-  VLM_CHECK(decoder_lr >= 0, "--decoder_lr must be >= 0 (0 = --lr), got ", decoder_lr);
+  VLM_CHECK(decoder_lr >= 0, "--decoder_lr must be >= 0 (0 = --learning_rate), got ", decoder_lr);
   VLM_CHECK(patience >= 0, "--patience must be >= 0, got ", patience);
-  VLM_CHECK(lr > 0 && min_lr >= 0, "--lr must be positive and --min_lr >= 0, got ", lr, " and ", min_lr);
+  VLM_CHECK(learning_rate > 0 && min_lr >= 0, "--learning_rate must be positive and --min_lr >= 0, got ", learning_rate,
+            " and ", min_lr);
   VLM_CHECK(lr_schedule == "constant" || lr_schedule == "cosine", "--lr_schedule must be constant or cosine, got '",
             lr_schedule, "'");
   VLM_CHECK(monitor == "val_loss" || monitor == "val_recon", "--monitor must be val_loss or val_recon, got '", monitor,
@@ -270,10 +290,10 @@ VQVAETrainer::VQVAETrainer(VQVAE model, VQVAETrainOptions options, LabeledImages
   if (two_views() && opt_.mi_neighbours > 0)
     VLM_CHECK(opt_.mi_neighbours < train_.size(), "--mi_neighbours=", opt_.mi_neighbours, " needs more than that many ",
               "training images, got ", train_.size());
-  optimizer_ = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(opt_.lr));
+  optimizer_ = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(opt_.learning_rate));
   if (opt_.decoder_epochs > 0)
     decoder_optimizer_ =
-        std::make_unique<torch::optim::Adam>(model_->decoder->parameters(), torch::optim::AdamOptions(opt_.lr));
+        std::make_unique<torch::optim::Adam>(model_->decoder->parameters(), torch::optim::AdamOptions(opt_.learning_rate));
   steps_per_epoch_ = (train_.size() + opt_.batch_size - 1) / opt_.batch_size;
 }
 
@@ -314,7 +334,7 @@ std::shared_ptr<const ImageTokenCodec> VQVAETrainer::codec() const {
 }
 
 double VQVAETrainer::cosine_lr(double progress, double peak) const {
-  if (peak <= 0) peak = opt_.lr;
+  if (peak <= 0) peak = opt_.learning_rate;
   return opt_.min_lr + 0.5 * (peak - opt_.min_lr) * (1 + std::cos(M_PI * progress));
 }
 
@@ -346,14 +366,14 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   const int64_t n = train_.size(), K = model_->num_embeddings(), B = opt_.batch_size;
   const int64_t total_steps = steps_per_epoch_ * opt_.max_epochs;
   auto lr_at = [&](int64_t s) {
-    return opt_.lr_schedule == "constant" ? opt_.lr : cosine_lr(static_cast<double>(s) / total_steps);
+    return opt_.lr_schedule == "constant" ? opt_.learning_rate : cosine_lr(static_cast<double>(s) / total_steps);
   };
   model_->train();
   auto order = at::randperm(n, at::kLong);  // (N), the default generator: seeded alike on every rank
   auto histogram = at::zeros({K}, at::kLong);
   // loss, recon, vq, label loss, label accuracy, images, mutual information, view agreement (all times images)
   double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  const bool show = opt_.progress && is_main();
+  const bool show = !opt_.quiet && is_main();
   Progress bar(fmt::format("epoch {}/{}", epoch, total_epochs()), steps_per_epoch_, "batch");
   VQVAEEpochLog log;
   for (int64_t b = 0; b < steps_per_epoch_; ++b, ++step) {
@@ -391,7 +411,7 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     auto recon = at::mse_loss(out.recon, x);
     auto loss = recon + out.vq_loss;
     const double bsz = static_cast<double>(nb);
-    const double mi_weight = opt_.mi_schedule == "lr" ? opt_.mi_weight * log.lr / opt_.lr : opt_.mi_weight;
+    const double mi_weight = opt_.mi_schedule == "lr" ? opt_.mi_weight * log.lr / opt_.learning_rate : opt_.mi_weight;
     double logged_correction = 0;  // data-parallel: the logged loss holds -w I, not the surrogate the step uses
     if (other_z.defined()) {
       auto other_codes = model_->quantizer->quantize(other_z);                                  // (b, L)
@@ -473,7 +493,7 @@ VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
   auto order = at::randperm(n, at::kLong);  // (N), seeded alike on every rank
   auto histogram = at::zeros({K}, at::kLong);
   double sums[2] = {0, 0};  // recon times images, images
-  const bool show = opt_.progress && is_main();
+  const bool show = !opt_.quiet && is_main();
   Progress bar(fmt::format("epoch {}/{} (decoder)", epoch, total_epochs()), steps_per_epoch_, "batch");
   VQVAEEpochLog log;
   model_->eval();
@@ -677,7 +697,7 @@ VQVAETrainResult VQVAETrainer::train() {
     pseudo_labels_ = cluster_graph(graph, opt_.pseudo_cluster_options());
     set_cpu_rng_state(saved);
     if (group_) group_->broadcast({pseudo_labels_});
-    if (opt_.progress && is_main())
+    if (!opt_.quiet && is_main())
       fmt::print("pseudo-captions: {} clusters of the {} training images ({} neighbours each, deskewed) in {:.1f}s\n",
                  opt_.pseudo_clusters, train_.size(), opt_.pseudo_neighbours,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

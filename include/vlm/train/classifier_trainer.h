@@ -18,20 +18,20 @@
 namespace vlm {
 
 struct ClassifierTrainOptions {
-  int64_t epochs = 3;
+  int64_t max_epochs = 3;
   int64_t batch_size = 128;
   double learning_rate = 2e-3;  ///< Adam, decayed by cosine to 5% over the run
   double weight_decay = 0.0;
-  bool verbose = true;          ///< a progress line and one line per epoch
+  bool quiet = false;           ///< no progress line and no line per epoch
 
   void validate() const;
   template <class V>
   void fields(V& v) {
-    v("epochs", epochs, "training epochs");
+    v("max_epochs", max_epochs, "training epochs");
     v("batch_size", batch_size, "images per step");
     v("learning_rate", learning_rate, "Adam learning rate (cosine decay to 5%)");
     v("weight_decay", weight_decay, "Adam weight decay");
-    v("verbose", verbose, "progress and epoch lines", FieldKind::kRunControl);
+    v("quiet", quiet, "no progress and epoch lines", FieldKind::kRunControl);
   }
 };
 
@@ -42,7 +42,7 @@ struct ClassifierEpochLog {
 };
 
 struct ClassifierTrainResult {
-  double train_seconds = 0;
+  double seconds = 0;
   double validation_accuracy = 0;
   int64_t epochs_run = 0;
 };

@@ -8,7 +8,7 @@
 //   auto format = SequenceFormat::seed();
 //   GPTTrainer trainer(GPTOptions().n_layer(4), train_opts, TokenDataset::build(format, format.read("train.txt")),
 //                      TokenDataset::build(format, format.read("val.txt")), device);
-//   GPTTrainSummary s = trainer.train();
+//   GPTTrainResult s = trainer.train();
 //
 // Files in out_dir: ckpt.pt (every checkpoint_interval iterations and at the end), best.pt (at each new best val
 // loss), metrics.jsonl (one JSON object per line: kind "train" every log_interval, "eval", and a final "summary" with
@@ -137,12 +137,12 @@ struct GPTPhaseTimes {
   nlohmann::json to_json(int64_t iters) const;
 };
 
-struct GPTTrainSummary {
+struct GPTTrainResult {
   int64_t start_iter = 0, end_iter = 0;
   GPTEvalResult last_eval;
   double best_val_loss = 0;
   GPTPhaseTimes phases;
-  double wall_seconds = 0;
+  double seconds = 0;             ///< wall time of train()
   double ms_per_iter = 0;         ///< training steps only
   double tokens_per_second = 0;   ///< trained positions (B * T) per second of training steps
   PeakFlops peak;                 ///< the MFU reference
@@ -169,7 +169,7 @@ class GPTTrainer {
 
   /// Trains until max_iters; returns the figures of the run. Throws vlm::Error on a non-finite loss or gradient,
   /// leaving the last checkpoint on disk untouched.
-  GPTTrainSummary train();
+  GPTTrainResult train();
 
   /// The next batch of the data order (advances the data RNG), on the CPU.
   GPTBatch get_batch();
@@ -196,8 +196,8 @@ class GPTTrainer {
 
  private:
   double step(double lr, GPTPhaseTimes& phases, double* grad_norm);
-  void evaluate_and_keep_best(bool final_eval, GPTTrainSummary& s);
-  void checkpoint(GPTTrainSummary& s);
+  void evaluate_and_keep_best(bool final_eval, GPTTrainResult& s);
+  void checkpoint(GPTTrainResult& s);
   void resume();
   void log_json(const nlohmann::json& j);
   std::string recovery_hint(const std::string& fix) const;  // what to do after a divergence

@@ -53,7 +53,7 @@ struct VQVAETrainOptions {
   /// measured on MNIST, see docs/results.md.
   static VQVAETrainOptions preset(const std::string& variant);
 
-  double lr = 2e-4;                     ///< Adam learning rate (the seed's)
+  double learning_rate = 2e-4;          ///< Adam learning rate (the seed's)
   int64_t batch_size = 128;
   int64_t max_epochs = 50;
   int64_t patience = 3;                 ///< epochs without a better monitored value before stopping; 0 = never stop
@@ -91,7 +91,7 @@ struct VQVAETrainOptions {
   /// The cluster head reads the first `mi_positions` letters only (0 = all L): the class is then written in those
   /// letters and the others stay free for the drawing's detail.
   int64_t mi_positions = 0;
-  /// "constant", or "lr": the weight follows the learning rate's schedule (mi_weight x lr / --lr), so that the last
+  /// "constant", or "lr": the weight follows the learning rate's schedule (mi_weight x lr / --learning_rate), so that the last
   /// epochs, when the letters' clusters have formed, spend the encoder on the reconstruction.
   std::string mi_schedule = "constant";
   /// Pseudo-captions: weight of the caption head's loss on clusters of the training images found without a label
@@ -112,21 +112,21 @@ struct VQVAETrainOptions {
   /// letters the finished encoder writes: the letters, and so what they say about the class, stay exactly as they
   /// are, while the drawing from them improves (the semantic objectives above cost reconstruction). 0 = none.
   int64_t decoder_epochs = 0;
-  double decoder_lr = 0;  ///< peak lr of the decoder epochs (cosine to min_lr over them); 0 = lr
+  double decoder_lr = 0;  ///< peak lr of the decoder epochs (cosine to min_lr over them); 0 = learning_rate
   int64_t eval_batch_size = 1000;
   std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
   std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
   std::string state_path;               ///< training state after every epoch, for `resume`; empty = none
   bool resume = false;                  ///< continue from `state_path` when it exists (else start fresh)
   std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";  ///< stored in the checkpoint for the codec
-  bool progress = true;                 ///< a progress line with ETA per epoch
+  bool quiet = false;                   ///< no progress line (with ETA) per epoch
 
   void validate() const;
   /// The clustering behind the pseudo-captions (cluster_images's options from pseudo_clusters and pseudo_neighbours).
   ImageClusterOptions pseudo_cluster_options() const;
   template <class V>
   void fields(V& v) {
-    v("lr", lr, "Adam learning rate");
+    v("learning_rate", learning_rate, "Adam learning rate");
     v("lr_schedule", lr_schedule, "constant or cosine");
     v("min_lr", min_lr, "floor of the cosine schedule");
     v("batch_size", batch_size, "training batch size");
@@ -158,7 +158,7 @@ struct VQVAETrainOptions {
     v("log_path", log_path, "per-epoch JSONL", FieldKind::kRunControl);
     v("state_path", state_path, "training state after every epoch (for resume)", FieldKind::kRunControl);
     v("resume", resume, "continue from state_path when it exists", FieldKind::kRunControl);
-    v("progress", progress, "a progress line per epoch", FieldKind::kRunControl);
+    v("quiet", quiet, "no progress line per epoch", FieldKind::kRunControl);
   }
 };
 
@@ -203,6 +203,17 @@ struct VQVAEEvaluation {
 /// On the model's device, in batches; results come back on the CPU.
 VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t batch_size = 1000,
                                bool keep_recon = false, bool keep_latents = false);
+
+/// A trained tokenizer's metrics.json, one schema for the main job's vqvae stage and the train_vqvae tool
+/// (docs/checkpoints.md, "Metrics files"):
+///   {"test": {"images", "recon_mse", "vq_loss", "perplexity", "codes_used", "distinct_fraction", "probe_k",
+///             "probe_accuracy"},
+///    "training": {"seconds", "epochs", "best_epoch", "monitor", "best_monitored", "early_stopped"}}
+/// `test` is evaluate_vqvae on the test images, `stats` and `probe` their token_stats and knn_probe
+/// (vlm/eval/token_probe.h).
+nlohmann::json tokenizer_metrics(const VQVAEEvaluation& test, int64_t images, double perplexity, int64_t codes_used,
+                                 double distinct_fraction, int64_t probe_k, double probe_accuracy,
+                                 const VQVAETrainResult& result, const std::string& monitor);
 
 class VQVAETrainer {
  public:
