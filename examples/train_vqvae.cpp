@@ -98,9 +98,7 @@ int main(int argc, char** argv) {
       lock = std::make_unique<vlm::RunLock>(out_dir);  // one writer per output directory
     }
     group.barrier();  // the directory exists before any rank looks for a state in it
-    train_options.checkpoint_path = out_dir + "/vqvae.pt";
-    train_options.log_path = out_dir + "/epochs.jsonl";
-    train_options.state_path = out_dir + "/state.pt";
+    train_options.out_dir = out_dir;  // vqvae.pt, epochs.jsonl, state.pt
     train_options.resume = resume;
 
     vlm::VQVAE model(model_options);
@@ -135,7 +133,7 @@ int main(int argc, char** argv) {
                result.early_stopped ? ", early stop" : "");
 
     // Everything below reads the checkpoint back, so the numbers are those of the file the next stages load.
-    auto codec = vlm::ImageTokenCodec::load(train_options.checkpoint_path, device);
+    auto codec = vlm::ImageTokenCodec::load(out_dir + "/vqvae.pt", device);
     auto test = vlm::evaluate_vqvae(codec.model(), mnist.test.images, 1000, /*keep_recon=*/true);
     auto val = vlm::evaluate_vqvae(codec.model(), split.validation.images, 1000, false, /*keep_latents=*/true);
     auto train_codes = codec.encode_codes(split.train.images);  // (50000, L)

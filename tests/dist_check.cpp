@@ -65,8 +65,7 @@ int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, 
   }
   if (group.is_main()) vlm::ensure_directory(out + "/vqvae");
   group.barrier();
-  o.checkpoint_path = out + "/vqvae/vqvae.pt";
-  o.state_path = out + "/vqvae/state.pt";
+  o.out_dir = out + "/vqvae";  // vqvae.pt, state.pt
   o.resume = resume;
   auto model_options = tiny_vqvae();
   // Without restarts here: whether a code is restarted is a threshold that summation-order differences between one

@@ -141,8 +141,7 @@ TEST_CASE("A few hundred training steps on a small set lower the reconstruction 
       o.max_epochs = 13;  // 16 steps an epoch: 208 steps
       o.patience = 0;
       o.quiet = true;
-      o.checkpoint_path = dir.file(std::string(variant) + ".pt");
-      o.log_path = dir.file(std::string(variant) + ".jsonl");
+      o.out_dir = dir.file(variant);
       auto result = vlm::VQVAETrainer(model, o, train, validation).train();
       REQUIRE(result.history.size() == 13);
       const double after = vlm::evaluate_vqvae(model, validation.images).recon_mse;
@@ -151,10 +150,10 @@ TEST_CASE("A few hundred training steps on a small set lower the reconstruction 
       CHECK(result.history[result.best_epoch - 1].val_loss == Approx(result.best_val_loss));
       // The model ends at its best epoch, and the checkpoint on disk is that epoch.
       CHECK(vlm::evaluate_vqvae(model, validation.images).loss == Approx(result.best_val_loss).epsilon(1e-5));
-      auto codec = vlm::ImageTokenCodec::load(o.checkpoint_path);
+      auto codec = vlm::ImageTokenCodec::load(dir.file(std::string(variant) + "/vqvae.pt"));
       CHECK(codec.meta()["epoch"] == result.best_epoch);
       CHECK(at::equal(codec.encode_codes(validation.images), model->quantize(validation.images)));
-      CHECK(std::filesystem::file_size(o.log_path) > 0);
+      CHECK(std::filesystem::file_size(dir.file(std::string(variant) + "/epochs.jsonl")) > 0);
     }
   }
 }
@@ -378,7 +377,7 @@ TEST_CASE("A run with pseudo-captions and a decoder epoch, stopped and resumed, 
   o.resume = true;
   // A fresh process each time: the same seed before the model is built; the clusters are found again on resuming.
   auto run = [&](const std::string& state, int64_t stop_after) {
-    o.state_path = dir.file(state);
+    o.out_dir = dir.file(state);
     at::manual_seed(62);
     vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
     vlm::VQVAETrainer trainer(model, o, {data.images.slice(0, 0, 320), at::Tensor()}, validation);

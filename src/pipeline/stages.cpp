@@ -72,9 +72,7 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   seed_everything(o.seed);
   VQVAE model(vq_model_of(ctx));
   VQVAETrainOptions to = vq_train_of(ctx);
-  to.checkpoint_path = stage.path("vqvae.pt");
-  to.log_path = stage.path("epochs.jsonl");
-  to.state_path = stage.path("state.pt");
+  to.out_dir = stage.dir();  // vqvae.pt, epochs.jsonl, state.pt
   to.resume = stage.resuming();  // an interrupted start with this configuration: continue after its last epoch
   // The tokenizer is given the training labels only for caption alignment; an unsupervised one never has them.
   LabeledImages train = ctx.split.train, validation = ctx.split.validation;
@@ -96,7 +94,7 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   }();
   if (!ctx.is_main()) return {};
   ScopedThreads threads(o.threads, ThreadPool::kBlas);  // rank 0 alone from here: all cores
-  auto codec = ImageTokenCodec::load(to.checkpoint_path, ctx.device);
+  auto codec = ImageTokenCodec::load(trainer.checkpoint_path(), ctx.device);
   auto test = evaluate_vqvae(codec.model(), ctx.mnist.test.images, 1000, /*keep_recon=*/true);
   auto train_codes = codec.encode_codes(ctx.split.train.images);
   auto stats = token_stats(test.codes, codec.num_codes());

@@ -329,6 +329,10 @@ void VQVAETrainer::set_process_group(ProcessGroup* group) {
 }
 
 // From lr at progress 0 to min_lr at progress 1, along a half cosine.
+std::string VQVAETrainer::file(const char* name) const {
+  return opt_.out_dir.empty() ? std::string() : (std::filesystem::path(opt_.out_dir) / name).string();
+}
+
 std::shared_ptr<const ImageTokenCodec> VQVAETrainer::codec() const {
   return std::make_shared<ImageTokenCodec>(model_, opt_.alphabet, device_);
 }
@@ -565,13 +569,13 @@ void VQVAETrainer::validate_epoch(VQVAEEpochLog& log) {
 }
 
 void VQVAETrainer::save_best(const VQVAEEpochLog& log) {
-  if (opt_.checkpoint_path.empty() || !is_main()) return;
+  if (checkpoint_path().empty() || !is_main()) return;
   nlohmann::json meta = checkpoint_meta_;
   meta["epoch"] = log.epoch;
   meta["val_loss"] = log.val_loss;
   meta["val_recon_mse"] = log.val_recon;
-  ImageTokenCodec(model_, opt_.alphabet, device_).save(opt_.checkpoint_path, meta);
-  if (hooks_.on_checkpoint) hooks_.on_checkpoint(log.epoch, opt_.checkpoint_path);
+  ImageTokenCodec(model_, opt_.alphabet, device_).save(checkpoint_path(), meta);
+  if (hooks_.on_checkpoint) hooks_.on_checkpoint(log.epoch, checkpoint_path());
 }
 
 // Everything the epoch loop carries from one epoch to the next.
@@ -593,7 +597,7 @@ nlohmann::json resume_fingerprint(const VQVAE& model, const VQVAETrainOptions& o
 }  // namespace
 
 void VQVAETrainer::save_state(const State& st) {
-  if (opt_.state_path.empty() || !is_main()) return;
+  if (state_path().empty() || !is_main()) return;
   nlohmann::json history = nlohmann::json::array();
   for (const auto& h : st.result.history) history.push_back(h.to_json());
   CheckpointWriter w(kStateKind, 1,
@@ -617,19 +621,19 @@ void VQVAETrainer::save_state(const State& st) {
     for (size_t i = 0; i < cluster_head_->params.size(); ++i)
       w.add_tensor(fmt::format("cluster_head.{}", i), cluster_head_->params[i]);
   for (size_t i = 0; i < st.best_state.size(); ++i) w.add_tensor(fmt::format("best.{}", i), st.best_state[i]);
-  w.save(opt_.state_path);
+  w.save(state_path());
 }
 
 bool VQVAETrainer::load_state(State& st) {
-  bool here = std::filesystem::exists(opt_.state_path);
+  bool here = std::filesystem::exists(state_path());
   if (group_) {
     const double seen = group_->all_reduce_sum(std::vector<double>{here ? 1.0 : 0.0})[0];
-    VLM_CHECK(seen == 0 || seen == static_cast<double>(group_->world_size()), "the training state '", opt_.state_path,
+    VLM_CHECK(seen == 0 || seen == static_cast<double>(group_->world_size()), "the training state '", state_path(),
               "' exists on ", seen, " of ", group_->world_size(), " ranks; resuming needs it on all of them (a shared ",
               "directory) or on none");
   }
   if (!here) return false;
-  CheckpointReader r(opt_.state_path, kStateKind, 1);
+  CheckpointReader r(state_path(), kStateKind, 1);
   const auto& m = r.meta();
   const auto expected = resume_fingerprint(model_, opt_, train_.size());
   if (m.at("fingerprint") != expected) {
@@ -640,7 +644,7 @@ bool VQVAETrainer::load_state(State& st) {
           diff += fmt::format(" {}.{}: {} -> {};", part, key, m["fingerprint"][part].value(key, nlohmann::json()).dump(),
                               value.dump());
     if (m["fingerprint"]["train_images"] != expected["train_images"]) diff += " training images differ;";
-    VLM_FAIL("cannot resume from '", opt_.state_path, "': it was written with other settings (", diff,
+    VLM_FAIL("cannot resume from '", state_path(), "': it was written with other settings (", diff,
              " ); use the same flags, or start fresh without resuming");
   }
   {
@@ -704,8 +708,8 @@ VQVAETrainResult VQVAETrainer::train() {
   }
   State st;
   st.result.best_val_loss = std::numeric_limits<double>::infinity();
-  if (opt_.resume && !opt_.state_path.empty() && load_state(st) && is_main())
-    fmt::print("resuming from '{}' after epoch {}{}\n", opt_.state_path, st.epoch,
+  if (opt_.resume && !state_path().empty() && load_state(st) && is_main())
+    fmt::print("resuming from '{}' after epoch {}{}\n", state_path(), st.epoch,
                st.finished ? " (training had finished)" : "");
   std::string jsonl;
   for (const auto& h : st.result.history) jsonl += h.to_json().dump() + "\n";
@@ -727,9 +731,9 @@ VQVAETrainResult VQVAETrainer::train() {
     log.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     st.seconds += log.seconds;
     st.result.history.push_back(log);
-    if (!opt_.log_path.empty() && is_main()) {
+    if (!log_path().empty() && is_main()) {
       jsonl += log.to_json().dump() + "\n";
-      write_text_atomically(opt_.log_path, jsonl);
+      write_text_atomically(log_path(), jsonl);
     }
     if (is_main() && hooks_.on_log) hooks_.on_log(log);
     if (is_main() && hooks_.on_eval) hooks_.on_eval(log);

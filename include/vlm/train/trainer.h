@@ -9,8 +9,9 @@
 //
 // The same things have the same names in every XTrainOptions: `learning_rate` (peak), `min_lr` where the rate decays
 // (GPT, VQ-VAE), `max_iters` (GPT, in steps) or `max_epochs` (VQ-VAE, classifier), `batch_size`, and `quiet` (no
-// console lines; the trainers draw from LibTorch's seeded default generator, the GPT also from its own `seed`). Nothing is written unless a path is given (GPT: `out_dir`; VQ-VAE: `checkpoint_path`,
-// `log_path`, `state_path`; the classifier writes nothing); XTrainResult's `seconds` is the loop's wall time.
+// console lines; the trainers draw from LibTorch's seeded default generator, the GPT also from its own `seed`).
+// Nothing is written without an `out_dir` (GPT, VQ-VAE; the classifier writes nothing); XTrainResult's `seconds` is
+// the loop's wall time.
 //
 // The trainer owns the loop; callers watch it through three hooks, called on the calling thread:
 //   on_log(step log)             every log interval (GPT) or epoch (VQ-VAE, classifier)

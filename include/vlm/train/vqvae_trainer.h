@@ -4,7 +4,7 @@
 //
 //   vlm::VQVAE model(vlm::VQVAEOptions::preset("mlp"));
 //   vlm::VQVAETrainOptions opt;                    // the seed: Adam 2e-4, batch 128, patience 3, at most 50 epochs
-//   opt.checkpoint_path = "runs/vqvae-mlp/vqvae.pt";
+//   opt.out_dir = "runs/vqvae-mlp";               // vqvae.pt, epochs.jsonl, state.pt (empty: in memory)
 //   vlm::VQVAETrainer trainer(model, opt, split.train, split.validation, device);
 //   auto result = trainer.train();                 // the model ends at the best epoch
 //
@@ -14,8 +14,8 @@
 // epoch, val_loss, ...}; training stops after `patience` epochs without improvement, and the best weights are
 // restored into `model` at the end.
 //
-// Crash safety: with `state_path` set, the whole training state (weights, optimizer, best epoch's weights, history,
-// random generator) is written there atomically after every epoch; `resume` continues from it, so a killed run loses
+// Crash safety: with an `out_dir`, the whole training state (weights, optimizer, best epoch's weights, history,
+// random generator) is written to state.pt atomically after every epoch; `resume` continues from it, so a killed run loses
 // at most the epoch in progress and ends as the uninterrupted run would have.
 //
 // Data-parallel (set_process_group): `batch_size` is the global batch; each rank trains on its contiguous share of
@@ -114,10 +114,10 @@ struct VQVAETrainOptions {
   int64_t decoder_epochs = 0;
   double decoder_lr = 0;  ///< peak lr of the decoder epochs (cosine to min_lr over them); 0 = learning_rate
   int64_t eval_batch_size = 1000;
-  std::string checkpoint_path;          ///< best checkpoint written here; empty = in memory only
-  std::string log_path;                 ///< per-epoch JSONL, rewritten atomically each epoch; empty = none
-  std::string state_path;               ///< training state after every epoch, for `resume`; empty = none
-  bool resume = false;                  ///< continue from `state_path` when it exists (else start fresh)
+  /// vqvae.pt (the best epoch's tokenizer checkpoint), epochs.jsonl (one line per epoch, rewritten atomically) and
+  /// state.pt (the training state after every epoch, for `resume`); empty = in memory, nothing written.
+  std::string out_dir;
+  bool resume = false;                  ///< continue from out_dir/state.pt when it exists (else start fresh)
   std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";  ///< stored in the checkpoint for the codec
   bool quiet = false;                   ///< no progress line (with ETA) per epoch
 
@@ -154,10 +154,9 @@ struct VQVAETrainOptions {
     v("decoder_lr", decoder_lr, "peak learning rate of the decoder epochs (0 = lr)");
     v("alphabet", alphabet, "the letters of the codes, stored in the checkpoint");
     v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
-    v("checkpoint_path", checkpoint_path, "best checkpoint", FieldKind::kRunControl);
-    v("log_path", log_path, "per-epoch JSONL", FieldKind::kRunControl);
-    v("state_path", state_path, "training state after every epoch (for resume)", FieldKind::kRunControl);
-    v("resume", resume, "continue from state_path when it exists", FieldKind::kRunControl);
+    v("out_dir", out_dir, "vqvae.pt, epochs.jsonl and state.pt (empty: train in memory, write nothing)",
+      FieldKind::kRunControl);
+    v("resume", resume, "continue from out_dir/state.pt when it exists", FieldKind::kRunControl);
     v("quiet", quiet, "no progress line per epoch", FieldKind::kRunControl);
   }
 };
@@ -230,6 +229,10 @@ class VQVAETrainer {
   Hooks& hooks() { return hooks_; }
   /// Extra keys stored in the checkpoint's meta (e.g. the run configuration).
   nlohmann::json& checkpoint_meta() { return checkpoint_meta_; }
+  /// out_dir's files ("" without an out_dir).
+  std::string checkpoint_path() const { return file("vqvae.pt"); }
+  std::string log_path() const { return file("epochs.jsonl"); }
+  std::string state_path() const { return file("state.pt"); }
   VQVAE& model() { return model_; }
   /// The trained tokenizer as a codec (images <-> letters of options.alphabet), sharing the model's weights.
   std::shared_ptr<const ImageTokenCodec> codec() const;
@@ -244,6 +247,7 @@ class VQVAETrainer {
   bool two_views() const { return opt_.mi_weight > 0 || opt_.invariance_weight > 0; }
   std::vector<at::Tensor> head_parameters() const;  // of the caption and cluster heads that are on
   VQVAEEpochLog train_epoch(int64_t epoch, int64_t& step);
+  std::string file(const char* name) const;  // out_dir/name, or "" without an out_dir
   VQVAEEpochLog train_decoder_epoch(int64_t epoch);  // an epoch after max_epochs (decoder_epochs)
   int64_t total_epochs() const { return opt_.max_epochs + opt_.decoder_epochs; }
   double cosine_lr(double progress, double peak = 0) const;  // peak (0: lr) -> min_lr as progress goes 0 -> 1
