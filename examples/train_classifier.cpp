@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     vlm::RunLock lock(out_parent.empty() ? "." : out_parent);  // one writer per output directory
     auto mnist = vlm::load_mnist(common.data_dir, limit_train, limit_test);
     auto split = vlm::split_train_validation(mnist.train);
-    model_options.image_size(mnist.train.height());
+    model_options.image_size(mnist.train.height()).image_channels(mnist.train.channels());
     vlm::DigitClassifier model(model_options);
     auto result = vlm::ClassifierTrainer(model, train, split.train, split.validation, device).train();
     double test_accuracy = vlm::classifier_accuracy(model, mnist.test);

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     VLM_CHECK(!(eval_only && group.distributed()), "--eval_only runs in one process");
     vlm::Mnist mnist = vlm::load_mnist(common.data_dir, limit_train);
     auto split = vlm::split_train_validation(mnist.train);
-    model_options.image_size(mnist.train.height());
+    model_options.image_size(mnist.train.height()).image_channels(mnist.train.channels());
     std::unique_ptr<vlm::RunLock> lock;
     if (group.is_main()) {
       vlm::ensure_directory(out_dir);

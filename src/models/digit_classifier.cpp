@@ -16,7 +16,8 @@ void DigitClassifierImpl::reset() {
   VLM_CHECK(options.image_size() % 4 == 0, "DigitClassifier: image_size must be a multiple of 4, got ",
             options.image_size());
   const int64_t c = options.channels(), s = options.image_size() / 4;
-  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, c, 5).padding(2)));
+  conv1 = register_module("conv1",
+                          torch::nn::Conv2d(torch::nn::Conv2dOptions(options.image_channels(), c, 5).padding(2)));
   conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, 2 * c, 5).padding(2)));
   fc1 = register_module("fc1", torch::nn::Linear(2 * c * s * s, options.hidden()));
   fc2 = register_module("fc2", torch::nn::Linear(options.hidden(), options.num_classes()));
@@ -31,7 +32,8 @@ at::Tensor DigitClassifierImpl::forward(const at::Tensor& images) {
 }
 
 at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& images, int64_t batch_size) {
-  VLM_CHECK(images.dim() == 4 && images.size(1) == 1, "classifier_probabilities: expected images (N,1,H,W), got ",
+  VLM_CHECK(images.dim() == 4 && images.size(1) == model->options.image_channels(),
+            "classifier_probabilities: expected images (N,", model->options.image_channels(), ",H,W), got ",
             images.sizes());
   VLM_CHECK(images.size(2) == model->options.image_size() && images.size(3) == model->options.image_size(),
             "classifier_probabilities: the classifier expects ", model->options.image_size(), "x",

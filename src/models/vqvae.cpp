@@ -25,16 +25,17 @@ VQVAEOptions VQVAEOptions::preset(const std::string& variant) {
 VQVAEImpl::VQVAEImpl(VQVAEOptions options_) : options(std::move(options_)) { reset(); }
 
 void VQVAEImpl::reset() {
-  const int64_t S = options.image_size(), H = options.hidden_dim(), L = options.n_codes();
+  const int64_t S = options.image_size(), C = options.image_channels(), H = options.hidden_dim(), L = options.n_codes();
   const int64_t latent = options.latent_dim();
-  VLM_CHECK(S > 0 && H > 0 && L > 0, "VQ-VAE: image_size, hidden_dim and n_codes must be positive, got ", S, ", ", H,
+  VLM_CHECK(S > 0 && C > 0 && H > 0 && L > 0,
+            "VQ-VAE: image_size, image_channels, hidden_dim and n_codes must be positive, got ", S, ", ", C, ", ", H,
             ", ", L);
   VLM_CHECK(options.quantizer().groups() == 1 || options.quantizer().groups() == L, "VQ-VAE: the quantizer has ",
             options.quantizer().groups(), " codebooks; use 1 (shared) or one per code position (n_codes = ", L, ")");
   if (options.variant() == "mlp") {
-    encoder = nn::Sequential(nn::Flatten(), nn::Linear(S * S, H), nn::ReLU(), nn::Linear(H, latent), nn::ReLU());
-    decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, S * S), nn::Sigmoid(),
-                             nn::Unflatten(nn::UnflattenOptions(1, {1, S, S})));
+    encoder = nn::Sequential(nn::Flatten(), nn::Linear(C * S * S, H), nn::ReLU(), nn::Linear(H, latent), nn::ReLU());
+    decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, C * S * S), nn::Sigmoid(),
+                             nn::Unflatten(nn::UnflattenOptions(1, {C, S, S})));
   } else if (options.variant() == "conv") {
     const int64_t c = options.channels();
     VLM_CHECK(S % 4 == 0, "VQ-VAE conv: image_size must be a multiple of 4 (two stride-2 convs), got ", S);
@@ -47,20 +48,20 @@ void VQVAEImpl::reset() {
     if (options.spatial_tokens()) {
       const int64_t cols = L % 2 == 0 ? 2 : 1, rows = L / cols, D = options.quantizer().embedding_dim();
       encoder = nn::Sequential(
-          down(1, c), nn::ReLU(),                                                     // (B, c, S/2, S/2)
+          down(C, c), nn::ReLU(),                                                     // (B, c, S/2, S/2)
           down(c, 2 * c), nn::ReLU(),                                                 // (B, 2c, S/4, S/4)
           nn::Conv2d(nn::Conv2dOptions(2 * c, 4 * c, 3).padding(1)), nn::ReLU(),      // (B, 4c, S/4, S/4)
           nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({rows, cols})),          // (B, 4c, L/2, 2)
           nn::Conv2d(nn::Conv2dOptions(4 * c, D, 1)));                                // (B, D, L/2, 2)
     } else {
-      encoder = nn::Sequential(down(1, c), nn::ReLU(),      // (B, c, S/2, S/2)
+      encoder = nn::Sequential(down(C, c), nn::ReLU(),      // (B, c, S/2, S/2)
                                down(c, 2 * c), nn::ReLU(),  // (B, 2c, S/4, S/4)
                                nn::Flatten(), nn::Linear(flat, H), nn::ReLU(), nn::Linear(H, latent));
     }
     decoder = nn::Sequential(nn::Linear(latent, H), nn::ReLU(), nn::Linear(H, flat), nn::ReLU(),
                              nn::Unflatten(nn::UnflattenOptions(1, {2 * c, s4, s4})),  // (B, 2c, S/4, S/4)
                              up(2 * c, c), nn::ReLU(),                                 // (B, c, S/2, S/2)
-                             up(c, 1), nn::Sigmoid());                                 // (B, 1, S, S)
+                             up(c, C), nn::Sigmoid());                                 // (B, C, S, S)
   } else {
     VLM_FAIL("VQ-VAE: unknown variant '", options.variant(), "'; expected mlp or conv");
   }
@@ -70,9 +71,9 @@ void VQVAEImpl::reset() {
 }
 
 void VQVAEImpl::check_images(const at::Tensor& images) const {
-  const int64_t S = options.image_size();
-  VLM_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == S && images.size(3) == S,
-            "VQ-VAE: expected images (B, 1, ", S, ", ", S, "), got ", images.sizes());
+  const int64_t S = options.image_size(), C = options.image_channels();
+  VLM_CHECK(images.dim() == 4 && images.size(1) == C && images.size(2) == S && images.size(3) == S,
+            "VQ-VAE: expected images (B, ", C, ", ", S, ", ", S, "), got ", images.sizes());
 }
 
 at::Tensor VQVAEImpl::encode(const at::Tensor& images) {
@@ -92,7 +93,7 @@ at::Tensor VQVAEImpl::decode(const at::Tensor& quantized) {
                 quantized.size(2) == options.quantizer().embedding_dim(),
             "VQ-VAE: expected quantized latents (B, ", options.n_codes(), ", ", options.quantizer().embedding_dim(),
             "), got ", quantized.sizes());
-  return decoder->forward(quantized.flatten(1));  // (B, 1, S, S)
+  return decoder->forward(quantized.flatten(1));  // (B, C, S, S)
 }
 
 at::Tensor VQVAEImpl::decode_codes(const at::Tensor& codes) {

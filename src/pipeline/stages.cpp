@@ -51,7 +51,7 @@ StageOutcome run_data(PipelineContext& ctx, Stage& stage) {
 // --- vqvae: the image tokenizer -----------------------------------------------------------------------------------
 VQVAEOptions vq_model_of(const PipelineContext& ctx) {
   VQVAEOptions m = ctx.options.vq_model;
-  m.image_size(ctx.mnist.train.height());
+  m.image_size(ctx.mnist.train.height()).image_channels(ctx.mnist.train.channels());
   return m;
 }
 
@@ -137,7 +137,9 @@ nlohmann::json classifier_options(const PipelineContext& ctx) {
   const auto& o = ctx.options;
   if (!o.classifier_checkpoint.empty()) return {{"reuse", file_checksum(o.classifier_checkpoint)}};
   auto m = o.clf_model;
-  m.image_size(ctx.mnist.train.height()).num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
+  m.image_size(ctx.mnist.train.height())
+      .image_channels(ctx.mnist.train.channels())
+      .num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
   return {{"seed", o.seed}, {"model", options_config_json(m)}, {"train", options_config_json(o.clf_train)}};
 }
 
@@ -151,7 +153,9 @@ StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
   }
   seed_everything(o.seed);
   DigitClassifierOptions mo = o.clf_model;
-  mo.image_size(ctx.mnist.train.height()).num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
+  mo.image_size(ctx.mnist.train.height())
+      .image_channels(ctx.mnist.train.channels())
+      .num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
   DigitClassifier model(mo);
   ClassifierTrainer trainer(model, o.clf_train, ctx.split.train, ctx.split.validation, ctx.device);
   auto r = [&] {

@@ -124,7 +124,7 @@ at::Tensor ImageTokenCodec::encode_codes(const at::Tensor& images, int64_t batch
   return in_eval(model_, [&](VQVAE& m) {
     std::vector<at::Tensor> parts;
     for (int64_t i = 0; i < images.size(0); i += batch_size) {
-      auto batch = images.slice(0, i, i + batch_size).to(device_, at::kFloat);  // (b, 1, H, W)
+      auto batch = images.slice(0, i, i + batch_size).to(device_, at::kFloat);  // (b, C, H, W)
       parts.push_back(m->quantize(batch).cpu());                                 // (b, L)
     }
     return parts.empty() ? at::empty({0, codes_per_image()}, at::kLong) : at::cat(parts);  // (N, L)
@@ -136,10 +136,10 @@ at::Tensor ImageTokenCodec::decode_codes(const at::Tensor& codes, int64_t batch_
   return in_eval(model_, [&](VQVAE& m) {
     std::vector<at::Tensor> parts;
     for (int64_t i = 0; i < codes.size(0); i += batch_size) {
-      parts.push_back(m->decode_codes(codes.slice(0, i, i + batch_size).to(device_)).cpu());  // (b, 1, H, W)
+      parts.push_back(m->decode_codes(codes.slice(0, i, i + batch_size).to(device_)).cpu());  // (b, C, H, W)
     }
-    const int64_t S = m->options.image_size();
-    return parts.empty() ? at::empty({0, 1, S, S}) : at::cat(parts);  // (N, 1, H, W)
+    const int64_t S = m->options.image_size(), C = m->options.image_channels();
+    return parts.empty() ? at::empty({0, C, S, S}) : at::cat(parts);  // (N, C, H, W)
   });
 }
 
@@ -152,9 +152,9 @@ at::Tensor ImageTokenCodec::decode_text(const std::vector<std::string>& texts, i
 }
 
 std::string ImageTokenCodec::encode_text_one(const at::Tensor& image) const {
-  VLM_CHECK(image.dim() == 2 || image.dim() == 3, "encode_text_one: expected an image (1, H, W) or (H, W), got ",
+  VLM_CHECK(image.dim() == 2 || image.dim() == 3, "encode_text_one: expected an image (C, H, W) or (H, W), got ",
             image.sizes());
-  auto batch = image.dim() == 2 ? image.unsqueeze(0).unsqueeze(0) : image.unsqueeze(0);  // (1, 1, H, W)
+  auto batch = image.dim() == 2 ? image.unsqueeze(0).unsqueeze(0) : image.unsqueeze(0);  // (1, C, H, W)
   return encode_text(batch).front();
 }
 
@@ -168,7 +168,7 @@ bool ImageTokenCodec::write_grid_png(const std::string& path, const std::vector<
   for (const auto& row : rows)
     for (int64_t c = 0; c < columns; ++c) {
       if (c < static_cast<int64_t>(row.size()) && !row[c].empty()) tiles.push_back(decode_text_one(row[c]));
-      else tiles.push_back(at::zeros({1, size, size}));
+      else tiles.push_back(at::zeros({model_->options.image_channels(), size, size}));
     }
   write_png(path, image_grid(at::stack(tiles), columns));
   return true;

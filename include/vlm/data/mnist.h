@@ -10,11 +10,12 @@
 
 namespace vlm {
 
-/// Images `[N, 1, H, W]` float in [0, 1] and labels `[N]` int64, on the CPU.
+/// Images `[N, C, H, W]` float in [0, 1] (C = 1 for MNIST) and labels `[N]` int64, on the CPU.
 struct LabeledImages {
   at::Tensor images;
   at::Tensor labels;
   int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  int64_t channels() const { return images.size(1); }
   int64_t height() const { return images.size(2); }
   int64_t width() const { return images.size(3); }
   /// Rows [begin, end) as views; end is clamped to size(). Throws on begin > end or begin out of range.

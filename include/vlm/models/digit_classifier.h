@@ -23,6 +23,7 @@ namespace vlm {
 struct DigitClassifierOptions {
   DigitClassifierOptions() = default;
   TORCH_ARG(int64_t, image_size) = 28;  ///< square images
+  TORCH_ARG(int64_t, image_channels) = 1;
   TORCH_ARG(int64_t, num_classes) = 10;
   TORCH_ARG(int64_t, channels) = 32;    ///< first conv width; the second is twice this
   TORCH_ARG(int64_t, hidden) = 128;
@@ -32,6 +33,7 @@ struct DigitClassifierOptions {
   template <class V>
   void fields(V& v) {
     v("image_size", image_size(), "height = width of the images", FieldKind::kDerived);
+    v("image_channels", image_channels(), "channels of the images", FieldKind::kDerived);
     v("num_classes", num_classes(), "classes", FieldKind::kDerived);
     v("channels", channels(), "first conv width (the second has twice)");
     v("hidden", hidden(), "hidden units of the fully connected layer");
@@ -43,7 +45,7 @@ class DigitClassifierImpl : public torch::nn::Cloneable<DigitClassifierImpl> {
  public:
   explicit DigitClassifierImpl(DigitClassifierOptions options = {});
   void reset() override;
-  /// images (B,1,S,S) in [0,1] -> logits (B, num_classes)
+  /// images (B,C,S,S) in [0,1] -> logits (B, num_classes)
   at::Tensor forward(const at::Tensor& images);
 
   DigitClassifierOptions options;
@@ -53,7 +55,7 @@ class DigitClassifierImpl : public torch::nn::Cloneable<DigitClassifierImpl> {
 };
 TORCH_MODULE(DigitClassifier);
 
-/// Predicted class probabilities (N, num_classes) for images (N,1,S,S) in [0,1], batched, eval mode, no grad.
+/// Predicted class probabilities (N, num_classes) for images (N,C,S,S) in [0,1], batched, eval mode, no grad.
 at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& images, int64_t batch_size = 1000);
 
 /// Fraction of images whose argmax equals the label.

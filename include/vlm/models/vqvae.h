@@ -33,7 +33,8 @@ struct VQVAEOptions {
   int64_t latent_dim() const { return n_codes_ * quantizer_.embedding_dim(); }
 
   TORCH_ARG(std::string, variant) = "mlp";  ///< "mlp" (the seed) or "conv"
-  TORCH_ARG(int64_t, image_size) = 28;      ///< H = W of the (single-channel) images
+  TORCH_ARG(int64_t, image_size) = 28;      ///< H = W of the images
+  TORCH_ARG(int64_t, image_channels) = 1;   ///< C: 1 for grey images, 3 for colour
   TORCH_ARG(int64_t, hidden_dim) = 128;     ///< width of the fully connected hidden layer (both variants)
   TORCH_ARG(int64_t, channels) = 32;        ///< conv: channels of the first conv layer (the second has twice)
   TORCH_ARG(int64_t, n_codes) = 8;          ///< L, codes (tokens) per image
@@ -50,6 +51,7 @@ struct VQVAEOptions {
   void fields(V& v) {
     v("variant", variant(), "mlp (the seed) or conv");
     v("image_size", image_size(), "height = width of the images", FieldKind::kDerived);
+    v("image_channels", image_channels(), "channels of the images", FieldKind::kDerived);
     v("hidden_dim", hidden_dim(), "hidden width");
     v("channels", channels(), "conv: channels of the first layer");
     v("n_codes", n_codes(), "codes (image letters) per image");

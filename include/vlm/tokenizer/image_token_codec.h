@@ -64,9 +64,9 @@ class ImageTokenCodec : public TokenCodec {
   /// The meta document of the checkpoint this codec was loaded from (empty object if constructed directly).
   const nlohmann::json& meta() const { return meta_; }
 
-  /// images (N, 1, H, W) on any device -> codes (N, L) int64 on the CPU; runs in eval mode, in batches.
+  /// images (N, C, H, W) on any device -> codes (N, L) int64 on the CPU; runs in eval mode, in batches.
   at::Tensor encode_codes(const at::Tensor& images, int64_t batch_size = 1024) const;
-  /// codes (N, L) int64 -> images (N, 1, H, W) on the CPU.
+  /// codes (N, L) int64 -> images (N, C, H, W) on the CPU (C = the model's image_channels).
   at::Tensor decode_codes(const at::Tensor& codes, int64_t batch_size = 1024) const;
   std::vector<std::string> encode_text(const at::Tensor& images, int64_t batch_size = 1024) const;
   at::Tensor decode_text(const std::vector<std::string>& texts, int64_t batch_size = 1024) const;

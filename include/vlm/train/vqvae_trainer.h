@@ -196,7 +196,7 @@ struct VQVAEEvaluation {
   double recon_mse = 0;  ///< mean squared error per pixel, images in [0, 1]
   double vq_loss = 0;
   at::Tensor codes;      ///< (N, L) int64 on the CPU
-  at::Tensor recon;      ///< (N, 1, H, W) on the CPU, only when keep_recon
+  at::Tensor recon;      ///< (N, C, H, W) on the CPU, only when keep_recon
   at::Tensor latents;    ///< (N, L, D) encoder outputs on the CPU, only when keep_latents
 };
 /// On the model's device, in batches; results come back on the CPU.
