@@ -163,9 +163,7 @@ int main(int argc, char** argv) {
       vlm::write_png(out_dir + "/latents.png", vlm::scatter_plot(map, split.validation.labels.slice(0, 0, points), so));
     }
 
-    nlohmann::json metrics = vlm::tokenizer_metrics(test, mnist.test.size(), stats.perplexity, stats.codes_used,
-                                                    stats.distinct_fraction, probe_k, probe.accuracy, result,
-                                                    train_options.monitor);
+    nlohmann::json metrics = vlm::tokenizer_metrics(test, stats, probe, result, train_options.monitor);
     metrics["test"]["probe_reference"] = "train split (50,000 token strings)";
     metrics["validation"] = {{"recon_mse", val.recon_mse}, {"loss", val.loss}};
     metrics["training"]["threads"] = runtime.threads;

@@ -149,11 +149,12 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   if (!flags.parse(argc, argv)) return 0;
   vlm::init_runtime(e.common.runtime());
   auto device = vlm::resolve_device(e.common.device);
-  auto paths = vlm::RunPaths::of(e.run_dir);
-  auto codec = vlm::ImageTokenCodec::load(paths.vqvae, device);
-  const int64_t size = codec.model()->options.image_size();
-
-  if (cmd == "decode") {
+  if (cmd == "decode" || cmd == "encode") {  // the tokenizer alone
+    auto codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(e.run_dir).vqvae, device);
+    if (cmd == "encode") {
+      fmt::print("{}\n", codec.encode_text_one(input_image(e, codec.model()->options.image_size())));
+      return 0;
+    }
     VLM_CHECK(!e.tokens.empty(), "--tokens=STRING is required (", codec.codes_per_image(), " letters of ",
               codec.alphabet(), ")");
     auto img = codec.decode_text_one(e.tokens);  // throws naming an invalid letter or a wrong length
@@ -162,14 +163,11 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     fmt::print("wrote {}\n", out);
     return 0;
   }
-  if (cmd == "encode") {
-    fmt::print("{}\n", codec.encode_text_one(input_image(e, size)));
-    return 0;
-  }
   auto engine = vlm::Engine::load(e.run_dir, device);
   const auto& words = engine.words();
+  const auto& item = engine.item_shape();  // (1, S, S)
   if (cmd == "classify") {
-    const std::string letters = codec.encode_text_one(input_image(e, size));
+    const std::string letters = engine.encode(input_image(e, item.back()).unsqueeze(0))[0];
     auto probs = engine.classify({letters})[0];  // (C)
     const int64_t predicted = probs.argmax().item<int64_t>();
     fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", letters, words[predicted], probs[predicted].item<double>());
@@ -193,7 +191,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
                                       engine.label_field(), e.n, options, false, cls).values[cls];
   }
   std::vector<at::Tensor> tiles;
-  for (const auto& s : strings) tiles.push_back(s.empty() ? at::zeros({1, size, size}) : codec.decode_text_one(s));
+  for (const auto& s : strings) tiles.push_back(s.empty() ? at::zeros(item) : engine.decode({s})[0]);
   const std::string out = e.out.empty() ? fmt::format("label{}.png", words[cls]) : e.out;
   vlm::write_png(out, vlm::image_grid(at::stack(tiles), std::min<int64_t>(e.n, 8)));
   int64_t invalid = 0;

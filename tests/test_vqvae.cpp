@@ -38,6 +38,18 @@ vlm::LabeledImages synthetic_images(int64_t n, int64_t classes, uint64_t seed) {
   auto images = (protos.index_select(0, labels) + 0.05 * at::randn({n, 1, 28, 28})).clamp(0, 1);
   return {images, labels};
 }
+
+// The conv tokenizer whose caption head names 10 image clusters instead of labels; small batches, no output.
+vlm::VQVAETrainOptions pseudo_caption_options(int64_t epochs) {
+  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
+  o.label_weight = 0;
+  o.pseudo_weight = 0.5;
+  o.pseudo_clusters = 10;
+  o.max_epochs = epochs;
+  o.batch_size = 32;
+  o.quiet = true;
+  return o;
+}
 }  // namespace
 
 TEST_CASE("The mlp variant has exactly the seed's layers", "[vqvae]") {
@@ -341,13 +353,7 @@ TEST_CASE("Spectral clustering finds the groups of a neighbour graph and of prot
 TEST_CASE("Pseudo-captions train the caption head on image clusters and never read a label", "[vqvae][train]") {
   auto data = synthetic_images(704, 10, 51);
   auto validation = data.slice(640, 704);
-  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
-  o.label_weight = 0;
-  o.pseudo_weight = 0.5;
-  o.pseudo_clusters = 10;
-  o.batch_size = 32;
-  o.max_epochs = 4;
-  o.quiet = true;
+  vlm::VQVAETrainOptions o = pseudo_caption_options(4);
   auto train_with = [&](const at::Tensor& labels) {
     at::manual_seed(52);
     vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
@@ -370,14 +376,8 @@ TEST_CASE("A run with pseudo-captions and a decoder epoch, stopped and resumed, 
   vlm::testing::TempDir dir;
   auto data = synthetic_images(352, 10, 61);
   auto validation = data.slice(320, 352);
-  vlm::VQVAETrainOptions o = vlm::VQVAETrainOptions::preset("conv");
-  o.label_weight = 0;
-  o.pseudo_weight = 0.5;
-  o.pseudo_clusters = 10;
-  o.max_epochs = 2;
+  vlm::VQVAETrainOptions o = pseudo_caption_options(2);
   o.decoder_epochs = 1;
-  o.batch_size = 32;
-  o.quiet = true;
   o.resume = true;
   // A fresh process each time: the same seed before the model is built; the clusters are found again on resuming.
   auto run = [&](const std::string& state, int64_t stop_after) {

@@ -14,10 +14,7 @@ std::vector<Record> records_of(const SequenceFormat& format, const TokenCodec& c
             "records_of: the format needs a codec field and a label field, it has ", format.num_fields(), " fields");
   VLM_CHECK(format.num_fields() == 2, "records_of: the format has ", format.num_fields(),
             " fields; labelled images fill two (the codec's letters and the label)");
-  const FieldSpec& field = format.field(codec_field);
-  VLM_CHECK(field.alphabet == codec.alphabet() && field.length == codec.length() && field.max_length == codec.max_length(),
-            "records_of: the format's field '", field.name, "' holds ", field.length, " letters of \"", field.alphabet,
-            "\" but the ", codec.kind(), " codec writes ", codec.length(), " of \"", codec.alphabet(), "\"");
+  codec.check_field(format.field(codec_field), "records_of");
   std::vector<std::vector<std::string>> columns(2);
   columns[codec_field] = codec.encode(data.images);
   columns[label_field] = label_words(data, format.field(label_field).words);

@@ -53,9 +53,7 @@ Engine::Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, G
   VLM_CHECK(codec_field_ >= 0 && label_field_ >= 0,
             "Engine: the format needs a codec field (the items' letters) and a label field (their classes)");
   const FieldSpec& field = format_.field(codec_field_);
-  VLM_CHECK(field.alphabet == codec_->alphabet() && field.length == codec_->length(), "Engine: the format's field '",
-            field.name, "' holds ", field.length, " letters of \"", field.alphabet, "\", the ", codec_->kind(),
-            " codec writes ", codec_->length(), " of \"", codec_->alphabet(), "\"");
+  codec_->check_field(field, "Engine");
   VLM_CHECK(format_.template_ending_with(label_field_) >= 0 && format_.template_ending_with(codec_field_) >= 0,
             "Engine: the format needs a template ending with the label (to classify) and one ending with the '",
             field.name, "' field (to generate)");
@@ -83,12 +81,11 @@ Engine Engine::load(const std::string& run_dir, c10::Device device) {
                 load_classifier_grader(paths.classifier, device), name);
 }
 
-Engine Engine::train(std::shared_ptr<const TokenCodec> codec, const SequenceFormat& format_in,
+Engine Engine::train(std::shared_ptr<const TokenCodec> codec, const SequenceFormat& format,
                      const LabeledImages& train, const LabeledImages& validation, GPTOptions model,
                      GPTTrainOptions options, c10::Device device) {
   VLM_CHECK(codec, "Engine::train: no codec");
-  model.block_size(format_in.block_size());
-  const SequenceFormat& format = format_in;
+  model.block_size(format.block_size());
   GPTTrainer trainer(model, options, TokenDataset::build(format, records_of(format, *codec, train, options.seed)),
                      TokenDataset::build(format, records_of(format, *codec, validation, options.seed + 1)), device);
   trainer.train();

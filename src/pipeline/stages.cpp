@@ -102,8 +102,7 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   const int64_t shown = std::min<int64_t>(16, ctx.mnist.test.size());
   write_png(stage.path("recon.png"),
             image_grid(at::cat({ctx.mnist.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown)}), shown));
-  nlohmann::json res = tokenizer_metrics(test, ctx.mnist.test.size(), stats.perplexity, stats.codes_used,
-                                         stats.distinct_fraction, 10, probe.accuracy, result, to.monitor);
+  nlohmann::json res = tokenizer_metrics(test, stats, probe, result, to.monitor);
   write_text_atomically(stage.path("metrics.json"), res.dump(2) + "\n");
   fmt::print("  test mse {:.5f}, perplexity {:.2f}, 10-NN token probe {:.4f}\n", test.recon_mse, stats.perplexity,
              probe.accuracy);

@@ -38,6 +38,13 @@ FieldSpec TokenCodec::field(const std::string& name) const {
   return f;
 }
 
+void TokenCodec::check_field(const FieldSpec& f, const std::string& where) const {
+  const FieldSpec mine = field(f.name);
+  VLM_CHECK(f.alphabet == mine.alphabet && f.length == mine.length && f.max_length == mine.max_length, where,
+            ": the format's field '", f.name, "' holds ", f.length, " letters of \"", f.alphabet, "\", the ", kind(),
+            " codec writes ", length(), " of \"", alphabet(), "\"");
+}
+
 void register_codec(const std::string& kind, CodecLoader loader) {
   VLM_CHECK(!kind.empty() && loader, "register_codec: a codec needs a kind and a loader");
   auto& r = registry();

@@ -77,17 +77,16 @@ VQVAETrainOptions VQVAETrainOptions::preset(const std::string& variant) {
   return o;
 }
 
-nlohmann::json tokenizer_metrics(const VQVAEEvaluation& test, int64_t images, double perplexity, int64_t codes_used,
-                                 double distinct_fraction, int64_t probe_k, double probe_accuracy,
+nlohmann::json tokenizer_metrics(const VQVAEEvaluation& test, const TokenStats& stats, const ProbeResult& probe,
                                  const VQVAETrainResult& result, const std::string& monitor) {
-  return {{"test", {{"images", images},
+  return {{"test", {{"images", probe.queries},
                     {"recon_mse", test.recon_mse},
                     {"vq_loss", test.vq_loss},
-                    {"perplexity", perplexity},
-                    {"codes_used", codes_used},
-                    {"distinct_fraction", distinct_fraction},
-                    {"probe_k", probe_k},
-                    {"probe_accuracy", probe_accuracy}}},
+                    {"perplexity", stats.perplexity},
+                    {"codes_used", stats.codes_used},
+                    {"distinct_fraction", stats.distinct_fraction},
+                    {"probe_k", probe.k},
+                    {"probe_accuracy", probe.accuracy}}},
           {"training", {{"seconds", result.seconds},
                         {"epochs", result.history.size()},
                         {"best_epoch", result.best_epoch},
@@ -468,13 +467,8 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
     if (show) bar.update(b + 1, fmt::format("loss {:.5f}", sums[0] / sums[5]));
   }
   if (show) bar.finish();
-  std::vector<double> totals(sums, sums + 8);
-  if (group_) {
-    totals = group_->all_reduce_sum(totals);
-    group_->all_reduce_sum({histogram});
-  }
+  const auto totals = finish_epoch(std::vector<double>(sums, sums + 8), histogram, epoch, log);
   const double seen = totals[5];
-  log.epoch = epoch;
   log.train_loss = totals[0] / seen;
   log.train_recon = totals[1] / seen;
   log.train_vq = totals[2] / seen;
@@ -482,10 +476,22 @@ VQVAEEpochLog VQVAETrainer::train_epoch(int64_t epoch, int64_t& step) {
   log.train_label_acc = totals[4] / seen;
   log.train_mi = totals[6] / seen;
   log.train_view_agreement = totals[7] / seen;
+  return log;
+}
+
+// The end of a training or decoder epoch: the ranks' sums and code histograms added up, the epoch's code statistics
+// into `log`; returns the summed sums.
+std::vector<double> VQVAETrainer::finish_epoch(std::vector<double> sums, at::Tensor& histogram, int64_t epoch,
+                                               VQVAEEpochLog& log) const {
+  if (group_) {
+    sums = group_->all_reduce_sum(sums);
+    group_->all_reduce_sum({histogram});
+  }
+  log.epoch = epoch;
   log.perplexity = perplexity_of_counts(histogram);
   log.codes_used = histogram.gt(0).sum().item<int64_t>();
   log.restarts = model_->quantizer->restarts();
-  return log;
+  return sums;
 }
 
 // An epoch of the decoder alone: the encoder and the codebook are frozen (eval mode, so that neither batch statistics
@@ -528,17 +534,9 @@ VQVAEEpochLog VQVAETrainer::train_decoder_epoch(int64_t epoch) {
     if (show) bar.update(b + 1, fmt::format("mse {:.5f}", sums[0] / sums[1]));
   }
   if (show) bar.finish();
-  std::vector<double> totals(sums, sums + 2);
-  if (group_) {
-    totals = group_->all_reduce_sum(totals);
-    group_->all_reduce_sum({histogram});
-  }
-  log.epoch = epoch;
+  const auto totals = finish_epoch({sums[0], sums[1]}, histogram, epoch, log);
   log.train_recon = totals[0] / totals[1];
   log.train_loss = log.train_recon;
-  log.perplexity = perplexity_of_counts(histogram);
-  log.codes_used = histogram.gt(0).sum().item<int64_t>();
-  log.restarts = model_->quantizer->restarts();
   model_->train();
   return log;
 }

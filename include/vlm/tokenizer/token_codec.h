@@ -51,6 +51,8 @@ class TokenCodec {
 
   /// The codec field `name` of a SequenceFormat that holds this codec's strings.
   FieldSpec field(const std::string& name) const;
+  /// Throws (starting with `where`) unless `field` holds this codec's strings: its alphabet and lengths.
+  void check_field(const FieldSpec& field, const std::string& where) const;
 };
 
 /// Builds a codec from a checkpoint of its kind on `device`.

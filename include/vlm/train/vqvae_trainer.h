@@ -34,6 +34,7 @@
 #include "vlm/data/augment.h"
 #include "vlm/data/image_clusters.h"
 #include "vlm/data/mnist.h"
+#include "vlm/eval/token_probe.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/tokenizer/image_token_codec.h"
 #include "vlm/train/trainer.h"
@@ -210,8 +211,7 @@ VQVAEEvaluation evaluate_vqvae(VQVAE& model, const at::Tensor& images, int64_t b
 ///    "training": {"seconds", "epochs", "best_epoch", "monitor", "best_monitored", "early_stopped"}}
 /// `test` is evaluate_vqvae on the test images, `stats` and `probe` their token_stats and knn_probe
 /// (vlm/eval/token_probe.h).
-nlohmann::json tokenizer_metrics(const VQVAEEvaluation& test, int64_t images, double perplexity, int64_t codes_used,
-                                 double distinct_fraction, int64_t probe_k, double probe_accuracy,
+nlohmann::json tokenizer_metrics(const VQVAEEvaluation& test, const TokenStats& stats, const ProbeResult& probe,
                                  const VQVAETrainResult& result, const std::string& monitor);
 
 class VQVAETrainer {
@@ -253,6 +253,8 @@ class VQVAETrainer {
   double cosine_lr(double progress, double peak = 0) const;  // peak (0: lr) -> min_lr as progress goes 0 -> 1
   at::Tensor shared_neighbours(const at::Tensor& images, int64_t k) const;  // pixel_neighbours, rows shared by ranks
   bool rank_share(int64_t global, int64_t& lo, int64_t& hi) const;  // this rank's images of a global batch
+  std::vector<double> finish_epoch(std::vector<double> sums, at::Tensor& histogram, int64_t epoch,
+                                   VQVAEEpochLog& log) const;
   void backward(const at::Tensor& loss, int64_t share, int64_t global, GradientReducer* reducer);
   void save_best(const VQVAEEpochLog& log);
   struct State;
