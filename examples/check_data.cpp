@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
 #include "vlm/data/mnist.h"
 
 int main(int argc, char** argv) {
@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     if (!flags.parse(argc, argv)) return 0;
     vlm::examples::start(flags, common);
 
-    vlm::Mnist mnist = vlm::load_mnist(common.data_dir);
+    vlm::TrainTest mnist = vlm::load_mnist(common.data_dir);
     auto split = vlm::split_train_validation(mnist.train);
     auto describe = [](const char* name, const vlm::LabeledImages& d) {
       auto counts = at::bincount(d.labels, {}, 10);

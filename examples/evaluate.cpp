@@ -8,12 +8,12 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"
 #include "vlm/data/records.h"
 #include "vlm/eval/evaluator.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/text/sequence_format.h"
 #include "vlm/tokenizer/token_codec.h"
 #include "vlm/models/gpt_checkpoint.h"
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<vlm::TokenCodec> codec;
     if (!tokenizer.empty()) codec = vlm::load_codec(tokenizer, device);
     in.codec = codec.get();
-    if (!classifier.empty()) in.grader = vlm::classifier_grader(vlm::load_digit_classifier(classifier, device));
+    if (!classifier.empty()) in.grader = vlm::classifier_grader(vlm::load_image_classifier(classifier, device));
 
     std::unordered_set<std::string> train_strings;
     if (!test_text.empty()) {
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       const auto& words = in.format.field(label).words;
       auto mnist = vlm::load_mnist(common.data_dir, 0, limit_test, static_cast<int64_t>(words.size()));
       in.test_items = mnist.test.images;
-      in.test_records = vlm::records_of(in.format, *codec, mnist.test, eo.seed, image, label);
+      in.test_records = vlm::records_of(in.format, *codec, mnist.test, eo.seed, image);
       if (train_text.empty()) {
         auto split = vlm::split_train_validation(mnist.train);
         for (auto& s : codec->encode(split.train.images)) train_strings.insert(std::move(s));

@@ -14,7 +14,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
 #include "vlm/core/check.h"
 #include "vlm/data/augment.h"
 #include "vlm/data/image_clusters.h"
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     int64_t num_codes = static_cast<int64_t>(alphabet.size());
     if (!checkpoint.empty()) {
       auto codec = vlm::ImageTokenCodec::load(checkpoint, device);
-      vlm::Mnist data = vlm::load_mnist(common.data_dir);
+      vlm::TrainTest data = vlm::load_mnist(common.data_dir);
       auto parts = vlm::split_train_validation(data.train);
       const auto& q = split == "test" ? data.test : parts.validation;
       ref_codes = codec.encode_codes(parts.train.images), ref_labels = parts.train.labels;

@@ -4,11 +4,11 @@
 
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
 #include "vlm/core/run_lock.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/data/mnist.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/train/classifier_trainer.h"
 
 int main(int argc, char** argv) {
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     vlm::examples::CommonOptions common;
     common.thread_pool = "torch";  // its convolutions are ATen kernels, not GEMMs (vlm::ThreadPool)
     vlm::ClassifierTrainOptions train;
-    vlm::DigitClassifierOptions model_options;
+    vlm::ImageClassifierOptions model_options;
     std::string out = "runs/classifier/classifier.pt";
     int64_t limit_train = 0, limit_test = 0;
     vlm::Flags flags("train_classifier", "Train the reference digit classifier on real MNIST pixels.");
@@ -35,14 +35,14 @@ int main(int argc, char** argv) {
     auto mnist = vlm::load_mnist(common.data_dir, limit_train, limit_test);
     auto split = vlm::split_train_validation(mnist.train);
     model_options.image_size(mnist.train.height()).image_channels(mnist.train.channels());
-    vlm::DigitClassifier model(model_options);
+    vlm::ImageClassifier model(model_options);
     auto result = vlm::ClassifierTrainer(model, train, split.train, split.validation, device).train();
     double test_accuracy = vlm::classifier_accuracy(model, mnist.test);
     nlohmann::json info = {{"test_accuracy", test_accuracy},
                            {"validation_accuracy", result.validation_accuracy},
                            {"train_seconds", result.seconds},
                            {"config", flags.to_json()}};
-    vlm::save_digit_classifier(out, model, info);
+    vlm::save_image_classifier(out, model, info);
     vlm::write_text_atomically(out + ".json", info.dump(2) + "\n");
     fmt::print("test accuracy {:.4f} ({} images), validation {:.4f}, trained in {:.1f}s -> {}\n", test_accuracy,
                mnist.test.size(), result.validation_accuracy, result.seconds, out);

@@ -9,7 +9,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
 #include "vlm/core/run_lock.h"
 #include "vlm/core/check.h"
 #include "vlm/data/mnist.h"

@@ -8,13 +8,14 @@
 // Writes to --out_dir (default runs/vqvae-<variant>): vqvae.pt (best epoch, a tokenizer checkpoint that
 // ImageTokenCodec::load reads), epochs.jsonl, metrics.json, recon.png (test originals above their reconstructions)
 // and latents.png (a 2-D t-SNE, or PCA, map of encoder outputs of validation images, coloured by digit).
+#include <filesystem>
 #include <chrono>
 #include <iostream>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
 #include "vlm/core/run_lock.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
     vlm::check_alphabet(alphabet, num_embeddings);
 
     VLM_CHECK(!(eval_only && group.distributed()), "--eval_only runs in one process");
-    vlm::Mnist mnist = vlm::load_mnist(common.data_dir, limit_train);
+    vlm::TrainTest mnist = vlm::load_mnist(common.data_dir, limit_train);
     auto split = vlm::split_train_validation(mnist.train);
     model_options.image_size(mnist.train.height()).image_channels(mnist.train.channels());
     std::unique_ptr<vlm::RunLock> lock;
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
     }
     group.barrier();  // the directory exists before any rank looks for a state in it
     train_options.out_dir = out_dir;  // vqvae.pt, epochs.jsonl, state.pt
-    train_options.resume = resume;
+    // --resume on every start of a crash loop: continue when a state exists, else begin.
+    train_options.init_from = resume && std::filesystem::exists(out_dir + "/state.pt") ? "resume" : "scratch";
 
     vlm::VQVAE model(model_options);
     int64_t n_params = 0;

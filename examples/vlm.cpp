@@ -8,13 +8,15 @@
 //   vlm import-nanogpt CKPT.pt (--meta=meta.pkl | --vocab=CHARS | --seed_vocab) --out=gpt.pt
 //   vlm launch   --nproc=N [--master_port=P] -- COMMAND [ARGS ...]       (data-parallel ranks on this machine)
 //   vlm serve    --run_dir=DIR [--port=8080] [--host=127.0.0.1]         (the page and the JSON API, docs/serve.md)
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "mnist_common.h"
+#include "common.h"
+#include "vlm/data/datasets.h"
 #include "vlm/core/check.h"
 #include "vlm/core/options.h"
 #include "vlm/data/mnist.h"
@@ -96,28 +98,31 @@ int run(int argc, char** argv) {
 // Options of the everyday commands.
 struct Everyday {
   vlm::examples::CommonOptions common;
-  std::string run_dir = "runs/mnist", image, split = "test", tokens, out, label;
+  std::string run_dir = "runs/mnist", image, split = "test", tokens, out, label, dataset = "mnist";
   int64_t index = -1, digit = -1, n = 16;
   double temperature = 1.0;
   int64_t top_k = 0;
   bool constrained = true;
 };
 
-at::Tensor input_image(const Everyday& e, int64_t expected_size) {
+at::Tensor input_image(const Everyday& e, int64_t channels, int64_t expected_size) {
   VLM_CHECK(e.image.empty() || e.index < 0, "give --image=FILE or --index=N, not both (--image=", e.image,
             " --index=", e.index, ")");
   at::Tensor img;
   if (!e.image.empty()) {
-    img = vlm::read_image_gray(e.image);
+    img = vlm::read_image(e.image, static_cast<int>(channels));
   } else {
     VLM_CHECK(e.index >= 0, "give --image=FILE.png or --index=N (an image of the --split of --data_dir)");
     VLM_CHECK(e.split == "test" || e.split == "train", "--split must be test or train, got '", e.split, "'");
-    auto m = vlm::load_mnist(e.common.data_dir);
+    auto m = vlm::image_dataset(e.dataset).load(e.common.data_dir, 0, 0);
     const auto& d = e.split == "test" ? m.test : m.train;
     VLM_CHECK(e.index < d.size(), "--index=", e.index, " is out of range: the ", e.split, " split has ", d.size(),
               " images");
     img = d.images[e.index];
-    fmt::print("{} image {} (label {})\n", e.split, e.index, d.labels[e.index].item<int64_t>());
+    std::string labels;
+    for (int64_t k = 0; k < d.label_columns(); ++k)
+      labels += (k ? ", " : "") + std::to_string(d.label_column(k)[e.index].item<int64_t>());
+    fmt::print("{} image {} (label {})\n", e.split, e.index, labels);
   }
   VLM_CHECK(img.size(1) == expected_size && img.size(2) == expected_size, "the image is ", img.size(2), "x",
             img.size(1), " pixels; the run's tokenizer expects ", expected_size, "x", expected_size,
@@ -131,7 +136,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   vlm::examples::add_common_flags(flags, e.common);
   flags.add("run_dir", &e.run_dir, "a finished run directory");
   if (cmd == "generate") {
-    flags.add("label", &e.label, "class to draw: a word of the run's label field (7, sneaker, ...)");
+    flags.add("label", &e.label, "class to draw: a word of the run's label field (7, sneaker, ...; 'red 7' with two)");
     flags.add("digit", &e.digit, "the same by class index (0-9 on MNIST)");
     flags.add("n", &e.n, "images to draw");
     flags.add("temperature", &e.temperature, "sampling temperature");
@@ -142,6 +147,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     flags.add("image", &e.image, "a PNG/BMP/PGM image");
     flags.add("index", &e.index, "or an image of the data set by index");
     flags.add("split", &e.split, "test or train (with --index)");
+    flags.add("dataset", &e.dataset, "the data set of --data_dir that --index reads (mnist, fashion, colored)");
   } else {
     flags.add("tokens", &e.tokens, "the image's token string, e.g. ABCDEFGH");
     flags.add("out", &e.out, "output PNG (default decoded.png)");
@@ -152,7 +158,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   if (cmd == "decode" || cmd == "encode") {  // the tokenizer alone
     auto codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(e.run_dir).vqvae, device);
     if (cmd == "encode") {
-      fmt::print("{}\n", codec.encode_text_one(input_image(e, codec.model()->options.image_size())));
+      fmt::print("{}\n", codec.encode_text_one(input_image(e, codec.model()->options.image_channels(), codec.model()->options.image_size())));
       return 0;
     }
     VLM_CHECK(!e.tokens.empty(), "--tokens=STRING is required (", codec.codes_per_image(), " letters of ",
@@ -165,9 +171,9 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   }
   auto engine = vlm::Engine::load(e.run_dir, device);
   const auto& words = engine.words();
-  const auto& item = engine.item_shape();  // (1, S, S)
+  const auto& item = engine.item_shape();  // (C, S, S)
   if (cmd == "classify") {
-    const std::string letters = engine.encode(input_image(e, item.back()).unsqueeze(0))[0];
+    const std::string letters = engine.encode(input_image(e, item.front(), item.back()).unsqueeze(0))[0];
     auto probs = engine.classify({letters})[0];  // (C)
     const int64_t predicted = probs.argmax().item<int64_t>();
     fmt::print("tokens {}\nprediction {} (p = {:.3f})\n", letters, words[predicted], probs[predicted].item<double>());
@@ -177,7 +183,7 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   // generate
   VLM_CHECK(e.label.empty() != (e.digit < 0), "give the class to draw: --label=WORD (one of the run's words) or --digit=N");
   const auto& format = engine.format();
-  const int64_t cls = e.label.empty() ? e.digit : format.field(engine.label_field()).word_index(e.label);
+  const int64_t cls = e.label.empty() ? e.digit : engine.classes().find(format, e.label);
   VLM_CHECK(cls >= 0 && cls < static_cast<int64_t>(words.size()), "--", e.label.empty() ? "digit" : "label", "=",
             e.label.empty() ? std::to_string(e.digit) : e.label, " is not a class of the run (",
             fmt::format("{}", fmt::join(words, ", ")), ")");
@@ -187,12 +193,14 @@ int everyday(const std::string& cmd, int argc, char** argv) {
     strings = engine.generate({vlm::GenerateRequest{cls, e.n, e.temperature, e.top_k, e.common.seed}})[0].letters;
   } else {  // free sampling, which the engine does not offer: the evaluator's sampler, unconstrained
     auto options = vlm::SamplerOptions().temperature(e.temperature).top_k(e.top_k).seed(e.common.seed);
-    strings = vlm::generate_per_class(engine.model(), engine.tokenizer(), format, engine.codec_field(),
-                                      engine.label_field(), e.n, options, false, cls).values[cls];
+    strings = vlm::generate_per_class(engine.model(), engine.tokenizer(), format, engine.codec_field(), -1, e.n,
+                                      options, false, cls).values[cls];
   }
   std::vector<at::Tensor> tiles;
   for (const auto& s : strings) tiles.push_back(s.empty() ? at::zeros(item) : engine.decode({s})[0]);
-  const std::string out = e.out.empty() ? fmt::format("label{}.png", words[cls]) : e.out;
+  std::string name = words[cls];
+  std::replace(name.begin(), name.end(), ' ', '_');  // "red 7" -> labelred_7.png
+  const std::string out = e.out.empty() ? fmt::format("label{}.png", name) : e.out;
   vlm::write_png(out, vlm::image_grid(at::stack(tiles), std::min<int64_t>(e.n, 8)));
   int64_t invalid = 0;
   for (const auto& s : strings) invalid += s.empty();

@@ -9,6 +9,7 @@
 // --model=eval evaluates an untrained tiny GPT (seeded alike on every rank) on the same synthetic lines with
 // vlm::run_evaluation, sharded across the group, into <out>/<--eval_dir>; it leaves the model and the lines in
 // <out>/eval_model.pt and <out>/eval_lines.txt.
+#include <filesystem>
 #include <cstdlib>
 #include <random>
 
@@ -66,7 +67,7 @@ int run_vqvae(vlm::ProcessGroup& group, const std::string& out, int64_t epochs, 
   if (group.is_main()) vlm::ensure_directory(out + "/vqvae");
   group.barrier();
   o.out_dir = out + "/vqvae";  // vqvae.pt, state.pt
-  o.resume = resume;
+  o.init_from = resume && std::filesystem::exists(out + "/vqvae/state.pt") ? "resume" : "scratch";
   auto model_options = tiny_vqvae();
   // Without restarts here: whether a code is restarted is a threshold that summation-order differences between one
   // and two processes can cross, and IIC's floored logarithms amplify the rest; this check is about the objectives.

@@ -101,7 +101,7 @@ TEST_CASE("An Engine trained in memory classifies and generates through the form
                                            engine.label_field(), 12, options, /*constrained=*/true, 4);
   CHECK(drawn.letters == reference.values[4]);
   for (const auto& l : drawn.letters) CHECK_NOTHROW(format.check_value(engine.codec_field(), l));
-  CHECK_THROWS_WITH(engine.generate("12", 1), Catch::Contains("not a word of the label field 'number'"));
+  CHECK_THROWS_WITH(engine.generate("12", 1), Catch::Contains("'12' is not a class"));
 
   // Grading needs a grader; with one, most drawn fours show a four.
   CHECK_THROWS_WITH(engine.grade(engine.decode(drawn.letters)), Catch::Contains("no grader"));

@@ -115,14 +115,14 @@ vlm::ImageTokenCodec small_codec() {
   model->eval();
   return vlm::ImageTokenCodec(model);
 }
-vlm::DigitClassifier small_classifier() {
+vlm::ImageClassifier small_classifier() {
   at::manual_seed(22);
-  vlm::DigitClassifier c;
+  vlm::ImageClassifier c;
   c->eval();
   return c;
 }
 // The classifier's answer for one image, by its own forward (not classifier_probabilities).
-int64_t predict_one(vlm::DigitClassifier& c, const at::Tensor& image) {
+int64_t predict_one(vlm::ImageClassifier& c, const at::Tensor& image) {
   at::NoGradGuard no_grad;
   c->eval();
   return c->forward(image.unsqueeze(0))[0].argmax().item<int64_t>();

@@ -25,12 +25,14 @@
 
 #include "test_helpers.h"
 #include "vlm/core/runtime.h"
+#include "vlm/data/datasets.h"
 #include "vlm/data/mnist.h"
+#include "vlm/engine/engine.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/generation_metrics.h"
 #include "vlm/io/image_decode.h"
 #include "vlm/io/png.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/models/gpt_checkpoint.h"
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/serve/requests.h"
@@ -47,10 +49,10 @@ const std::string kData = std::string(VLM_CLI_FIXTURE_DIR) + "/data";
 // A `vlm serve` process on a free port; the destructor kills it if a test did not stop it.
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::vector<std::string>& extra = {}) {
-    REQUIRE(fs::exists(kRun + "/report.md"));  // made by vlm_cli_tests:fixture
+  explicit ServerProcess(const std::vector<std::string>& extra = {}, const std::string& run = kRun) {
+    REQUIRE(fs::exists(run + "/report.md"));  // kRun: made by vlm_cli_tests:fixture
     log_ = dir_.file("serve.log");
-    std::vector<std::string> args = {VLM_CLI_PATH, "serve", "--run_dir=" + kRun, "--port=0", "--threads=1"};
+    std::vector<std::string> args = {VLM_CLI_PATH, "serve", "--run_dir=" + run, "--port=0", "--threads=1"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
@@ -118,8 +120,8 @@ struct Library {
   vlm::RuntimeInfo runtime = vlm::init_runtime({1});
   vlm::ImageTokenCodec codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(kRun).vqvae);
   vlm::LoadedGPT gpt = vlm::load_gpt_checkpoint(vlm::RunPaths::of(kRun).gpt);
-  vlm::DigitClassifier classifier = vlm::load_digit_classifier(vlm::RunPaths::of(kRun).classifier, at::kCPU);
-  vlm::Mnist data = vlm::load_mnist(kData, 0, 50);
+  vlm::ImageClassifier classifier = vlm::load_image_classifier(vlm::RunPaths::of(kRun).classifier, at::kCPU);
+  vlm::TrainTest data = vlm::load_mnist(kData, 0, 50);
 
   at::Tensor image(int64_t i) const { return data.test.images[i]; }  // (1, 28, 28) in [0, 1]
   at::Tensor probabilities(const std::string& letters) {
@@ -474,3 +476,60 @@ TEST_CASE("vlm serve: a missing run or a bad flag is an error naming it", "[serv
   CHECK(batch.out.find("--max_batch must be at least 1") != std::string::npos);
 }
 
+
+TEST_CASE("vlm serve on a Colored MNIST run: RGB images in and out, classes of two label fields", "[serve][colored]") {
+  vlm::testing::TempDir dir;
+  const std::string run = dir.file("colored");
+  auto made = vlm::testing::run_shell(std::string(VLM_CLI_PATH) + " run --preset=tiny --dataset=colored --threads=1 " +
+                                      "--data_dir=" + kData + " --run_dir=" + run);
+  INFO(made.out);
+  REQUIRE(made.rc == 0);
+  ServerProcess server({}, run);
+  auto c = server.client();
+  auto info = json::parse(c.Get("/api/info")->body);
+  CHECK(info["image_channels"] == 3);
+  CHECK(info["label_fields"] == json({"colour", "number"}));
+  REQUIRE(info["labels"].size() == 40);
+  CHECK(info["labels"][27] == "blue 7");
+
+  // What the library computes on the same run: an RGB test image (3, 28, 28) of the data set.
+  library();  // the runtime the server gives itself
+  auto engine = vlm::Engine::load(run);
+  const auto data = vlm::image_dataset("colored").load(kData, 0, 20);
+  for (int64_t i = 0; i < 3; ++i) {
+    const auto image = data.test.images[i];
+    const std::string letters = engine.encode(image.unsqueeze(0))[0];
+    auto got = post(c, "/api/classify", pixels_body(image, true));
+    CHECK(got["letters"] == letters);
+    auto probs = engine.classify({letters})[0];
+    REQUIRE(got["probabilities"].size() == 40);
+    for (int64_t k = 0; k < 40; ++k) CHECK(std::abs(got["probabilities"][k].get<float>() - probs[k].item<float>()) < 1e-6);
+    CHECK(got["prediction"] == engine.words()[probs.argmax().item<int64_t>()]);
+    // The reconstruction comes back as an RGB PNG: the decoded image's bytes, channels interleaved.
+    const std::string url = got["reconstruction"];
+    const std::string png = vlm::base64_decode(url.substr(url.find(',') + 1));
+    auto rgb = vlm::decode_image(reinterpret_cast<const uint8_t*>(png.data()), png.size(), "response", 3);
+    CHECK(rgb.source_channels == 3);
+    auto decoded = engine.decode({letters})[0].permute({1, 2, 0});  // (H, W, 3)
+    CHECK(rgb.pixels == pixels_of(decoded));
+  }
+  // The same image as an RGB PNG; a grey PNG is refused by name.
+  auto bytes = (data.test.images[1].clamp(0, 1) * 255).round().to(at::kByte).permute({1, 2, 0}).contiguous();
+  const std::string png = vlm::encode_png(bytes.data_ptr<uint8_t>(), 28, 28, 3);
+  auto raw = c.Post("/api/classify", png, "image/png");
+  REQUIRE(raw);
+  CHECK(raw->status == 200);
+  CHECK(json::parse(raw->body)["letters"] == engine.encode(data.test.images[1].unsqueeze(0))[0]);
+  auto grey = c.Post("/api/classify", png_of(data.test.images[1].narrow(0, 0, 1)), "image/png");
+  REQUIRE(grey);
+  CHECK(grey->status == 400);
+  CHECK(json::parse(grey->body)["error"].get<std::string>().find("not 3 (RGB)") != std::string::npos);
+  post(c, "/api/classify", pixels_body(data.test.images[1].narrow(0, 0, 1)), 400);  // 784 values, not 2352
+
+  // Generation conditioned on both fields draws what the engine draws for that class alone, in colour.
+  auto gen = post(c, "/api/generate", {{"label", "red 7"}, {"n", 3}, {"seed", 5}});
+  auto expected = engine.generate("red 7", 3, 1.0, 0, 5);
+  REQUIRE(gen["samples"].size() == 3);
+  for (int64_t i = 0; i < 3; ++i) CHECK(gen["samples"][i]["letters"] == expected.letters[i]);
+  CHECK(server.stop() == 0);
+}

@@ -20,6 +20,7 @@
 #include "test_helpers.h"
 #include "vlm/core/atomic_file.h"
 #include "vlm/data/idx.h"
+#include "vlm/data/colored_mnist.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/classify.h"
 #include "vlm/io/png_read.h"
@@ -270,7 +271,61 @@ TEST_CASE("vlm run --dataset=fashion writes word labels through every stage", "[
   CHECK(contains(gen.out, "(2 images of sneaker; 0 invalid)"));
   auto bad = vlm_cli("run --preset=tiny --dataset=cifar --data_dir=" + quote(kData));
   CHECK(bad.rc != 0);
-  CHECK(contains(bad.out, "--dataset=cifar is not one of fashion, mnist"));
+  CHECK(contains(bad.out, "--dataset=cifar is not one of colored, fashion, mnist"));
+}
+
+TEST_CASE("vlm run --dataset=colored writes two label fields through every stage", "[cli][run][colored]") {
+  make_run(false);  // the synthetic digits, tinted by the data set
+  const std::string run = scratch("colored_run");
+  fs::remove_all(run);
+  auto r = vlm_cli("run --preset=tiny --dataset=colored --threads=1 --data_dir=" + quote(kData) + " --run_dir=" +
+                   quote(run));
+  INFO(r.out);
+  REQUIRE(r.rc == 0);
+  const auto format = vlm::SequenceFormat::load(run + "/tokens/format.json");
+  REQUIRE(format.num_fields() == 3);
+  CHECK(format.field(1).name == "colour");
+  CHECK(format.field(2).name == "number");
+  CHECK(format.block_size() == 48);
+  // Each test line's colour is the one the data set drew for that image, its number the file's label.
+  auto test = format.read(run + "/tokens/test.txt");
+  const auto colours = vlm::draw_colours(static_cast<int64_t>(test.size()), 1);
+  auto labels = vlm::load_mnist(kData).test.labels;
+  for (size_t i = 0; i < test.size(); ++i) {
+    CHECK(test[i].values[1] == vlm::colour_names()[colours[i].item<int64_t>()]);
+    CHECK(test[i].values[2] == format.field(2).words[labels[i].item<int64_t>()]);
+  }
+  // Each field classified alone and both together; generation graded on the 40 combinations.
+  const auto summary = nlohmann::json::parse(vlm::read_text_file(run + "/eval/summary.json"));
+  CHECK(summary["classification_exact"]["classes"].size() == 40);
+  CHECK(summary["classification_exact"]["classes"][27] == "blue 7");
+  for (const char* field : {"colour", "number"})
+    for (const char* how : {"exact", "sampled"}) {
+      INFO(field << " " << how);
+      CHECK(summary["classification_fields"][field][how]["accuracy"].is_number());
+    }
+  CHECK(summary["generation"]["graded_accuracy_per_class"].contains("yellow 9"));
+  const auto run_summary = nlohmann::json::parse(vlm::read_text_file(run + "/summary.json"));
+  CHECK(run_summary["test_accuracy_fields"]["colour"]["exact"].is_number());
+  const auto classifier = nlohmann::json::parse(vlm::read_text_file(run + "/classifier/stage.json"));
+  CHECK(classifier["config"]["options"]["model"]["image_channels"] == 3);
+  CHECK(classifier["config"]["options"]["model"]["num_classes"] == 40);
+
+  // The everyday commands take the class by its words and read the data set's coloured images.
+  auto gen = vlm_cli("generate --label='red 7' --n=2 --threads=1 --run_dir=" + quote(run) + " --out=" +
+                     scratch("red7.png"));
+  INFO(gen.out);
+  CHECK(gen.rc == 0);
+  CHECK(contains(gen.out, "(2 images of red 7; "));
+  auto cls = vlm_cli("classify --index=0 --dataset=colored --threads=1 --data_dir=" + quote(kData) + " --run_dir=" +
+                     quote(run));
+  INFO(cls.out);
+  CHECK(cls.rc == 0);
+  CHECK(contains(cls.out, "(label " + std::to_string(colours[0].item<int64_t>()) + ", "));
+  CHECK(contains(cls.out, "yellow 9: "));
+  auto grey = vlm_cli("generate --label=7 --n=2 --threads=1 --run_dir=" + quote(run));
+  CHECK(grey.rc != 0);
+  CHECK(contains(grey.out, "--label=7 is not a class of the run"));
 }
 
 TEST_CASE("examples/custom_codec trains and evaluates a GPT through a codec the library does not know",

@@ -16,7 +16,7 @@
 #include "vlm/data/image_clusters.h"
 #include "vlm/core/runtime.h"
 #include "vlm/data/mnist.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/tokenizer/image_token_codec.h"
 #include "vlm/train/classifier_trainer.h"
@@ -378,10 +378,10 @@ TEST_CASE("A run with pseudo-captions and a decoder epoch, stopped and resumed, 
   auto validation = data.slice(320, 352);
   vlm::VQVAETrainOptions o = pseudo_caption_options(2);
   o.decoder_epochs = 1;
-  o.resume = true;
   // A fresh process each time: the same seed before the model is built; the clusters are found again on resuming.
-  auto run = [&](const std::string& state, int64_t stop_after) {
+  auto run = [&](const std::string& state, int64_t stop_after, const char* init_from = "resume") {
     o.out_dir = dir.file(state);
+    o.init_from = init_from;
     at::manual_seed(62);
     vlm::VQVAE model(vlm::VQVAEOptions::preset("conv"));
     vlm::VQVAETrainer trainer(model, o, {data.images.slice(0, 0, 320), at::Tensor()}, validation);
@@ -391,13 +391,15 @@ TEST_CASE("A run with pseudo-captions and a decoder epoch, stopped and resumed, 
       };
     try {
       trainer.train();
-    } catch (const std::runtime_error&) {
+    } catch (const std::runtime_error& e) {
+      if (std::string(e.what()) != "stopped") throw;
       return vlm::VQVAE(nullptr);
     }
     return model;
   };
-  auto whole = run("whole.pt", 0);
-  CHECK(!run("parts.pt", 2));    // epoch 1's state on disk
+  auto whole = run("whole.pt", 0, "scratch");
+  CHECK_THROWS_WITH(run("parts.pt", 2), Catch::Contains("no training state"));  // strict, as the GPT's
+  CHECK(!run("parts.pt", 2, "scratch"));  // epoch 1's state on disk
   CHECK(!run("parts.pt", 3));    // epoch 2's: the decoder epoch is next
   auto resumed = run("parts.pt", 0);
   REQUIRE(resumed);
@@ -437,7 +439,7 @@ TEST_CASE("Colour images: the VQ-VAE, its codec and the reference classifier tak
     if (std::string(variant) == "mlp") CHECK(kept > 0.9);
   }
   vlm::seed_everything(5);
-  vlm::DigitClassifier clf(vlm::DigitClassifierOptions().image_channels(3).num_classes(3).channels(4).hidden(16));
+  vlm::ImageClassifier clf(vlm::ImageClassifierOptions().image_channels(3).num_classes(3).channels(4).hidden(16));
   vlm::ClassifierTrainOptions co;
   co.max_epochs = 4, co.batch_size = 32, co.quiet = true;
   CHECK(vlm::ClassifierTrainer(clf, co, train, validation).train().validation_accuracy > 0.9);

@@ -21,6 +21,8 @@ const pad = $('pad');
 const padCtx = pad.getContext('2d', { willReadFrequently: true });
 let drawing = false, last = null;
 
+function channels() { return window.vlm.info ? (window.vlm.info.image_channels || 1) : 1; }
+
 function clearPad() {
   padCtx.fillStyle = '#000';
   padCtx.fillRect(0, 0, pad.width, pad.height);
@@ -32,7 +34,8 @@ function padPoint(event) {
 }
 
 function strokeTo(p) {
-  padCtx.strokeStyle = '#fff';
+  // A colour run (RGB items) draws in the chosen ink; a grey one in white.
+  padCtx.strokeStyle = channels() === 3 ? $('ink').value : '#fff';
   padCtx.lineWidth = pad.width / 12;
   padCtx.lineCap = 'round';
   padCtx.lineJoin = 'round';
@@ -66,7 +69,7 @@ function toModelPixels() {
   let x0 = pad.width, y0 = pad.height, x1 = -1, y1 = -1;
   for (let y = 0; y < pad.height; ++y)
     for (let x = 0; x < pad.width; ++x)
-      if (data[(y * pad.width + x) * 4] > 0) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+      if (Math.max(data[(y * pad.width + x) * 4], data[(y * pad.width + x) * 4 + 1], data[(y * pad.width + x) * 4 + 2]) > 0) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
   const small = document.createElement('canvas');
   small.width = small.height = size;
   const ctx = small.getContext('2d', { willReadFrequently: true });
@@ -83,13 +86,15 @@ function toModelPixels() {
     place(0, 0);
     const g = ctx.getImageData(0, 0, size, size).data;
     let mass = 0, mx = 0, my = 0;
-    for (let i = 0; i < size * size; ++i) { const v = g[i * 4]; mass += v; mx += v * (i % size); my += v * Math.floor(i / size); }
+    for (let i = 0; i < size * size; ++i) { const v = Math.max(g[i * 4], g[i * 4 + 1], g[i * 4 + 2]); mass += v; mx += v * (i % size); my += v * Math.floor(i / size); }
     if (mass > 0) place(Math.round((size - 1) / 2 - mx / mass), Math.round((size - 1) / 2 - my / mass));
   }
   const g = ctx.getImageData(0, 0, size, size);
   $('input28').getContext('2d').putImageData(g, 0, 0);
-  const pixels = new Array(size * size);
-  for (let i = 0; i < size * size; ++i) pixels[i] = g.data[i * 4] / 255;
+  // (C, H, W), channel by channel, as the server reads them.
+  const c = channels(), pixels = new Array(c * size * size);
+  for (let k = 0; k < c; ++k)
+    for (let i = 0; i < size * size; ++i) pixels[k * size * size + i] = g.data[i * 4 + k] / 255;
   return pixels;
 }
 
@@ -229,6 +234,7 @@ $('decode-letters').addEventListener('input', decodeNow);
   try {
     const info = await api('/api/info');
     window.vlm.info = info;
+    $('ink-label').hidden = channels() !== 3;
     $('model-info').textContent =
       `${info.name}: GPT ${info.gpt.options.n_layer}x${info.gpt.options.n_embd}, ` +
       `${info.tokenizer.letters_per_image} letters of ${info.tokenizer.alphabet.length} per image; ` +

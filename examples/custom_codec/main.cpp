@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "../mnist_common.h"
+#include "../common.h"
 #include "downsample_codec.h"
 #include "vlm/core/check.h"
 #include "vlm/core/run_lock.h"
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     vlm::seed_everything(common.seed);
     vlm::ClassifierTrainOptions co;
     co.max_epochs = clf_epochs;
-    vlm::DigitClassifier cnn;
+    vlm::ImageClassifier cnn;
     vlm::ClassifierTrainer(cnn, co, split.train, split.validation, device).train();
 
     vlm::EvaluationInputs in;

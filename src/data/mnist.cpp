@@ -56,8 +56,8 @@ LabeledImages load_labeled_images(const std::string& images_path, const std::str
   return out;
 }
 
-Mnist load_mnist(const std::string& data_dir, int64_t limit_train, int64_t limit_test, int64_t num_classes) {
-  Mnist m;
+TrainTest load_mnist(const std::string& data_dir, int64_t limit_train, int64_t limit_test, int64_t num_classes) {
+  TrainTest m;
   m.train = load_labeled_images(find_idx_file(data_dir, "train-images-idx3-ubyte"),
                                 find_idx_file(data_dir, "train-labels-idx1-ubyte"), num_classes)
                 .head(limit_train);
@@ -70,8 +70,28 @@ Mnist load_mnist(const std::string& data_dir, int64_t limit_train, int64_t limit
   return m;
 }
 
-std::vector<std::string> label_words(const LabeledImages& data, const std::vector<std::string>& words) {
-  auto labels = data.labels.to(at::kCPU, at::kLong).contiguous();
+at::Tensor LabeledImages::label_column(int64_t k) const {
+  VLM_CHECK(labels.defined(), "LabeledImages: no labels");
+  VLM_CHECK(k >= 0 && k < label_columns(), "LabeledImages: no label column ", k, " (labels ", labels.sizes(), ")");
+  return labels.dim() == 1 ? labels : labels.select(1, k);
+}
+
+at::Tensor LabeledImages::combined_labels(const std::vector<int64_t>& sizes) const {
+  VLM_CHECK(static_cast<int64_t>(sizes.size()) == label_columns(), "LabeledImages: ", label_columns(),
+            " label columns, but classes were given for ", sizes.size());
+  at::Tensor out = at::zeros({size()}, at::kLong);
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    auto column = label_column(static_cast<int64_t>(k)).to(at::kLong);
+    VLM_CHECK(size() == 0 || (column.min().item<int64_t>() >= 0 && column.max().item<int64_t>() < sizes[k]),
+              "LabeledImages: label column ", k, " is not in [0, ", sizes[k], ")");
+    out = out * sizes[k] + column;
+  }
+  return out;
+}
+
+std::vector<std::string> label_words(const LabeledImages& data, const std::vector<std::string>& words,
+                                     int64_t column) {
+  auto labels = data.label_column(column).to(at::kCPU, at::kLong).contiguous();
   const int64_t* p = labels.data_ptr<int64_t>();
   std::vector<std::string> out;
   out.reserve(static_cast<size_t>(labels.numel()));

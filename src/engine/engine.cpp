@@ -13,7 +13,8 @@
 #include "vlm/data/records.h"
 #include "vlm/data/token_dataset.h"
 #include "vlm/eval/classify.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/eval/generation_metrics.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/models/gpt_checkpoint.h"
 #include "vlm/pipeline/pipeline.h"
 #include "vlm/sample/constrained_rows.h"
@@ -27,20 +28,20 @@ constexpr int64_t kGenerateRows = 256;
 // image.
 class ClassifierGrader : public Grader {
  public:
-  explicit ClassifierGrader(DigitClassifier model) : model_(std::move(model)) { model_->eval(); }
+  explicit ClassifierGrader(ImageClassifier model) : model_(std::move(model)) { model_->eval(); }
   at::Tensor probabilities(const at::Tensor& items) const override {
     return classifier_probabilities(model_, items, 64);
   }
   int64_t num_classes() const override { return model_->options.num_classes(); }
 
  private:
-  mutable DigitClassifier model_;
+  mutable ImageClassifier model_;
 };
 
 }  // namespace
 
 std::shared_ptr<const Grader> load_classifier_grader(const std::string& path, c10::Device device) {
-  return std::make_shared<ClassifierGrader>(load_digit_classifier(path, device));
+  return std::make_shared<ClassifierGrader>(load_image_classifier(path, device));
 }
 
 Engine::Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, GPT model, CharTokenizer tokenizer,
@@ -52,11 +53,17 @@ Engine::Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, G
   label_field_ = format_.first_label_field();
   VLM_CHECK(codec_field_ >= 0 && label_field_ >= 0,
             "Engine: the format needs a codec field (the items' letters) and a label field (their classes)");
+  classes_ = label_combinations(format_);
+  words_ = classes_.names(format_);
   const FieldSpec& field = format_.field(codec_field_);
   codec_->check_field(field, "Engine");
-  VLM_CHECK(format_.template_ending_with(label_field_) >= 0 && format_.template_ending_with(codec_field_) >= 0,
-            "Engine: the format needs a template ending with the label (to classify) and one ending with the '",
-            field.name, "' field (to generate)");
+  std::string why;
+  for (int64_t f : classes_.fields)
+    VLM_CHECK(format_.reading_template(f) >= 0, "Engine: no template writes the label '", format_.field(f).name,
+              "' after the '", field.name, "' field, so it cannot be classified");
+  VLM_CHECK(can_generate_per_class(format_, codec_field_, -1, &why) &&
+                label_combinations(format_).count() == classes_.count(),
+            "Engine: the format cannot generate the '", field.name, "' field from the labels: ", why);
   VLM_CHECK(format_.vocabulary() == tokenizer_.chars(), "Engine: the format's characters \"", format_.vocabulary(),
             "\" are not the tokenizer's \"", tokenizer_.chars(), "\"");
   VLM_CHECK(model_->options.vocab_size() == tokenizer_.vocab_size() &&
@@ -92,7 +99,7 @@ Engine Engine::train(std::shared_ptr<const TokenCodec> codec, const SequenceForm
   return Engine(std::move(codec), format, trainer.model(), trainer.tokenizer());
 }
 
-const std::vector<std::string>& Engine::words() const { return format_.field(label_field_).words; }
+const std::vector<std::string>& Engine::words() const { return words_; }
 
 nlohmann::json Engine::describe() const {
   nlohmann::json codec = {{"kind", codec_->kind()}, {"alphabet", codec_->alphabet()},
@@ -105,6 +112,7 @@ nlohmann::json Engine::describe() const {
           {"vocabulary", tokenizer_.chars()},
           {"image_field", format_.field(codec_field_).name},
           {"label_field", format_.field(label_field_).name},
+          {"label_fields", label_field_names()},
           {"labels", words()}};
 }
 
@@ -122,29 +130,60 @@ at::Tensor Engine::grade(const at::Tensor& items) const {
   return grader_->probabilities(items);
 }
 
-at::Tensor Engine::classify(const std::vector<std::string>& letters) {
+std::vector<std::string> Engine::label_field_names() const {
+  std::vector<std::string> out;
+  for (int64_t f : classes_.fields) out.push_back(format_.field(f).name);
+  return out;
+}
+
+std::vector<Record> Engine::records_for(const std::vector<std::string>& letters) const {
   std::vector<Record> records;
-  const int64_t tmpl = format_.template_ending_with(label_field_);
   for (const auto& l : letters) {
     format_.check_value(codec_field_, l, "classify");
-    Record r{tmpl, std::vector<std::string>(format_.num_fields())};
+    Record r{0, std::vector<std::string>(format_.num_fields())};  // the label fields are what is asked
     r.values[codec_field_] = l;
     records.push_back(std::move(r));
   }
-  return classify_exact(model_, tokenizer_, format_, records, {}, /*batch_size=*/1024, label_field_).probs;
+  return records;
+}
+
+at::Tensor Engine::classify(const std::vector<std::string>& letters) {
+  return classify_joint(model_, tokenizer_, format_, records_for(letters), {}, /*batch_size=*/1024).probs;
+}
+
+at::Tensor Engine::classify(const std::vector<std::string>& letters, const std::string& field) {
+  const int64_t f = format_.field_index(field);
+  VLM_CHECK(format_.field(f).is_label(), "classify: '", field, "' is not a label field");
+  return classify_exact(model_, tokenizer_, format_, records_for(letters), {}, /*batch_size=*/1024, f).probs;
 }
 
 at::Tensor Engine::predict(const at::Tensor& items) { return classify(encode(items)).argmax(1); }
 
 double Engine::accuracy(const LabeledImages& data) {
   VLM_CHECK(data.size() > 0, "accuracy: no items");
-  return predict(data.images).eq(data.labels.to(at::kLong)).to(at::kDouble).mean().item<double>();
+  return predict(data.images).eq(data.combined_labels(classes_.sizes)).to(at::kDouble).mean().item<double>();
+}
+
+std::vector<double> Engine::field_accuracies(const LabeledImages& data) {
+  VLM_CHECK(data.size() > 0, "field_accuracies: no items");
+  VLM_CHECK(data.label_columns() == static_cast<int64_t>(classes_.fields.size()), "field_accuracies: the items have ",
+            data.label_columns(), " label columns, the engine ", classes_.fields.size(), " label fields");
+  auto predicted = predict(data.images).contiguous();
+  std::vector<double> hits(classes_.fields.size(), 0.0);
+  std::vector<at::Tensor> truth;
+  for (int64_t k = 0; k < data.label_columns(); ++k) truth.push_back(data.label_column(k).to(at::kLong).contiguous());
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const auto c = classes_.classes(predicted[i].item<int64_t>());
+    for (size_t k = 0; k < c.size(); ++k) hits[k] += c[k] == truth[k][i].item<int64_t>();
+  }
+  for (auto& h : hits) h /= static_cast<double>(data.size());
+  return hits;
 }
 
 GenerateResult Engine::generate(const std::string& word, int64_t n, double temperature, int64_t top_k, uint64_t seed) {
-  const int64_t label = format_.field(label_field_).word_index(word);
-  VLM_CHECK(label >= 0, "generate: '", word, "' is not a word of the label field '", format_.field(label_field_).name,
-            "'");
+  const int64_t label = classes_.find(format_, word);
+  VLM_CHECK(label >= 0, "generate: '", word, "' is not a class (", words_.size() <= 12 ? "" : "e.g. ", "'",
+            words_.front(), "' ... '", words_.back(), "')");
   return generate({GenerateRequest{label, n, temperature, top_k, seed}})[0];
 }
 
@@ -157,7 +196,8 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
     VLM_CHECK(q.temperature > 0, "generate: temperature must be > 0, got ", q.temperature);
     VLM_CHECK(q.top_k >= 0 && q.top_k <= V, "generate: top_k must be in [0, ", V, "], got ", q.top_k);
     std::vector<std::string> given(format_.num_fields());
-    given[label_field_] = words()[q.label];
+    const auto c = classes_.classes(q.label);
+    for (size_t k = 0; k < c.size(); ++k) given[classes_.fields[k]] = format_.field(classes_.fields[k]).words[c[k]];
     prompts.push_back(format_.prompt_for(codec_field_, given));
   }
   // Absolute position embeddings: prompts of one length run together (all of them, with the digits).

@@ -1,5 +1,6 @@
 #include "vlm/eval/generation_metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -23,55 +24,73 @@ std::vector<std::string> Generation::all_values() const {
   return all;
 }
 
-bool can_generate_per_class(const SequenceFormat& format, int64_t codec_field, int64_t label_field,
-                            std::string* reason) {
-  auto no = [&](const std::string& why) {
-    if (reason) *reason = why;
-    return false;
-  };
+namespace {
+// The label fields the template that writes `codec_field` last writes before it (those a generation is conditioned
+// on); empty with a reason when that template is missing or writes another codec field, or `label_field` >= 0 is not
+// the only one.
+std::vector<int64_t> conditioning_fields(const SequenceFormat& format, int64_t codec_field, int64_t label_field,
+                                         std::string& why) {
   if (codec_field < 0 || codec_field >= format.num_fields() || !format.field(codec_field).is_codec())
-    return no("no codec field to generate");
-  if (label_field < 0 || label_field >= format.num_fields() || !format.field(label_field).is_label())
-    return no("no label field to condition on");
+    return why = "no codec field to generate", std::vector<int64_t>{};
+  if (label_field >= format.num_fields() || (label_field >= 0 && !format.field(label_field).is_label()))
+    return why = "no label field to condition on", std::vector<int64_t>{};
   const int64_t t = format.template_ending_with(codec_field);
-  if (t < 0) return no("no template writes field '" + format.field(codec_field).name + "' last");
+  if (t < 0) return why = "no template writes field '" + format.field(codec_field).name + "' last", std::vector<int64_t>{};
+  std::vector<int64_t> fields;
   for (const auto& s : format.segments(t)) {
     if (s.field == codec_field) break;
-    if (s.is_field() && s.field != label_field)
-      return no("the template that writes '" + format.field(codec_field).name + "' last also writes '" +
-                format.field(s.field).name + "' before it");
+    if (!s.is_field()) continue;
+    if (!format.field(s.field).is_label() || (label_field >= 0 && s.field != label_field))
+      return why = "the template that writes '" + format.field(codec_field).name + "' last also writes '" +
+                   format.field(s.field).name + "' before it",
+             std::vector<int64_t>{};
+    fields.push_back(s.field);
   }
-  return true;
+  if (fields.empty()) why = "the template that writes '" + format.field(codec_field).name + "' last has no label before it";
+  return fields;
+}
+}  // namespace
+
+bool can_generate_per_class(const SequenceFormat& format, int64_t codec_field, int64_t label_field,
+                            std::string* reason) {
+  std::string why;
+  const bool ok = !conditioning_fields(format, codec_field, label_field, why).empty();
+  if (!ok && reason) *reason = why;
+  return ok;
 }
 
 Generation generate_per_class(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                               int64_t codec_field, int64_t label_field, int64_t per_class,
                               const SamplerOptions& options, bool constrained, int64_t only_class) {
   std::string why;
-  VLM_CHECK(can_generate_per_class(format, codec_field, label_field, &why), "generate_per_class: ", why);
+  const auto fields = conditioning_fields(format, codec_field, label_field, why);
+  VLM_CHECK(!fields.empty(), "generate_per_class: ", why);
   VLM_CHECK(per_class > 0, "generate_per_class: per_class must be positive, got ", per_class);
-  const int64_t tmpl = format.template_ending_with(codec_field);
-  const FieldSpec& label = format.field(label_field);
+  // The classes: every combination of the conditioning fields' words, in the format's order ("red 7").
+  std::vector<int64_t> ordered = fields;
+  std::sort(ordered.begin(), ordered.end());
+  const auto classes = label_combinations(format, ordered);
   Sampler sampler(model, tokenizer, options);
   auto t0 = Clock::now();
   Generation g;
-  g.words = label.words;
-  g.completions.resize(label.words.size());
-  g.values.resize(label.words.size());
-  VLM_CHECK(only_class < label.num_classes(), "generate_per_class: no class ", only_class, " in field '", label.name,
-            "'");
-  for (size_t w = 0; w < label.words.size(); ++w) {
-    if (only_class >= 0 && static_cast<int64_t>(w) != only_class) continue;
+  g.words = classes.names(format);
+  const int64_t K = classes.count();
+  g.completions.resize(static_cast<size_t>(K));
+  g.values.resize(static_cast<size_t>(K));
+  VLM_CHECK(only_class < K, "generate_per_class: no class ", only_class, " (there are ", K, ")");
+  for (int64_t k = 0; k < K; ++k) {
+    if (only_class >= 0 && k != only_class) continue;
     std::vector<std::string> given(format.num_fields());
-    given[label_field] = label.words[w];
+    const auto c = classes.classes(k);
+    for (size_t j = 0; j < ordered.size(); ++j) given[ordered[j]] = format.field(ordered[j]).words[c[j]];
     const std::string prompt = format.prompt_for(codec_field, given);
     auto completions = sampler.complete(std::vector<std::string>(per_class, prompt), constrained ? &format : nullptr);
-    for (const auto& c : completions) {
-      std::string value = format.answer(codec_field, prompt, c);  // "" when not a line of the format: invalid
+    for (const auto& text : completions) {
+      std::string value = format.answer(codec_field, prompt, text);  // "" when not a line of the format: invalid
       g.invalid += value.empty();
-      g.values[w].push_back(std::move(value));
+      g.values[k].push_back(std::move(value));
     }
-    g.completions[w] = std::move(completions);
+    g.completions[k] = std::move(completions);
     g.total += per_class;
   }
   g.seconds = since(t0);
@@ -121,7 +140,7 @@ nlohmann::json GenerationMetrics::to_json() const {
   return j;
 }
 
-ReferenceGrader classifier_grader(DigitClassifier classifier) {
+ReferenceGrader classifier_grader(ImageClassifier classifier) {
   return [classifier](const at::Tensor& items) mutable {
     return classifier_probabilities(classifier, items).argmax(1);
   };

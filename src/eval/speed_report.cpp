@@ -24,7 +24,7 @@ SpeedReport speed_report(GPT& model, const CharTokenizer& tokenizer, const Seque
     r.exact_seconds = o.exact_seconds > 0
                           ? o.exact_seconds
                           : classify_exact(model, tokenizer, format, test_records, {}, o.batch_size, label).seconds;
-    const int64_t tmpl = format.template_ending_with(label);
+    const int64_t tmpl = format.reading_template(label);
     auto prompt_of = [&](const Record& rec) { return format.prompt(rec, tmpl, label); };
     // The seed's notebook loop (multi_prompt_sampling): one prompt at a time, nanoGPT's generate with
     // max_new_tokens=10, no cache and no early stop.
@@ -45,11 +45,11 @@ SpeedReport speed_report(GPT& model, const CharTokenizer& tokenizer, const Seque
     r.exact_positions_per_prompt = T0 - (first.is_field() ? 0 : static_cast<int64_t>(first.text.size()));
   }
   const int64_t codec = format.template_ending_with(format.first_codec_field()) >= 0 ? format.first_codec_field() : -1;
-  if (o.cache_prompts > 0 && can_generate_per_class(format, codec, label)) {
+  if (o.cache_prompts > 0 && can_generate_per_class(format, codec, -1)) {
     // The same work (one class's worth of unconstrained generation) without and with the cache.
     const int64_t gen_tmpl = format.template_ending_with(codec);
     Record rec{gen_tmpl, std::vector<std::string>(format.num_fields())};
-    rec.values[label] = format.field(label).words[0];
+    for (int64_t f : format.label_fields()) rec.values[f] = format.field(f).words[0];
     const std::vector<std::string> prompts(o.cache_prompts, format.prompt(rec, gen_tmpl, codec));
     auto t_nc = Clock::now();
     Sampler no_cache(model, tokenizer, SamplerOptions(o.cache_sampler).use_cache(false));

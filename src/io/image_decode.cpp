@@ -81,6 +81,12 @@ void check_png_chunks(const uint8_t* data, size_t size, const std::string& name)
 }  // namespace
 
 GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
+  return decode_image(data, size, name, 1, limits);
+}
+
+GrayImage decode_image(const uint8_t* data, size_t size, const std::string& name, int want,
+                       const ImageLimits& limits) {
+  VLM_CHECK(want == 1 || want == 3, "decode_image: channels must be 1 or 3, got ", want);
   VLM_CHECK(size > 0, "cannot read image '", name, "': the file is empty (PNG, BMP or PGM expected)");
   VLM_CHECK(size <= static_cast<size_t>(INT_MAX) && static_cast<int64_t>(size) <= limits.max_file_bytes,
             "cannot read image '", name, "': ", size, " bytes is more than the limit of ", limits.max_file_bytes,
@@ -98,7 +104,7 @@ GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string&
   VLM_CHECK(!(data[0] == 'P' && stbi_is_16_bit_from_memory(data, len)), "cannot read image '", name,
             "': 16-bit PGM/PPM (maxval above 255) is not supported; convert it to 8 bits or PNG");
   int dw = 0, dh = 0;
-  unsigned char* px = stbi_load_from_memory(data, len, &dw, &dh, &channels, 1);  // 1 = convert to grayscale
+  unsigned char* px = stbi_load_from_memory(data, len, &dw, &dh, &channels, want);  // converted to `want`
   VLM_CHECK(px, "cannot read image '", name, "': ", stbi_failure_reason(), " (a damaged ", w, "x", h, " image?)");
   GrayImage out;
   if (dw != w || dh != h) {
@@ -107,14 +113,20 @@ GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string&
   }
   out.width = dw;
   out.height = dh;
-  out.pixels.assign(px, px + static_cast<size_t>(dw) * static_cast<size_t>(dh));
+  out.channels = want;
+  out.source_channels = channels;
+  out.pixels.assign(px, px + static_cast<size_t>(dw) * static_cast<size_t>(dh) * static_cast<size_t>(want));
   stbi_image_free(px);
   return out;
 }
 
 GrayImage read_image_gray_pixels(const std::string& path, const ImageLimits& limits) {
+  return read_image_pixels(path, 1, limits);
+}
+
+GrayImage read_image_pixels(const std::string& path, int channels, const ImageLimits& limits) {
   const std::string bytes = read_text_file(path, limits.max_file_bytes);
-  return decode_image_gray(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, limits);
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, channels, limits);
 }
 
 }  // namespace vlm

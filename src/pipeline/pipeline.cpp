@@ -39,6 +39,7 @@ void PipelineOptions::apply_dataset(const std::string& name) {
   dataset = d.name;
   data_dir = d.data_dir;
   run_dir = d.run_dir;
+  gpt_model.block_size(d.block_size);  // the data set's lines (48 characters for two label fields)
 }
 
 void apply_unsupervised_tokenizer(VQVAETrainOptions& t) {
@@ -60,9 +61,10 @@ void PipelineOptions::apply_preset(const std::string& name) {
   VLM_CHECK(name == "default" || name == "unsupervised" || name == "tiny" || name == "seed", "unknown preset '", name,
             "' (known: default, unsupervised, seed, tiny)");
   preset = name;
-  clf_model = DigitClassifierOptions();
+  clf_model = ImageClassifierOptions();
   clf_train = ClassifierTrainOptions();
   gpt_model = GPTOptions();
+  gpt_model.block_size(image_dataset(dataset).block_size);
   gpt_train = GPTTrainOptions();
   eval = EvaluatorOptions();
   if (name == "seed") {
@@ -107,11 +109,20 @@ void PipelineOptions::apply_preset(const std::string& name) {
   }
 }
 
+namespace {
+std::string dataset_help() {
+  std::string help = "the data set, which sets --data_dir, --run_dir, the label fields and the block size:";
+  for (const auto& name : image_dataset_names()) help += " " + name + " (" + image_dataset(name).description + ");";
+  help.back() = '.';
+  return help;
+}
+}  // namespace
+
 void PipelineOptions::register_flags(Flags& f) {
   std::map<std::string, std::function<void()>> datasets;
   for (const auto& name : image_dataset_names()) datasets[name] = [this, name] { apply_dataset(name); };
   f.add_choice("dataset", &dataset, datasets,
-               "mnist or fashion (Fashion-MNIST, word labels): its --data_dir, --run_dir and label words");
+               dataset_help());
   f.add("run_dir", &run_dir, "run directory (stage outputs, report.md, summary.json)");
   f.add("data_dir", &data_dir, "directory with the four MNIST-format IDX files (raw or .gz)");
   f.add("format", &format, "sequence format file (JSON, docs/formats.md); default: the data set's two templates");
@@ -172,24 +183,35 @@ PipelineContext::PipelineContext(const PipelineOptions& o, ProcessGroup* g)
       rank_threads(group ? group->env().threads_per_rank(o.threads) : o.threads),
       device(resolve_device(o.device)),
       dataset(image_dataset(o.dataset)),
-      mnist(load_mnist(o.data_dir, o.limit_train, o.limit_test, static_cast<int64_t>(dataset.words.size()))),
-      split(split_train_validation(mnist.train)) {}
+      data(dataset.load(o.data_dir, o.limit_train, o.limit_test)),
+      split(split_train_validation(data.train)) {
+  VLM_CHECK(data.train.label_columns() == static_cast<int64_t>(dataset.labels.size()), "data set '", dataset.name,
+            "': its loader gave ", data.train.label_columns(), " label columns for ", dataset.labels.size(),
+            " label fields");
+}
+
+LabeledImages PipelineContext::combined(const LabeledImages& d) const {
+  return {d.images, d.combined_labels(dataset.label_sizes())};
+}
 
 SequenceFormat PipelineContext::sequence_format(const std::string& alphabet, int64_t length) const {
   const int64_t block = options.gpt_model.block_size();
   if (options.format.empty())
-    return SequenceFormat::image_and_label(dataset.label_field, dataset.words, alphabet, length, block);
+    return dataset.format(alphabet, length, block);
   SequenceFormat f = SequenceFormat::load(options.format).with_block_size(block);
-  const int64_t codec = f.first_codec_field(), label = f.first_label_field();
-  VLM_CHECK(codec >= 0 && label >= 0, "--format '", options.format,
-            "': the main job needs a codec field for the images and a label field for their labels");
+  const int64_t codec = f.first_codec_field();
+  const auto labels = f.label_fields();
+  VLM_CHECK(codec >= 0 && labels.size() == dataset.labels.size(), "--format '", options.format,
+            "': the main job needs a codec field for the images and ", dataset.labels.size(),
+            " label field(s) for the data set's labels; it has ", labels.size());
   const FieldSpec& c = f.field(codec);
   VLM_CHECK(c.alphabet == alphabet && c.length == length, "--format '", options.format, "': field '", c.name,
             "' has alphabet \"", c.alphabet, "\" and length ", c.length, ", the codec writes \"", alphabet, "\" and ",
             length, " letters");
-  VLM_CHECK(f.field(label).num_classes() == static_cast<int64_t>(dataset.words.size()), "--format '", options.format,
-            "': field '", f.field(label).name, "' has ", f.field(label).num_classes(), " words, the data set ",
-            dataset.words.size(), " classes");
+  for (size_t k = 0; k < labels.size(); ++k)
+    VLM_CHECK(f.field(labels[k]).num_classes() == dataset.labels[k].num_classes(), "--format '", options.format,
+              "': field '", f.field(labels[k]).name, "' has ", f.field(labels[k]).num_classes(), " words, the data set's ",
+              dataset.labels[k].name, " ", dataset.labels[k].num_classes(), " classes");
   return f;
 }
 
@@ -261,6 +283,15 @@ nlohmann::json summarise(const PipelineContext& ctx, double seconds_this_invocat
     stage_seconds += Stage(o.run_dir, spec.name, {}).record().value("seconds", 0.0);
   const auto vq = Stage(o.run_dir, "vqvae", {}).record()["results"];
   const auto e = nlohmann::json::parse(read_text_file(ctx.path("eval", "summary.json")));
+  // Several label fields: each one's exact and sampled accuracy (test_accuracy is then all fields right).
+  auto field_accuracies = [](const nlohmann::json& e) {
+    nlohmann::json out = nlohmann::json::object();
+    if (!e.contains("classification_fields")) return out;
+    for (const auto& [name, f] : e["classification_fields"].items())
+      for (const char* how : {"exact", "sampled"})
+        if (f.contains(how)) out[name][how] = f[how]["accuracy"];
+    return out;
+  };
   auto pick = [&](const char* section, const char* key) {
     return e.contains(section) && e[section].contains(key) ? e[section][key] : nlohmann::json(nullptr);
   };
@@ -275,6 +306,7 @@ nlohmann::json summarise(const PipelineContext& ctx, double seconds_this_invocat
           {"test_accuracy_std_error", pick("classification_exact", "std_error")},
           {"test_accuracy_sampled", pick("classification_sampled", "accuracy")},
           {"generation_graded_accuracy", pick("generation", "graded_accuracy")},
+          {"test_accuracy_fields", field_accuracies(e)},
           {"generation_invalid_rate", pick("generation", "invalid_rate_constrained")},
           {"generation_invalid_rate_unconstrained", pick("generation", "invalid_rate_unconstrained")},
           {"test_examples", e["test_examples"]}};

@@ -27,7 +27,10 @@ void write_report(const std::string& run_dir, const nlohmann::json& s, const nlo
   std::ostringstream r;
   r << "# vlm run report: `" << run_dir << "`\n\n";
   r << "Preset `" << s.value("preset", "?") << "`, data set `" << s.value("dataset", "mnist") << "`, "
-    << e.value("test_examples", 0) << " held-out test images, label field `" << e.value("label_field", "?") << "`. Stage wall time " << Progress::format_duration(s.value("wall_seconds", 0.0))
+    << e.value("test_examples", 0) << " held-out test images, label field `"
+    << (e.contains("label_field") && e["label_field"].is_string() ? e["label_field"].get<std::string>()
+                                                                   : e.value("label_field", nlohmann::json()).dump())
+    << "`. Stage wall time " << Progress::format_duration(s.value("wall_seconds", 0.0))
     << " on this machine.\n\n";
 
   r << "## Headline\n\n| figure | value |\n|---|---|\n";
@@ -35,6 +38,10 @@ void write_report(const std::string& run_dir, const nlohmann::json& s, const nlo
     << num(s["test_accuracy"]) << " +- " << num(s["test_accuracy_std_error"]) << " |\n";
   r << "| classification accuracy, sampled as the seed did (T=0.8, top-k 200) | " << num(s["test_accuracy_sampled"])
     << " |\n";
+  if (s.contains("test_accuracy_fields"))
+    for (const auto& [name, f] : s["test_accuracy_fields"].items())
+      r << "| " << name << " alone: exact / sampled accuracy | " << num(f.value("exact", nlohmann::json())) << " / "
+        << num(f.value("sampled", nlohmann::json())) << " |\n";
   r << "| graded generation accuracy (reference CNN agrees with the class asked for) | "
     << num(s["generation_graded_accuracy"]) << " |\n";
   r << "| invalid generations, constrained decoding | " << num(s["generation_invalid_rate"]) << " |\n";

@@ -34,7 +34,8 @@ nlohmann::json data_options(const PipelineContext& ctx) {
                            "t10k-labels-idx1-ubyte"})
     inputs[stem] = file_checksum(find_idx_file(ctx.options.data_dir, stem));
   return {{"idx_files", inputs},
-          {"classes", ctx.dataset.words.size()},
+          {"dataset", ctx.dataset.name},
+          {"classes", ctx.dataset.label_sizes()},
           {"limit_train", ctx.options.limit_train},
           {"limit_test", ctx.options.limit_test}};
 }
@@ -42,8 +43,8 @@ nlohmann::json data_options(const PipelineContext& ctx) {
 // data.json holds the inputs' checksums too: downstream stages hash it, so new data redoes them.
 StageOutcome run_data(PipelineContext& ctx, Stage& stage) {
   nlohmann::json res = {{"train", ctx.split.train.size()},   {"validation", ctx.split.validation.size()},
-                        {"test", ctx.mnist.test.size()},      {"height", ctx.mnist.train.height()},
-                        {"width", ctx.mnist.train.width()}};
+                        {"test", ctx.data.test.size()},      {"height", ctx.data.train.height()},
+                        {"width", ctx.data.train.width()}};
   write_text_atomically(stage.path("data.json"), nlohmann::json{{"split", res}, {"inputs", data_options(ctx)}}.dump(2) + "\n");
   return {res, {}};
 }
@@ -51,13 +52,13 @@ StageOutcome run_data(PipelineContext& ctx, Stage& stage) {
 // --- vqvae: the image tokenizer -----------------------------------------------------------------------------------
 VQVAEOptions vq_model_of(const PipelineContext& ctx) {
   VQVAEOptions m = ctx.options.vq_model;
-  m.image_size(ctx.mnist.train.height()).image_channels(ctx.mnist.train.channels());
+  m.image_size(ctx.data.train.height()).image_channels(ctx.data.train.channels());
   return m;
 }
 
 VQVAETrainOptions vq_train_of(const PipelineContext& ctx) {
   VQVAETrainOptions t = ctx.options.vq_train;
-  t.num_classes = static_cast<int64_t>(ctx.dataset.words.size());  // the label head aligns codes with the classes
+  t.num_classes = ctx.dataset.num_classes();  // the label head aligns codes with the classes (all label fields')
   return t;
 }
 
@@ -73,9 +74,10 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   VQVAE model(vq_model_of(ctx));
   VQVAETrainOptions to = vq_train_of(ctx);
   to.out_dir = stage.dir();  // vqvae.pt, epochs.jsonl, state.pt
-  to.resume = stage.resuming();  // an interrupted start with this configuration: continue after its last epoch
+  // An interrupted start with this configuration: continue after its last epoch.
+  to.init_from = stage.resuming() && fs::exists(stage.path("state.pt")) ? "resume" : "scratch";
   // The tokenizer is given the training labels only for caption alignment; an unsupervised one never has them.
-  LabeledImages train = ctx.split.train, validation = ctx.split.validation;
+  LabeledImages train = ctx.combined(ctx.split.train), validation = ctx.split.validation;
   validation.labels = at::Tensor();
   if (to.label_weight == 0) train.labels = at::Tensor();
   VQVAETrainer trainer(model, to, train, validation, ctx.device);
@@ -95,13 +97,14 @@ StageOutcome run_vqvae(PipelineContext& ctx, Stage& stage) {
   if (!ctx.is_main()) return {};
   ScopedThreads threads(o.threads, ThreadPool::kBlas);  // rank 0 alone from here: all cores
   auto codec = ImageTokenCodec::load(trainer.checkpoint_path(), ctx.device);
-  auto test = evaluate_vqvae(codec.model(), ctx.mnist.test.images, 1000, /*keep_recon=*/true);
+  auto test = evaluate_vqvae(codec.model(), ctx.data.test.images, 1000, /*keep_recon=*/true);
   auto train_codes = codec.encode_codes(ctx.split.train.images);
   auto stats = token_stats(test.codes, codec.num_codes());
-  auto probe = knn_probe(test.codes, ctx.mnist.test.labels, train_codes, ctx.split.train.labels, 10);
-  const int64_t shown = std::min<int64_t>(16, ctx.mnist.test.size());
+  auto probe = knn_probe(test.codes, ctx.combined(ctx.data.test).labels, train_codes,
+                         ctx.combined(ctx.split.train).labels, 10);
+  const int64_t shown = std::min<int64_t>(16, ctx.data.test.size());
   write_png(stage.path("recon.png"),
-            image_grid(at::cat({ctx.mnist.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown)}), shown));
+            image_grid(at::cat({ctx.data.test.images.slice(0, 0, shown), test.recon.slice(0, 0, shown)}), shown));
   nlohmann::json res = tokenizer_metrics(test, stats, probe, result, to.monitor);
   write_text_atomically(stage.path("metrics.json"), res.dump(2) + "\n");
   fmt::print("  test mse {:.5f}, perplexity {:.2f}, 10-NN token probe {:.4f}\n", test.recon_mse, stats.perplexity,
@@ -127,7 +130,7 @@ StageOutcome run_tokens(PipelineContext& ctx, Stage& stage) {
   format.save(stage.path("format.json"));
   write("train.txt", ctx.split.train, ctx.options.seed);
   write("valid.txt", ctx.split.validation, ctx.options.seed + 1);
-  write("test.txt", ctx.mnist.test, ctx.options.seed + 2);
+  write("test.txt", ctx.data.test, ctx.options.seed + 2);
   return {{{"format", format.to_json()}}, {}};
 }
 
@@ -136,9 +139,9 @@ nlohmann::json classifier_options(const PipelineContext& ctx) {
   const auto& o = ctx.options;
   if (!o.classifier_checkpoint.empty()) return {{"reuse", file_checksum(o.classifier_checkpoint)}};
   auto m = o.clf_model;
-  m.image_size(ctx.mnist.train.height())
-      .image_channels(ctx.mnist.train.channels())
-      .num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
+  m.image_size(ctx.data.train.height())
+      .image_channels(ctx.data.train.channels())
+      .num_classes(ctx.dataset.num_classes());
   return {{"seed", o.seed}, {"model", options_config_json(m)}, {"train", options_config_json(o.clf_train)}};
 }
 
@@ -146,25 +149,28 @@ StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
   const auto& o = ctx.options;
   const std::string out = stage.path("classifier.pt");
   if (!o.classifier_checkpoint.empty()) {
-    auto model = load_digit_classifier(o.classifier_checkpoint, ctx.device);  // checks that it is one
-    save_digit_classifier(out, model, {{"copied_from", o.classifier_checkpoint}});
-    return {{{"test_accuracy", classifier_accuracy(model, ctx.mnist.test)}}, {}};
+    auto model = load_image_classifier(o.classifier_checkpoint, ctx.device);  // checks that it is one
+    save_image_classifier(out, model, {{"copied_from", o.classifier_checkpoint}});
+    return {{{"test_accuracy", classifier_accuracy(model, ctx.combined(ctx.data.test))}}, {}};
   }
   seed_everything(o.seed);
-  DigitClassifierOptions mo = o.clf_model;
-  mo.image_size(ctx.mnist.train.height())
-      .image_channels(ctx.mnist.train.channels())
-      .num_classes(static_cast<int64_t>(ctx.dataset.words.size()));
-  DigitClassifier model(mo);
-  ClassifierTrainer trainer(model, o.clf_train, ctx.split.train, ctx.split.validation, ctx.device);
+  ImageClassifierOptions mo = o.clf_model;
+  mo.image_size(ctx.data.train.height())
+      .image_channels(ctx.data.train.channels())
+      .num_classes(ctx.dataset.num_classes());
+  ImageClassifier model(mo);
+  ClassifierTrainOptions to = o.clf_train;
+  to.out_dir = stage.dir();  // classifier.pt (written again below with the test figures) and epochs.jsonl
+  // One class per combination of the label fields ("red 7"): what graded generation asks of a generated image.
+  ClassifierTrainer trainer(model, to, ctx.combined(ctx.split.train), ctx.combined(ctx.split.validation), ctx.device);
   auto r = [&] {
     ScopedThreads threads(o.threads, ThreadPool::kTorch);
     return trainer.train();
   }();
-  const double test_acc = classifier_accuracy(model, ctx.mnist.test);
+  const double test_acc = classifier_accuracy(model, ctx.combined(ctx.data.test));
   nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.validation_accuracy},
                         {"train_seconds", r.seconds}};
-  save_digit_classifier(out, model, res);
+  save_image_classifier(out, model, res);
   fmt::print("  reference classifier: test accuracy {:.4f}\n", test_acc);
   return {res, {}};
 }
@@ -247,10 +253,10 @@ StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
   // docs/distributed.md); what only rank 0 runs afterwards gets the whole machine again.
   in.group = ctx.group;
   in.threads_alone = o.threads;
-  in.test_items = ctx.mnist.test.images;
+  in.test_items = ctx.data.test.images;
   auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
   in.codec = codec.get();
-  in.grader = classifier_grader(load_digit_classifier(ctx.path("classifier", "classifier.pt"), ctx.device));
+  in.grader = classifier_grader(load_image_classifier(ctx.path("classifier", "classifier.pt"), ctx.device));
   std::unordered_set<std::string> train_strings;
   if (main) {  // memorisation is measured on rank 0's generations
     const int64_t image = in.format.first_codec_field();

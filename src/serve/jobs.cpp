@@ -23,8 +23,9 @@ void Job::answer(JobResult result) {
 
 namespace {
 
-std::vector<Pixels> to_pixels(const at::Tensor& images) {  // (N, 1, H, W) float in [0, 1]
-  auto bytes = (images.detach().cpu().to(at::kFloat).clamp(0, 1) * 255).round().to(at::kByte).contiguous();
+std::vector<Pixels> to_pixels(const at::Tensor& images) {  // (N, C, H, W) float in [0, 1] -> PNG's (H, W, C) bytes
+  auto bytes =
+      (images.detach().cpu().to(at::kFloat).clamp(0, 1) * 255).round().to(at::kByte).permute({0, 2, 3, 1}).contiguous();
   const int64_t n = bytes.size(0), per = bytes.numel() / std::max<int64_t>(1, n);
   std::vector<Pixels> out(n);
   const uint8_t* p = bytes.data_ptr<uint8_t>();
@@ -46,8 +47,9 @@ void guarded(std::vector<Job*>& group, F&& body) {
 
 int64_t square_image_size(const Engine& engine) {
   const auto& shape = engine.item_shape();
-  VLM_CHECK(shape.size() == 3 && shape[0] == 1 && shape[1] == shape[2], "vlm serve draws square grey images (1, S, S); ",
-            "the run '", engine.name(), "' has items of shape ", at::IntArrayRef(shape));
+  VLM_CHECK(shape.size() == 3 && (shape[0] == 1 || shape[0] == 3) && shape[1] == shape[2],
+            "vlm serve draws square grey or RGB images (1 or 3, S, S); the run '", engine.name(),
+            "' has items of shape ", at::IntArrayRef(shape));
   return shape[1];
 }
 
@@ -56,14 +58,14 @@ void run_jobs(Engine& engine, std::vector<Job>& jobs) {
   std::vector<Job*> images, generates, decodes;
   for (auto& j : jobs)
     (j.kind == Job::Kind::kGenerate ? generates : j.kind == Job::Kind::kDecode ? decodes : images).push_back(&j);
-  const int64_t s = square_image_size(engine);
+  const int64_t s = square_image_size(engine), c = engine.item_shape()[0];
   std::vector<JobResult> image_results(images.size()), decode_results(decodes.size());
 
   // Classify and encode: one encoder pass for all their images, one GPT pass for the classifications.
   guarded(images, [&] {
-    auto batch = at::empty({static_cast<int64_t>(images.size()), 1, s, s}, at::kFloat);
+    auto batch = at::empty({static_cast<int64_t>(images.size()), c, s, s}, at::kFloat);
     for (size_t i = 0; i < images.size(); ++i)
-      std::copy(images[i]->pixels.begin(), images[i]->pixels.end(), batch.data_ptr<float>() + i * s * s);
+      std::copy(images[i]->pixels.begin(), images[i]->pixels.end(), batch.data_ptr<float>() + i * c * s * s);
     auto letters = engine.encode(batch);
     std::vector<std::string> to_classify;
     for (size_t i = 0; i < images.size(); ++i) {

@@ -27,7 +27,7 @@ struct JobResult {
 struct Job {
   enum class Kind { kClassify, kEncode, kDecode, kGenerate };
   Kind kind = Kind::kClassify;
-  std::vector<float> pixels;  ///< classify, encode: image_size^2 values in [0, 1]
+  std::vector<float> pixels;  ///< classify, encode: channels * image_size^2 values in [0, 1], (C, H, W)
   bool reconstruction = false;
   std::string letters;        ///< decode (already checked)
   GenerateRequest generate;

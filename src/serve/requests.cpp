@@ -8,12 +8,6 @@
 
 #include "vlm/io/image_decode.h"
 
-// stb_image's implementation is compiled once, in src/io/image_decode.cpp; only its declarations here.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <stb_image.h>
-#pragma GCC diagnostic pop
-
 namespace vlm {
 
 nlohmann::json HttpError::to_json() const {
@@ -60,10 +54,11 @@ int64_t get_integer(const nlohmann::json& j, const char* key, int64_t lo, int64_
 }
 
 std::string image_expected(const RequestLimits& limits, bool allow_reconstruction) {
-  const int64_t s = limits.image_size;
-  return fmt::format("a {}x{} grayscale image: a body of Content-Type image/png, or JSON {{\"pixels\": [{} numbers in "
-                     "[0, 1], row by row]}} or {{\"png\": \"<base64 PNG>\"}}{}",
-                     s, s, s * s, allow_reconstruction ? ", optionally with \"reconstruction\": true" : "");
+  const int64_t s = limits.image_size, c = limits.image_channels;
+  return fmt::format("a {}x{} {} image: a body of Content-Type image/png, or JSON {{\"pixels\": [{} numbers in "
+                     "[0, 1], {}row by row]}} or {{\"png\": \"<base64 PNG>\"}}{}",
+                     s, s, c == 1 ? "grayscale" : "RGB", c * s * s, c == 1 ? "" : "channel by channel, ",
+                     allow_reconstruction ? ", optionally with \"reconstruction\": true" : "");
 }
 
 }  // namespace
@@ -81,21 +76,25 @@ std::vector<float> decode_png_request(const std::string& bytes, const RequestLim
   il.max_pixels = 4096 * 4096;
   GrayImage img;
   try {
-    img = decode_image_gray(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "request body", il);
+    img = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "request body",
+                       static_cast<int>(limits.image_channels), il);
   } catch (const Error& e) {
     throw HttpError(400, e.what(), expected);
   }
   if (img.width != s || img.height != s)
     throw HttpError(400, fmt::format("the image is {}x{} pixels", img.width, img.height), expected);
-  int w = 0, h = 0, channels = 0;
-  stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                        &channels);
-  if (channels != 1)
-    throw HttpError(400, fmt::format("the image has {} channels ({}), not 1 (grayscale)", channels,
-                                     channels == 2 ? "gray + alpha" : channels == 3 ? "RGB" : "RGBA"),
+  const int channels = img.source_channels, want = static_cast<int>(limits.image_channels);
+  auto name = [](int c) { return c == 1 ? "grayscale" : c == 2 ? "gray + alpha" : c == 3 ? "RGB" : "RGBA"; };
+  if (channels != want)
+    throw HttpError(400, fmt::format("the image has {} channels ({}), not {} ({})", channels, name(channels), want,
+                                     name(want)),
                     expected);
+  // Interleaved (H, W, C) bytes -> (C, H, W) floats.
+  const size_t plane = static_cast<size_t>(s * s);
   std::vector<float> pixels(img.pixels.size());
-  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>(img.pixels[i]) / 255.0f;
+  for (size_t i = 0; i < plane; ++i)
+    for (size_t c = 0; c < static_cast<size_t>(want); ++c)
+      pixels[c * plane + i] = static_cast<float>(img.pixels[i * want + c]) / 255.0f;
   return pixels;
 }
 
@@ -124,11 +123,12 @@ ImageRequest parse_image_request(const std::string& body, const std::string& con
     return out;
   }
   const auto& p = j["pixels"];
-  const size_t n = static_cast<size_t>(limits.image_size * limits.image_size);
+  const size_t n = static_cast<size_t>(limits.image_channels * limits.image_size * limits.image_size);
   if (!p.is_array()) throw HttpError(400, "\"pixels\" must be an array, got " + std::string(p.type_name()), expected);
   if (p.size() != n)
-    throw HttpError(400, fmt::format("\"pixels\" has {} values, not {} ({}x{})", p.size(), n, limits.image_size,
-                                     limits.image_size),
+    throw HttpError(400, fmt::format("\"pixels\" has {} values, not {} ({}{}x{})", p.size(), n,
+                                     limits.image_channels == 1 ? "" : std::to_string(limits.image_channels) + "x",
+                                     limits.image_size, limits.image_size),
                     expected);
   out.pixels.resize(n);
   for (size_t i = 0; i < n; ++i) {

@@ -57,9 +57,10 @@ void set_json(httplib::Response& res, int status, const nlohmann::json& j) {
   res.set_content(j.dump(), "application/json");
 }
 
-std::string png_data_url(const Pixels& pixels, int64_t size) {
+std::string png_data_url(const Pixels& pixels, const RequestLimits& limits) {
+  const int size = static_cast<int>(limits.image_size);
   return "data:image/png;base64," +
-         base64_encode(encode_png(pixels.data(), static_cast<int>(size), static_cast<int>(size), 1));
+         base64_encode(encode_png(pixels.data(), size, size, static_cast<int>(limits.image_channels)));
 }
 
 // cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into Debian's library): 64 clients
@@ -88,6 +89,7 @@ struct Server::Impl {
 
   Impl(const ServerOptions& o, c10::Device device) : options(o), engine(Engine::load(o.run_dir, device)) {
     limits.image_size = serve_detail::square_image_size(engine);
+    limits.image_channels = engine.item_shape()[0];
     limits.max_image_bytes = options.max_image_bytes;
     limits.max_n = options.max_n;
     limits.max_top_k = engine.tokenizer().vocab_size();
@@ -130,7 +132,7 @@ struct Server::Impl {
       if (r.probabilities[c] > r.probabilities[best]) best = c;
     j["prediction"] = limits.words[best];
     j["probability"] = r.probabilities[best];
-    if (with_image) j["reconstruction"] = png_data_url(r.image, limits.image_size);
+    if (with_image) j["reconstruction"] = png_data_url(r.image, limits);
     return j;
   }
 
@@ -144,7 +146,7 @@ struct Server::Impl {
         s["image"] = nullptr;
         s["reference"] = nullptr;
       } else {
-        s["image"] = png_data_url(r.images[i], limits.image_size);
+        s["image"] = png_data_url(r.images[i], limits);
         const auto& g = r.grades[i];
         const size_t best = static_cast<size_t>(std::max_element(g.begin(), g.end()) - g.begin());
         s["reference"] = {{"label", limits.words[best]}, {"probability", g[best]}};
@@ -194,7 +196,7 @@ struct Server::Impl {
         job.kind = Job::Kind::kDecode;
         job.letters = parse_decode_request(req.body, limits);
         auto r = submit(std::move(job));
-        return nlohmann::json{{"letters", r.letters}, {"image", png_data_url(r.image, limits.image_size)}};
+        return nlohmann::json{{"letters", r.letters}, {"image", png_data_url(r.image, limits)}};
       });
     });
     http.Post("/api/generate", [this](const httplib::Request& req, httplib::Response& res) {
@@ -258,6 +260,7 @@ struct Server::Impl {
   nlohmann::json info() {
     auto j = engine.describe();
     j["image_size"] = limits.image_size;
+    j["image_channels"] = limits.image_channels;
     const auto s = batcher->stats();
     j["versions"] = {{"vlm", VLM_VERSION_STRING},
                      {"libtorch", TORCH_VERSION},

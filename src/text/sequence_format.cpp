@@ -156,6 +156,20 @@ SequenceFormat SequenceFormat::image_and_label(const std::string& label, std::ve
                         block_size, '#');
 }
 
+SequenceFormat SequenceFormat::image_and_labels(const std::vector<FieldSpec>& labels, const std::string& alphabet,
+                                                int64_t image_length, int64_t block_size) {
+  VLM_CHECK(!labels.empty(), "image_and_labels: no label field");
+  std::vector<FieldSpec> fields = {FieldSpec::codec_field("image", alphabet, image_length)};
+  std::string reading = "image:{image}", drawing;
+  for (const auto& l : labels) {
+    VLM_CHECK(l.is_label(), "image_and_labels: field '", l.name, "' is not a label field");
+    fields.push_back(l);
+    reading += ", " + l.name + ":{" + l.name + "}";
+    drawing += l.name + ":{" + l.name + "}, ";
+  }
+  return SequenceFormat(std::move(fields), {reading + ".", drawing + "image:{image}."}, block_size, '#');
+}
+
 const FieldSpec& SequenceFormat::field(int64_t i) const {
   VLM_CHECK(i >= 0 && i < num_fields(), "sequence format: no field ", i, " (it has ", num_fields(), ")");
   return fields_[i];
@@ -173,6 +187,13 @@ int64_t SequenceFormat::first_label_field() const {
   for (size_t i = 0; i < fields_.size(); ++i)
     if (fields_[i].is_label()) return static_cast<int64_t>(i);
   return -1;
+}
+
+std::vector<int64_t> SequenceFormat::label_fields() const {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < fields_.size(); ++i)
+    if (fields_[i].is_label()) out.push_back(static_cast<int64_t>(i));
+  return out;
 }
 
 int64_t SequenceFormat::first_codec_field() const {
@@ -363,6 +384,27 @@ int64_t SequenceFormat::template_ending_with(int64_t f) const {
   return -1;
 }
 
+int64_t SequenceFormat::reading_template(int64_t f) const {
+  VLM_CHECK(field(f).is_label(), "reading_template: field '", field(f).name, "' is not a label field");
+  int64_t best = -1, fewest = 0;
+  for (int64_t t = 0; t < num_templates(); ++t) {
+    int64_t labels_before = 0;
+    bool codecs_before = true;
+    bool seen = false;
+    for (const auto& s : templates_[t]) {
+      if (!s.is_field()) continue;
+      if (s.field == f) {
+        seen = true;
+        continue;
+      }
+      if (seen) codecs_before &= !fields_[s.field].is_codec();
+      else labels_before += fields_[s.field].is_label();
+    }
+    if (codecs_before && (best < 0 || labels_before < fewest)) best = t, fewest = labels_before;
+  }
+  return best;
+}
+
 std::string SequenceFormat::prompt(const Record& r, int64_t tmpl, int64_t f) const {
   std::string out;
   for (const auto& s : segments(tmpl)) {
@@ -518,6 +560,62 @@ std::string to_string(TemplateMode mode) {
     case TemplateMode::kAll: return "all";
   }
   return "?";
+}
+
+int64_t LabelCombinations::count() const {
+  int64_t n = 1;
+  for (int64_t s : sizes) n *= s;
+  return n;
+}
+
+std::vector<int64_t> LabelCombinations::classes(int64_t combination) const {
+  VLM_CHECK(combination >= 0 && combination < count(), "label combinations: no combination ", combination, " (there are ",
+            count(), ")");
+  std::vector<int64_t> out(sizes.size());
+  for (size_t k = sizes.size(); k-- > 0;) out[k] = combination % sizes[k], combination /= sizes[k];
+  return out;
+}
+
+int64_t LabelCombinations::index(const std::vector<int64_t>& classes) const {
+  VLM_CHECK(classes.size() == sizes.size(), "label combinations: ", classes.size(), " classes for ", sizes.size(),
+            " fields");
+  int64_t out = 0;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    VLM_CHECK(classes[k] >= 0 && classes[k] < sizes[k], "label combinations: class ", classes[k], " of field ", k,
+              " is not in [0, ", sizes[k], ")");
+    out = out * sizes[k] + classes[k];
+  }
+  return out;
+}
+
+std::string LabelCombinations::name(const SequenceFormat& format, int64_t combination) const {
+  const auto c = classes(combination);
+  std::string out;
+  for (size_t k = 0; k < c.size(); ++k) out += (k ? " " : "") + format.field(fields[k]).words[c[k]];
+  return out;
+}
+
+std::vector<std::string> LabelCombinations::names(const SequenceFormat& format) const {
+  std::vector<std::string> out;
+  for (int64_t k = 0; k < count(); ++k) out.push_back(name(format, k));
+  return out;
+}
+
+int64_t LabelCombinations::find(const SequenceFormat& format, const std::string& name_) const {
+  for (int64_t k = 0; k < count(); ++k)
+    if (name(format, k) == name_) return k;
+  return -1;
+}
+
+LabelCombinations label_combinations(const SequenceFormat& format, std::vector<int64_t> fields) {
+  if (fields.empty()) fields = format.label_fields();
+  LabelCombinations out;
+  for (int64_t f : fields) {
+    VLM_CHECK(format.field(f).is_label(), "label_combinations: field '", format.field(f).name, "' is not a label field");
+    out.fields.push_back(f);
+    out.sizes.push_back(format.field(f).num_classes());
+  }
+  return out;
 }
 
 std::vector<Record> make_records(const SequenceFormat& format, const std::vector<std::vector<std::string>>& values,

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <torch/optim/adam.h>
 
+#include "vlm/core/atomic_file.h"
 #include "vlm/core/check.h"
 #include "vlm/core/progress.h"
 
@@ -23,7 +24,7 @@ nlohmann::json ClassifierEpochLog::to_json() const {
           {"seconds", seconds}};
 }
 
-ClassifierTrainer::ClassifierTrainer(DigitClassifier model, ClassifierTrainOptions options, LabeledImages train,
+ClassifierTrainer::ClassifierTrainer(ImageClassifier model, ClassifierTrainOptions options, LabeledImages train,
                                      LabeledImages validation, c10::Device device)
     : model_(std::move(model)), opt_(std::move(options)), train_(std::move(train)), val_(std::move(validation)),
       device_(device) {
@@ -42,6 +43,7 @@ ClassifierTrainResult ClassifierTrainer::train() {
   ClassifierTrainResult result;
   Progress bar("classifier", total, "step", 5.0);  // drawn unless quiet
   int64_t step = 0;
+  std::string jsonl;  // epochs.jsonl
   for (int64_t epoch = 1; epoch <= opt_.max_epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     model_->train();
@@ -69,12 +71,21 @@ ClassifierTrainResult ClassifierTrainer::train() {
     if (!opt_.quiet)
       fmt::print("epoch {}: train loss {:.4f}, validation accuracy {:.4f}\n", epoch, log.train_loss,
                  log.validation_accuracy);
+    jsonl += log.to_json().dump() + "\n";
     if (hooks_.on_log) hooks_.on_log(log);
     if (hooks_.on_eval) hooks_.on_eval(log);
   }
   if (!opt_.quiet) bar.finish();
   model_->eval();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!opt_.out_dir.empty()) {
+    ensure_directory(opt_.out_dir);
+    const std::string path = opt_.out_dir + "/classifier.pt";
+    save_image_classifier(path, model_,
+                          {{"validation_accuracy", result.validation_accuracy}, {"epochs", result.epochs_run}});
+    write_text_atomically(opt_.out_dir + "/epochs.jsonl", jsonl);
+    if (hooks_.on_checkpoint) hooks_.on_checkpoint(result.epochs_run, path);
+  }
   return result;
 }
 

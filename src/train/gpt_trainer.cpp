@@ -246,17 +246,26 @@ GPTEvalResult GPTTrainer::evaluate(bool final_eval) {
   r.train_loss = split_loss(train_, nullptr);
   r.val_loss = split_loss(val_, &r.val_loss_all);
   const int64_t want = final_eval ? opt_.final_classify : opt_.eval_classify;
-  const int64_t label = train_.format.first_label_field();
-  if (want != 0 && label >= 0 && train_.format.template_ending_with(label) >= 0) {  // a format that can classify
+  // Every label field read from the codec fields (a format that can classify): the combination's accuracy.
+  const auto classes = label_combinations(train_.format);
+  bool can_classify = !classes.fields.empty();
+  for (int64_t f : classes.fields) can_classify &= train_.format.reading_template(f) >= 0;
+  if (want != 0 && can_classify) {
     const int64_t n = want < 0 ? val_.size() : std::min(val_.size(), want);
     // This rank's contiguous share of the first n validation records.
     const int64_t first = n * rank / world, last = n * (rank + 1) / world;
-    auto labels = val_.labels();
-    std::vector<int64_t> mine(labels.begin() + first, labels.begin() + last);
+    std::vector<std::vector<int64_t>> field_labels;
+    for (int64_t f : classes.fields) field_labels.push_back(val_.labels(f));
+    std::vector<int64_t> mine;
+    for (int64_t i = first; i < last; ++i) {
+      std::vector<int64_t> c;
+      for (const auto& l : field_labels) c.push_back(l[static_cast<size_t>(i)]);
+      mine.push_back(classes.index(c));
+    }
     std::vector<Record> records(val_.records.begin() + first, val_.records.begin() + last);
     std::vector<double> right{0.0};
     if (!records.empty()) {
-      auto c = classify_exact(model_, train_.tokenizer, train_.format, records, {}, 1000);
+      auto c = classify_joint(model_, train_.tokenizer, train_.format, records, {}, 1000);
       for (size_t i = 0; i < mine.size(); ++i) right[0] += c.predicted[i] == mine[i];
     }
     if (group_) right = group_->all_reduce_sum(right);

@@ -222,6 +222,9 @@ void VQVAETrainOptions::validate() const {
   VLM_CHECK(batch_size > 0, "--batch_size must be positive, got ", batch_size);
   VLM_CHECK(max_epochs > 0, "--max_epochs must be positive, got ", max_epochs);
   VLM_CHECK(decoder_epochs >= 0, "--decoder_epochs must be >= 0, got ", decoder_epochs);
+  VLM_CHECK(init_from == "scratch" || init_from == "resume", "--init_from must be scratch or resume, got '", init_from,
+            "'");
+  VLM_CHECK(!out_dir.empty() || init_from == "scratch", "--init_from=resume needs the --out_dir to resume from");
   VLM_CHECK(decoder_lr >= 0, "--decoder_lr must be >= 0 (0 = --learning_rate), got ", decoder_lr);
   VLM_CHECK(patience >= 0, "--patience must be >= 0, got ", patience);
   VLM_CHECK(learning_rate > 0 && min_lr >= 0, "--learning_rate must be positive and --min_lr >= 0, got ", learning_rate,
@@ -706,9 +709,12 @@ VQVAETrainResult VQVAETrainer::train() {
   }
   State st;
   st.result.best_val_loss = std::numeric_limits<double>::infinity();
-  if (opt_.resume && !state_path().empty() && load_state(st) && is_main())
-    fmt::print("resuming from '{}' after epoch {}{}\n", state_path(), st.epoch,
-               st.finished ? " (training had finished)" : "");
+  if (opt_.init_from == "resume") {
+    VLM_CHECK(load_state(st), "--init_from=resume: there is no training state '", state_path(), "' to continue from");
+    if (is_main())
+      fmt::print("resuming from '{}' after epoch {}{}\n", state_path(), st.epoch,
+                 st.finished ? " (training had finished)" : "");
+  }
   std::string jsonl;
   for (const auto& h : st.result.history) jsonl += h.to_json().dump() + "\n";
   for (int64_t epoch = st.epoch + 1; epoch <= total_epochs() && !st.finished; ++epoch) {

@@ -12,10 +12,10 @@
 
 namespace vlm {
 
-/// One record per image: the codec's letters in `codec_field` (-1: the format's first codec field), the label's word
-/// in `label_field` (-1: the first label field), each record's template drawn by make_records with `seed`. The format
-/// must have no other field, and the codec must write what the codec field holds (checked, naming both).
+/// One record per image: the codec's letters in `codec_field` (-1: the format's first codec field), label column k's
+/// word in the format's k-th label field, each record's template drawn by make_records with `seed`. The format must
+/// have no other field, and the codec must write what the codec field holds (checked, naming both).
 std::vector<Record> records_of(const SequenceFormat& format, const TokenCodec& codec, const LabeledImages& data,
-                               uint64_t seed = 1337, int64_t codec_field = -1, int64_t label_field = -1);
+                               uint64_t seed = 1337, int64_t codec_field = -1);
 
 }  // namespace vlm

@@ -48,10 +48,10 @@ class Grader {
   virtual int64_t num_classes() const = 0;
 };
 
-/// Loads the reference classifier a run trained (vlm/models/digit_classifier.h) as a Grader.
+/// Loads the reference classifier a run trained (vlm/models/image_classifier.h) as a Grader.
 std::shared_ptr<const Grader> load_classifier_grader(const std::string& path, c10::Device device = c10::kCPU);
 
-/// One generate request: `n` items of class `label` (an index into the label field's words).
+/// One generate request: `n` items of class `label` (an index into Engine::words()).
 struct GenerateRequest {
   int64_t label = 0;
   int64_t n = 16;
@@ -90,8 +90,12 @@ class Engine {
   const Grader* grader() const { return grader_.get(); }
   const std::string& name() const { return name_; }
   int64_t codec_field() const { return codec_field_; }
-  int64_t label_field() const { return label_field_; }
-  const std::vector<std::string>& words() const;  ///< the label field's words ("0" ... "9")
+  int64_t label_field() const { return label_field_; }  ///< the first label field
+  /// The classes: the combinations of the label fields' words ("0" ... "9"; "red 0" ... "yellow 9" for colour and
+  /// number), numbered as vlm::LabelCombinations does.
+  const std::vector<std::string>& words() const;
+  const LabelCombinations& classes() const { return classes_; }
+  std::vector<std::string> label_field_names() const;
   /// The shape of one decoded item, e.g. {1, 28, 28} (what decode() gives for one string, without its batch axis).
   const std::vector<int64_t>& item_shape() const { return item_shape_; }
   /// Name, model, codec, format and vocabulary (vlm serve's /api/info).
@@ -101,17 +105,22 @@ class Engine {
   std::vector<std::string> encode(const at::Tensor& items) const;
   /// N valid letter strings -> items (N, ...); throws naming an invalid letter.
   at::Tensor decode(const std::vector<std::string>& letters) const;
-  /// The GPT's posterior over the label words (N, C) float for N letter strings (the codec field's values).
+  /// The GPT's posterior over the classes (N, C) float for N letter strings (the codec field's values): every label
+  /// field read from the letters alone (classify_joint).
   at::Tensor classify(const std::vector<std::string>& letters);
+  /// The posterior over one label field's words (N, C_field), the other label fields summed over.
+  at::Tensor classify(const std::vector<std::string>& letters, const std::string& field);
   /// The most probable class of each item (N) int64: classify(encode(items)).argmax(1).
   at::Tensor predict(const at::Tensor& items);
-  /// The share of `data`'s items whose predicted class is their label.
+  /// The share of `data`'s items whose predicted class is their label (every label column right).
   double accuracy(const LabeledImages& data);
+  /// Per label field, the share of `data`'s items whose predicted class has that field right.
+  std::vector<double> field_accuracies(const LabeledImages& data);
   /// The grader's probabilities (N, C) for items (N, ...); throws when the engine has no grader.
   at::Tensor grade(const at::Tensor& items) const;
   /// Constrained generation; results[i] belongs to requests[i] and does not depend on the other requests.
   std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests);
-  /// `n` letter strings of the class named `word` (one of words()).
+  /// `n` letter strings of the class named `word` (one of words(), e.g. "7" or "red 7").
   GenerateResult generate(const std::string& word, int64_t n, double temperature = 1.0, int64_t top_k = 0,
                           uint64_t seed = 1337);
 
@@ -122,7 +131,8 @@ class Engine {
     at::Tensor logits;  ///< (1, V) after the prompt
     GPTImpl::KVCache cache;
   };
-  std::map<std::string, PromptState> prompt_cache_;  ///< one per label word at most
+  std::vector<Record> records_for(const std::vector<std::string>& letters) const;
+  std::map<std::string, PromptState> prompt_cache_;  ///< one per class at most
   std::shared_ptr<const TokenCodec> codec_;
   SequenceFormat format_;
   GPT model_{nullptr};
@@ -130,6 +140,8 @@ class Engine {
   std::shared_ptr<const Grader> grader_;
   std::string name_;
   int64_t codec_field_ = -1, label_field_ = -1;
+  LabelCombinations classes_;
+  std::vector<std::string> words_;
   std::vector<int64_t> item_shape_;
 };
 

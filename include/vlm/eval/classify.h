@@ -46,14 +46,22 @@ struct ExactClassification {
   nlohmann::json to_json() const;
 };
 
-/// Classifies the records' `label_field` (-1: the format's first label field) from the fields before it in the
-/// template that ends with it (the records' own values of the label field are not read). Prompts of equal length
+/// Classifies the records' `label_field` (-1: the format's first label field) from the codec fields before it in its
+/// reading template (SequenceFormat::reading_template); label fields that template writes before it are not read
+/// from the records but summed over (colour before number: p(number) = sum over colours of p(colour, number)). Prompts of equal length
 /// share a batch of up to `batch_size`; with `labels` (N) int64 class indices (an undefined tensor = none) also
 /// computes the metrics. The model is put in eval mode for the call and its previous mode restored. With a `group`,
 /// sharded across its ranks (above); `seconds` is then the wall time of the whole, gather included.
 ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                                    const std::vector<Record>& records, const at::Tensor& labels = {},
                                    int64_t batch_size = 512, int64_t label_field = -1, ProcessGroup* group = nullptr);
+
+/// Classifies every label field at once: the posterior over their combinations (vlm::LabelCombinations, e.g. "red 7"),
+/// each field scored after the ones the reading template writes before it. `labels` are combination indices. For a
+/// format with one label field it is classify_exact.
+ExactClassification classify_joint(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
+                                   const std::vector<Record>& records, const at::Tensor& labels = {},
+                                   int64_t batch_size = 512, ProcessGroup* group = nullptr);
 
 /// Fraction of predictions equal to labels.
 double classification_accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& labels);
@@ -85,7 +93,8 @@ struct CheckpointAccuracy {
   std::vector<Row> rows;
   nlohmann::json to_json() const;  ///< an array of {"checkpoint", "iter", "accuracy", "std_error"}
 };
-/// Loads each GPT checkpoint onto `device`, classifies exactly (the checkpoint's own format), records its "iter".
+/// Loads each GPT checkpoint onto `device`, classifies exactly (classify_joint in the checkpoint's own format: `labels`
+/// are combination indices, the classes for one label field), records its "iter".
 CheckpointAccuracy accuracy_over_checkpoints(const std::vector<std::string>& checkpoints,
                                              const std::vector<Record>& records, const at::Tensor& labels,
                                              int64_t batch_size = 512, c10::Device device = c10::kCPU,

@@ -21,7 +21,7 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/text/char_tokenizer.h"
@@ -43,8 +43,10 @@ struct Generation {
   /// All values, class by class ("" for the invalid ones).
   std::vector<std::string> all_values() const;
 };
-/// `per_class` completions per word of `label_field` of the prompt of the template that ends with `codec_field`; that
-/// template must write only the label field before it. A completion is valid when prompt + completion parses as a
+/// `per_class` completions per class of the prompt of the template that ends with `codec_field`; that template must
+/// write only label fields before it. The classes are the combinations of those label fields' words (vlm::
+/// LabelCombinations: "red 7", ...; the words themselves for one field); with `label_field` >= 0 the template must
+/// write that field alone. A completion is valid when prompt + completion parses as a
 /// line of the format. With `only_class` >= 0, only that class's row is generated (the others stay empty).
 Generation generate_per_class(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,
                               int64_t codec_field, int64_t label_field, int64_t per_class,
@@ -75,8 +77,8 @@ GenerationMetrics generation_metrics(const Generation& constrained, const Genera
 
 /// A reference classifier of the domain: items (N, ...) -> predicted classes (N) int64.
 using ReferenceGrader = std::function<at::Tensor(const at::Tensor& items)>;
-/// The reference CNN (vlm/models/digit_classifier.h) as a grader.
-ReferenceGrader classifier_grader(DigitClassifier classifier);
+/// The reference CNN (vlm/models/image_classifier.h) as a grader.
+ReferenceGrader classifier_grader(ImageClassifier classifier);
 
 /// Generated strings decoded by the codec and graded by the reference classifier: the fraction recognised as the
 /// class asked for (an invalid string counts as not recognised).

@@ -12,5 +12,8 @@ namespace vlm {
 /// Reads an image file as grayscale (1, H, W) float in [0, 1]; colour images are converted by luminance.
 /// Throws vlm::Error naming the file if it cannot be read, is not an image, or exceeds `limits`.
 at::Tensor read_image_gray(const std::string& path, const ImageLimits& limits = {});
+/// Reads an image file as (channels, H, W) float in [0, 1]: channels 1 is read_image_gray, 3 is RGB (a grey file's
+/// value in every channel).
+at::Tensor read_image(const std::string& path, int channels, const ImageLimits& limits = {});
 
 }  // namespace vlm

@@ -30,7 +30,7 @@
 #include "vlm/data/datasets.h"
 #include "vlm/data/mnist.h"
 #include "vlm/eval/evaluator.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/models/gpt.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/pipeline/stage.h"
@@ -65,7 +65,7 @@ struct PipelineOptions {
 
   VQVAEOptions vq_model = VQVAEOptions::preset("conv");
   VQVAETrainOptions vq_train;
-  DigitClassifierOptions clf_model;
+  ImageClassifierOptions clf_model;
   ClassifierTrainOptions clf_train;
   GPTOptions gpt_model;
   GPTTrainOptions gpt_train;
@@ -104,8 +104,11 @@ struct PipelineContext {
   bool is_main() const;
   c10::Device device;
   const ImageDataset& dataset;
-  Mnist mnist;
-  TrainValidation split;
+  TrainTest data;             ///< the data set's training and test files (labels: one column per label field)
+  TrainValidation split;  ///< data.train split for training and validation
+  /// `d` with one class per item for all its label columns together (LabelCombinations' numbering): what the
+  /// reference classifier, the caption head and the token probe learn.
+  LabeledImages combined(const LabeledImages& d) const;
   /// The sequence format of the run for a codec writing `alphabet` `length` letters per image, padded to the GPT's
   /// block size: --format's file (its first codec field checked against the codec) or the data set's templates.
   SequenceFormat sequence_format(const std::string& alphabet, int64_t length) const;

@@ -32,6 +32,7 @@ class HttpError : public Error {
 /// What a request may hold: set from the run (image size, words, vocabulary) and the server's flags.
 struct RequestLimits {
   int64_t image_size = 28;
+  int64_t image_channels = 1;          ///< 1 grey, 3 RGB (the run's items are channels x size x size)
   int64_t max_image_bytes = 64 << 10;  ///< an uploaded PNG (a 28x28 one is well under 2 KiB)
   int64_t max_n = 64;                  ///< images per generate request
   int64_t max_top_k = 0;               ///< the GPT's vocabulary size
@@ -41,17 +42,18 @@ struct RequestLimits {
   std::vector<std::string> words;      ///< the label field's words
 };
 
-/// A grayscale image, row-major, values in [0, 1].
+/// An image of the run's shape (C, S, S), channel by channel, each row-major, values in [0, 1].
 struct ImageRequest {
-  std::vector<float> pixels;  ///< image_size * image_size
+  std::vector<float> pixels;  ///< image_channels * image_size * image_size
   bool reconstruction = false;
 };
 /// POST /api/classify and /api/encode: a body of Content-Type image/png (the PNG itself), or JSON
-/// {"pixels": [784 numbers in [0, 1], row by row]} or {"png": "<base64 PNG>"}; classify also takes
+/// {"pixels": [C*S*S numbers in [0, 1], channel by channel, row by row]} or {"png": "<base64 PNG>"}; classify takes
 /// "reconstruction": true. `allow_reconstruction` is false for encode.
 ImageRequest parse_image_request(const std::string& body, const std::string& content_type, const RequestLimits& limits,
                                  bool allow_reconstruction);
-/// The PNG (or BMP/PGM) bytes as 28x28 grayscale pixels: anything else (other size, colour, not an image) is a 400.
+/// The PNG (or BMP/PGM) bytes as the run's C x S x S pixels, channel by channel: anything else (another size, other
+/// channels than the run's - colour for a grey run, grey or alpha for an RGB one -, not an image) is a 400.
 std::vector<float> decode_png_request(const std::string& bytes, const RequestLimits& limits);
 
 struct GenerateRequestBody {

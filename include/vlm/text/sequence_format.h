@@ -79,6 +79,10 @@ class SequenceFormat {
   /// (Fashion-MNIST: label "item", words "tshirt" ... "boot").
   static SequenceFormat image_and_label(const std::string& label, std::vector<std::string> words,
                                         const std::string& alphabet, int64_t image_length, int64_t block_size = 32);
+  /// The same two templates for several label fields, written in the given order (Colored MNIST):
+  ///   image:{image}, colour:{colour}, number:{number}.  /  colour:{colour}, number:{number}, image:{image}.
+  static SequenceFormat image_and_labels(const std::vector<FieldSpec>& labels, const std::string& alphabet,
+                                         int64_t image_length, int64_t block_size = 32);
   /// Strict: an unknown key, a missing one or a bad value is an error naming `where` and the key.
   static SequenceFormat from_json(const nlohmann::json& j, const std::string& where = "sequence format");
   nlohmann::json to_json() const;
@@ -93,6 +97,8 @@ class SequenceFormat {
   int64_t field_index(const std::string& name) const;
   /// The first label field, the first codec field (-1 if none).
   int64_t first_label_field() const;
+  /// Every label field, in the format's order.
+  std::vector<int64_t> label_fields() const;
   int64_t first_codec_field() const;
 
   int64_t num_templates() const { return static_cast<int64_t>(templates_.size()); }
@@ -121,8 +127,12 @@ class SequenceFormat {
   /// Writes records padded to the block size, one per line, atomically.
   void write(const std::string& path, const std::vector<Record>& records) const;
 
-  /// A template in which `field` comes after every other field (the one to classify or generate it with), -1 if none.
+  /// A template in which `field` comes after every other field (the one to generate it with), -1 if none.
   int64_t template_ending_with(int64_t field) const;
+  /// The template to classify label `field` from the codec fields: one that writes every codec field before it, with
+  /// as few label fields before it as possible (those are summed over when classifying); -1 if none. With one label
+  /// field it is the template that ends with the label ("image:{image}, number:{number}.").
+  int64_t reading_template(int64_t field) const;
   /// The text of template `tmpl` up to where `field`'s value begins, every earlier field filled from `r`.
   std::string prompt(const Record& r, int64_t tmpl, int64_t field) const;
   /// The question that asks a model for `field`: the text of the template that writes `field` last, up to where its
@@ -149,6 +159,25 @@ class SequenceFormat {
   int64_t block_size_;
   char pad_;
 };
+
+/// The classes of several label fields taken together: a combination writes one word of each field, numbered in mixed
+/// radix with the first field most significant. For colour (4 words) before number (10 words), "red 7" is 0 * 10 + 7;
+/// for one label field the combinations are its words. What a data set with two labels classifies and generates.
+struct LabelCombinations {
+  std::vector<int64_t> fields;  ///< label fields, in the format's order
+  std::vector<int64_t> sizes;   ///< words per field
+  int64_t count() const;        ///< the product of the sizes
+  /// The class in each field of `combination`.
+  std::vector<int64_t> classes(int64_t combination) const;
+  int64_t index(const std::vector<int64_t>& classes) const;
+  /// The combination's words joined by spaces ("red 7"; "7" for one field).
+  std::string name(const SequenceFormat& format, int64_t combination) const;
+  std::vector<std::string> names(const SequenceFormat& format) const;
+  /// The combination called `name`, -1 if none.
+  int64_t find(const SequenceFormat& format, const std::string& name) const;
+};
+/// The combinations of the given label fields (empty: every label field of the format).
+LabelCombinations label_combinations(const SequenceFormat& format, std::vector<int64_t> fields = {});
 
 /// How templates are drawn for the items of a data set.
 enum class TemplateMode {

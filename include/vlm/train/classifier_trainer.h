@@ -1,8 +1,8 @@
 #pragma once
 // The reference classifier's trainer (the shape of vlm/train/trainer.h): Adam with a cosine decay to 5%, one
-// validation pass per epoch.
+// validation pass per epoch; with an out_dir, classifier.pt (after the last epoch) and epochs.jsonl.
 //
-//   DigitClassifier model(DigitClassifierOptions().image_size(28));
+//   ImageClassifier model(ImageClassifierOptions().image_size(28));
 //   ClassifierTrainer trainer(model, ClassifierTrainOptions{}, split.train, split.validation, device);
 //   ClassifierTrainResult r = trainer.train();
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 #include "vlm/core/options.h"
 #include "vlm/data/mnist.h"
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 #include "vlm/train/trainer.h"
 
 namespace vlm {
@@ -23,6 +23,9 @@ struct ClassifierTrainOptions {
   double learning_rate = 2e-3;  ///< Adam, decayed by cosine to 5% over the run
   double weight_decay = 0.0;
   bool quiet = false;           ///< no progress line and no line per epoch
+  /// Where the trained model (classifier.pt) and one line per epoch (epochs.jsonl) are written; empty = in memory,
+  /// nothing written (as the other trainers' out_dir).
+  std::string out_dir;
 
   void validate() const;
   template <class V>
@@ -32,6 +35,7 @@ struct ClassifierTrainOptions {
     v("learning_rate", learning_rate, "Adam learning rate (cosine decay to 5%)");
     v("weight_decay", weight_decay, "Adam weight decay");
     v("quiet", quiet, "no progress and epoch lines", FieldKind::kRunControl);
+    v("out_dir", out_dir, "classifier.pt and epochs.jsonl (empty: nothing written)", FieldKind::kRunControl);
   }
 };
 
@@ -52,16 +56,16 @@ class ClassifierTrainer {
   using Hooks = TrainerHooks<ClassifierEpochLog, ClassifierEpochLog>;
 
   /// Trains `model` (the caller's module) on `device`, seeded by the caller.
-  ClassifierTrainer(DigitClassifier model, ClassifierTrainOptions options, LabeledImages train,
+  ClassifierTrainer(ImageClassifier model, ClassifierTrainOptions options, LabeledImages train,
                     LabeledImages validation, c10::Device device = c10::kCPU);
   ClassifierTrainResult train();
 
   Hooks& hooks() { return hooks_; }
-  DigitClassifier& model() { return model_; }
+  ImageClassifier& model() { return model_; }
   c10::Device device() const { return device_; }
 
  private:
-  DigitClassifier model_;
+  ImageClassifier model_;
   ClassifierTrainOptions opt_;
   LabeledImages train_, val_;
   c10::Device device_;

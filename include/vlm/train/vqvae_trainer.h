@@ -15,7 +15,7 @@
 // restored into `model` at the end.
 //
 // Crash safety: with an `out_dir`, the whole training state (weights, optimizer, best epoch's weights, history,
-// random generator) is written to state.pt atomically after every epoch; `resume` continues from it, so a killed run loses
+// random generator) is written to state.pt atomically after every epoch; init_from = "resume" continues from it, so a killed run loses
 // at most the epoch in progress and ends as the uninterrupted run would have.
 //
 // Data-parallel (set_process_group): `batch_size` is the global batch; each rank trains on its contiguous share of
@@ -116,9 +116,9 @@ struct VQVAETrainOptions {
   double decoder_lr = 0;  ///< peak lr of the decoder epochs (cosine to min_lr over them); 0 = learning_rate
   int64_t eval_batch_size = 1000;
   /// vqvae.pt (the best epoch's tokenizer checkpoint), epochs.jsonl (one line per epoch, rewritten atomically) and
-  /// state.pt (the training state after every epoch, for `resume`); empty = in memory, nothing written.
+  /// state.pt (the training state after every epoch, for init_from = "resume"); empty = in memory, nothing written.
   std::string out_dir;
-  bool resume = false;                  ///< continue from out_dir/state.pt when it exists (else start fresh)
+  std::string init_from = "scratch";    ///< "scratch" or "resume" (continue from out_dir/state.pt), as the GPT's
   std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";  ///< stored in the checkpoint for the codec
   bool quiet = false;                   ///< no progress line (with ETA) per epoch
 
@@ -157,7 +157,7 @@ struct VQVAETrainOptions {
     v("eval_batch_size", eval_batch_size, "images per validation forward pass", FieldKind::kRunControl);
     v("out_dir", out_dir, "vqvae.pt, epochs.jsonl and state.pt (empty: train in memory, write nothing)",
       FieldKind::kRunControl);
-    v("resume", resume, "continue from out_dir/state.pt when it exists", FieldKind::kRunControl);
+    v("init_from", init_from, "scratch or resume (from out_dir/state.pt)", FieldKind::kRunControl);
     v("quiet", quiet, "no progress line per epoch", FieldKind::kRunControl);
   }
 };

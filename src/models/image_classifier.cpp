@@ -1,4 +1,4 @@
-#include "vlm/models/digit_classifier.h"
+#include "vlm/models/image_classifier.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional.h>
@@ -10,10 +10,10 @@ namespace vlm {
 
 namespace F = torch::nn::functional;
 
-DigitClassifierImpl::DigitClassifierImpl(DigitClassifierOptions options_) : options(std::move(options_)) { reset(); }
+ImageClassifierImpl::ImageClassifierImpl(ImageClassifierOptions options_) : options(std::move(options_)) { reset(); }
 
-void DigitClassifierImpl::reset() {
-  VLM_CHECK(options.image_size() % 4 == 0, "DigitClassifier: image_size must be a multiple of 4, got ",
+void ImageClassifierImpl::reset() {
+  VLM_CHECK(options.image_size() % 4 == 0, "ImageClassifier: image_size must be a multiple of 4, got ",
             options.image_size());
   const int64_t c = options.channels(), s = options.image_size() / 4;
   conv1 = register_module("conv1",
@@ -24,14 +24,14 @@ void DigitClassifierImpl::reset() {
   drop = register_module("drop", torch::nn::Dropout(options.dropout()));
 }
 
-at::Tensor DigitClassifierImpl::forward(const at::Tensor& images) {
+at::Tensor ImageClassifierImpl::forward(const at::Tensor& images) {
   auto x = F::max_pool2d(at::relu(conv1(images)), F::MaxPool2dFuncOptions(2));  // (B, c, S/2, S/2)
   x = F::max_pool2d(at::relu(conv2(x)), F::MaxPool2dFuncOptions(2));            // (B, 2c, S/4, S/4)
   x = drop(at::relu(fc1(x.flatten(1))));                                        // (B, hidden)
   return fc2(x);                                                                // (B, classes)
 }
 
-at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& images, int64_t batch_size) {
+at::Tensor classifier_probabilities(ImageClassifier& model, const at::Tensor& images, int64_t batch_size) {
   VLM_CHECK(images.dim() == 4 && images.size(1) == model->options.image_channels(),
             "classifier_probabilities: expected images (N,", model->options.image_channels(), ",H,W), got ",
             images.sizes());
@@ -49,21 +49,21 @@ at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& im
   return out.empty() ? at::empty({0, model->options.num_classes()}) : at::cat(out);
 }
 
-double classifier_accuracy(DigitClassifier& model, const LabeledImages& data) {
+double classifier_accuracy(ImageClassifier& model, const LabeledImages& data) {
   auto pred = classifier_probabilities(model, data.images).argmax(-1);
   return pred.eq(data.labels).to(at::kDouble).mean().item<double>();
 }
 
-void save_digit_classifier(const std::string& path, DigitClassifier& model, const nlohmann::json& extra_meta) {
+void save_image_classifier(const std::string& path, ImageClassifier& model, const nlohmann::json& extra_meta) {
   nlohmann::json meta = {{"options", options_to_json(model->options)}};
   if (!extra_meta.is_null()) meta["info"] = extra_meta;
-  CheckpointWriter("classifier", kDigitClassifierVersion, meta).add_module("model", *model).save(path);
+  CheckpointWriter("classifier", kImageClassifierVersion, meta).add_module("model", *model).save(path);
 }
 
-DigitClassifier load_digit_classifier(const std::string& path, const c10::Device& device) {
-  CheckpointReader r(path, "classifier", kDigitClassifierVersion);
+ImageClassifier load_image_classifier(const std::string& path, const c10::Device& device) {
+  CheckpointReader r(path, "classifier", kImageClassifierVersion);
   VLM_CHECK(r.meta().contains("options"), "'", path, "' is a classifier checkpoint without its options");
-  DigitClassifier model(options_from_json<DigitClassifierOptions>(r.meta()["options"], path + ": options"));
+  ImageClassifier model(options_from_json<ImageClassifierOptions>(r.meta()["options"], path + ": options"));
   r.load_module("model", *model);
   model->to(device);
   model->eval();

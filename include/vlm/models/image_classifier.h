@@ -1,5 +1,6 @@
 #pragma once
-// The reference classifier: a small CNN on real pixels that grades generated digits. It is trained by a
+// The reference classifier: a small CNN on real pixels (C x S x S, any number of classes) that grades generated
+// images: MNIST's digits, Fashion-MNIST's items, Colored MNIST's 40 colour-digit pairs. It is trained by a
 // ClassifierTrainer (vlm/train/classifier_trainer.h; >= 0.99 on MNIST test) and its checkpoint (kind "classifier")
 // is reused.
 #include <cstdint>
@@ -20,8 +21,8 @@
 
 namespace vlm {
 
-struct DigitClassifierOptions {
-  DigitClassifierOptions() = default;
+struct ImageClassifierOptions {
+  ImageClassifierOptions() = default;
   TORCH_ARG(int64_t, image_size) = 28;  ///< square images
   TORCH_ARG(int64_t, image_channels) = 1;
   TORCH_ARG(int64_t, num_classes) = 10;
@@ -41,28 +42,28 @@ struct DigitClassifierOptions {
   }
 };
 
-class DigitClassifierImpl : public torch::nn::Cloneable<DigitClassifierImpl> {
+class ImageClassifierImpl : public torch::nn::Cloneable<ImageClassifierImpl> {
  public:
-  explicit DigitClassifierImpl(DigitClassifierOptions options = {});
+  explicit ImageClassifierImpl(ImageClassifierOptions options = {});
   void reset() override;
   /// images (B,C,S,S) in [0,1] -> logits (B, num_classes)
   at::Tensor forward(const at::Tensor& images);
 
-  DigitClassifierOptions options;
+  ImageClassifierOptions options;
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
 };
-TORCH_MODULE(DigitClassifier);
+TORCH_MODULE(ImageClassifier);
 
 /// Predicted class probabilities (N, num_classes) for images (N,C,S,S) in [0,1], batched, eval mode, no grad.
-at::Tensor classifier_probabilities(DigitClassifier& model, const at::Tensor& images, int64_t batch_size = 1000);
+at::Tensor classifier_probabilities(ImageClassifier& model, const at::Tensor& images, int64_t batch_size = 1000);
 
 /// Fraction of images whose argmax equals the label.
-double classifier_accuracy(DigitClassifier& model, const LabeledImages& data);
+double classifier_accuracy(ImageClassifier& model, const LabeledImages& data);
 
-inline constexpr int64_t kDigitClassifierVersion = 1;
-void save_digit_classifier(const std::string& path, DigitClassifier& model, const nlohmann::json& extra_meta = {});
-DigitClassifier load_digit_classifier(const std::string& path, const c10::Device& device);
+inline constexpr int64_t kImageClassifierVersion = 1;
+void save_image_classifier(const std::string& path, ImageClassifier& model, const nlohmann::json& extra_meta = {});
+ImageClassifier load_image_classifier(const std::string& path, const c10::Device& device);
 
 }  // namespace vlm
