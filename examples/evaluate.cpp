@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<vlm::TokenCodec> codec;
     if (!tokenizer.empty()) codec = vlm::load_codec(tokenizer, device);
     in.codec = codec.get();
-    if (!classifier.empty()) in.grader = vlm::classifier_grader(vlm::load_image_classifier(classifier, device));
+    if (!classifier.empty()) in.grader = vlm::load_classifier_grader(classifier, device);
 
     std::unordered_set<std::string> train_strings;
     if (!test_text.empty()) {

@@ -39,13 +39,13 @@ int main(int argc, char** argv) {
     auto result = vlm::ClassifierTrainer(model, train, split.train, split.validation, device).train();
     double test_accuracy = vlm::classifier_accuracy(model, mnist.test);
     nlohmann::json info = {{"test_accuracy", test_accuracy},
-                           {"validation_accuracy", result.validation_accuracy},
+                           {"validation_accuracy", result.val_accuracy},
                            {"train_seconds", result.seconds},
                            {"config", flags.to_json()}};
     vlm::save_image_classifier(out, model, info);
     vlm::write_text_atomically(out + ".json", info.dump(2) + "\n");
     fmt::print("test accuracy {:.4f} ({} images), validation {:.4f}, trained in {:.1f}s -> {}\n", test_accuracy,
-               mnist.test.size(), result.validation_accuracy, result.seconds, out);
+               mnist.test.size(), result.val_accuracy, result.seconds, out);
     return 0;
   });
 }

@@ -158,7 +158,8 @@ int everyday(const std::string& cmd, int argc, char** argv) {
   if (cmd == "decode" || cmd == "encode") {  // the tokenizer alone
     auto codec = vlm::ImageTokenCodec::load(vlm::RunPaths::of(e.run_dir).vqvae, device);
     if (cmd == "encode") {
-      fmt::print("{}\n", codec.encode_text_one(input_image(e, codec.model()->options.image_channels(), codec.model()->options.image_size())));
+      const auto& m = codec.model()->options;
+      fmt::print("{}\n", codec.encode_text_one(input_image(e, m.image_channels(), m.image_size())));
       return 0;
     }
     VLM_CHECK(!e.tokens.empty(), "--tokens=STRING is required (", codec.codes_per_image(), " letters of ",

@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
     vlm::CheckpointWriter w("test-params", 1, {{"rank", group.rank()}, {"world_size", group.world_size()}});
     w.add_module("model", *trainer.model());
     w.save(fmt::format("{}/params_rank{}.pt", out, group.rank()));
-    fmt::print("rank {} of {}: {} steps, final train loss {:.4f}\n", group.rank(), group.world_size(), s.end_iter,
+    fmt::print("rank {} of {}: {} steps, final train loss {:.4f}\n", group.rank(), group.world_size(), s.steps,
                s.last_eval.train_loss);
     return 0;
   } catch (const std::exception& e) {

@@ -128,7 +128,7 @@ TEST_CASE("A 1-D signal codec with two codec fields in one line trains, classifi
   in.test_records = test;
   in.codec = codec.get();
   in.codec_field = 1;  // b: its template writes the label and a before it
-  in.grader = slope_grader;
+  in.grader = vlm::function_grader(slope_grader, 3);
   vlm::EvaluatorOptions eo;
   eo.out_dir = dir.file("eval");
   eo.naive_prompts = 0;

@@ -339,7 +339,7 @@ TEST_CASE("Graded generation counts the classifier's answers on decoded strings,
     total_hits += hits[d], total += static_cast<int64_t>(gen.values[d].size());
   }
   gen.total = total, gen.invalid = 10;
-  auto graded = vlm::grade_generation(codec, vlm::classifier_grader(classifier), gen);
+  auto graded = vlm::grade_generation(codec, *vlm::classifier_grader(classifier), gen);
   REQUIRE(graded.per_class.size() == 10);
   for (int64_t d = 0; d < 10; ++d) {
     CHECK(graded.recognised[d] == hits[d]);
@@ -376,7 +376,7 @@ TEST_CASE("The reference ceiling is the classifier's accuracy on real images and
     auto recon = codec.decode_text_one(codec.encode_text_one(images[i]));
     recon_right += predict_one(classifier, recon) == label;
   }
-  auto c = vlm::reference_classifier_ceiling(codec, vlm::classifier_grader(classifier), images,
+  auto c = vlm::reference_classifier_ceiling(codec, *vlm::classifier_grader(classifier), images,
                                              at::tensor(labels, at::kLong));
   CHECK(c.accuracy_real_test == Approx(18.0 / 24));
   CHECK(c.accuracy_codec_reconstructions == Approx(recon_right / 24.0));
@@ -468,9 +468,9 @@ TEST_CASE("A whole evaluation composes the metric functions into summary.json an
   CHECK(s["generation"]["invalid_rate_constrained"] == 0.0);
   CHECK(s["generation"]["memorised_fraction"].get<double>() == Approx(memorised / 40.0));
   CHECK(memorised >= 20);  // the even digits' strings, at least
-  auto graded = vlm::grade_generation(codec, in.grader, gen);
+  auto graded = vlm::grade_generation(codec, *in.grader, gen);
   CHECK(s["generation"]["graded_accuracy"].get<double>() == Approx(graded.graded_accuracy));
-  auto ceiling = vlm::reference_classifier_ceiling(codec, in.grader, in.test_items, test_labels);
+  auto ceiling = vlm::reference_classifier_ceiling(codec, *in.grader, in.test_items, test_labels);
   CHECK(s["reference_classifier"]["accuracy_codec_reconstructions"].get<double>() ==
         Approx(ceiling.accuracy_codec_reconstructions));
   for (auto key : {"tokens_per_second_cached", "tokens_per_second_uncached", "cache_speedup"})

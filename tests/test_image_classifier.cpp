@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include <ATen/ATen.h>
@@ -38,9 +39,9 @@ TEST_CASE("The reference classifier learns a separable toy problem", "[classifie
   trainer.hooks().on_eval = [&](const vlm::ClassifierEpochLog& e) { epoch_accuracy.push_back(e.validation_accuracy); };
   auto r = trainer.train();
   REQUIRE(epoch_accuracy.size() == 4);  // the hook saw every epoch, the last one being the result's
-  CHECK(epoch_accuracy.back() == r.validation_accuracy);
-  CHECK(r.validation_accuracy > 0.95);
-  CHECK(r.validation_accuracy > before);
+  CHECK(epoch_accuracy.back() == r.val_accuracy);
+  CHECK(r.val_accuracy > 0.95);
+  CHECK(r.val_accuracy > before);
 }
 
 TEST_CASE("The classifier trainer writes its model and epochs only with an out_dir, as the other trainers", "[classifier]") {
@@ -59,7 +60,9 @@ TEST_CASE("The classifier trainer writes its model and epochs only with an out_d
   CHECK(at::allclose(vlm::classifier_probabilities(model, x), vlm::classifier_probabilities(loaded, x)));
   const auto lines = vlm::testing::read_text(dir.file("clf") + "/epochs.jsonl");
   CHECK(std::count(lines.begin(), lines.end(), '\n') == 2);
-  CHECK(lines.find("\"validation_accuracy\":" + nlohmann::json(r.validation_accuracy).dump()) != std::string::npos);
+  CHECK(lines.find("\"validation_accuracy\":" + nlohmann::json(r.val_accuracy).dump()) != std::string::npos);
+  CHECK(r.steps == 2);
+  CHECK(std::isnan(r.val_loss));  // the classifier measures no validation loss
   // Without one, nothing.
   o.out_dir = "";
   vlm::ClassifierTrainer in_memory(model, o, halves(64), halves(16));

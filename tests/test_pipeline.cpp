@@ -201,6 +201,77 @@ TEST_CASE("Pipeline flags reject unknown keys and presets, and a missing run is 
   CHECK_THROWS_WITH(vlm::RunPaths::of("/nonexistent/run"), Catch::Contains("does not exist"));
 }
 
+TEST_CASE("Presets are files of flags: the built-in ones hold the main job's values, and a file of one's own runs",
+          "[pipeline][flags][presets]") {
+  vlm::PipelineOptions o;  // the default preset
+  CHECK(vlm::PipelineOptions::preset_names() == std::vector<std::string>{"default", "unsupervised", "seed", "tiny"});
+  // The default job's values as the preset file writes them, over the named groups it starts from.
+  CHECK(o.vq_model.variant() == "conv");
+  CHECK(o.vq_train.max_epochs == 8);  // the conv variant's own is 15
+  CHECK(vlm::VQVAETrainOptions::preset("conv").max_epochs == 15);
+  CHECK(o.clf_train.max_epochs == 3);
+  CHECK(o.gpt_model.n_layer() == 4);
+  CHECK(o.gpt_model.n_embd() == 128);
+  CHECK(o.gpt_model.block_size() == 32);
+  CHECK(o.gpt_train.max_iters == 4000);
+  CHECK(o.gpt_train.eval_interval == 800);
+  CHECK(o.gpt_train.checkpoint_interval == 800);
+  CHECK(o.gpt_snapshots == 5);
+  CHECK(o.vq_train.label_weight > 0);
+  // unsupervised: default's, then its own.
+  vlm::PipelineOptions u;
+  u.apply_preset("unsupervised");
+  CHECK(u.vq_train.label_weight == 0);
+  CHECK(u.vq_train.pseudo_clusters == 20);
+  CHECK(u.vq_train.pseudo_weight == 0.05);
+  CHECK(u.vq_train.decoder_epochs == 2);
+  CHECK(!u.vq_train.invariant_recon);
+  CHECK(u.vq_train.max_epochs == 8);
+  CHECK(u.gpt_train.eval_interval == 800);
+  CHECK(u.preset == "unsupervised");
+  // The data set's block size survives a preset applied after it.
+  vlm::PipelineOptions c;
+  c.apply_dataset("colored");
+  c.apply_preset("tiny");
+  CHECK(c.gpt_model.block_size() == 48);
+  CHECK(c.gpt_model.n_embd() == 16);
+  CHECK(c.limit_train == 600);
+
+  // A file of one's own, on top of a built-in one, through the command line; flags given still win.
+  vlm::testing::TempDir dir;
+  const std::string mine = dir.file("mine.json");
+  vlm::write_text_atomically(mine, R"({"description": "longer", "base": "default", "flags": {"gpt.max_iters": 6000,
+    "gpt.lr_decay_iters": 6000, "vq.invariant_recon": true, "gpt.template_mode": "once"}})");
+  vlm::PipelineOptions f_opts;
+  vlm::Flags f("vlm run", "test");
+  f_opts.register_flags(f);
+  REQUIRE(f.parse({"--gpt.lr_decay_iters=5000", "--preset=" + mine}));
+  CHECK(f_opts.gpt_train.max_iters == 6000);
+  CHECK(f_opts.gpt_train.lr_decay_iters == 5000);
+  CHECK(f_opts.vq_train.invariant_recon);
+  CHECK(f_opts.gpt_train.template_mode == "once");
+  CHECK(f_opts.gpt_model.n_layer() == 4);  // from the base
+  CHECK(f.preset() == mine);
+  CHECK(f.usage().find("FILE") != std::string::npos);
+
+  // Mistakes name the file and the key.
+  auto write = [&](const std::string& name, const std::string& text) {
+    vlm::write_text_atomically(dir.file(name), text);
+    return dir.file(name);
+  };
+  vlm::PipelineOptions e;
+  CHECK_THROWS_WITH(e.apply_preset(write("a.json", R"({"flags": {"gpt.n_layers": 3}})")),
+                    Catch::Contains("a.json") && Catch::Contains("unknown flag --gpt.n_layers"));
+  CHECK_THROWS_WITH(e.apply_preset(write("b.json", R"({"flags": {}, "flag": {}})")),
+                    Catch::Contains("b.json") && Catch::Contains("unknown key 'flag'"));
+  CHECK_THROWS_WITH(e.apply_preset(write("c.json", R"({"flags": {"gpt.max_iters": "many"}})")),
+                    Catch::Contains("c.json") && Catch::Contains("gpt.max_iters"));
+  CHECK_THROWS_WITH(e.apply_preset(write("d.json", R"({"base": "huge", "flags": {}})")),
+                    Catch::Contains("unknown preset 'huge'"));
+  CHECK_THROWS_WITH(e.apply_preset(dir.file("none.json")), Catch::Contains("no such file"));
+  CHECK_THROWS_WITH(e.apply_preset(write("e.json", "{not json")), Catch::Contains("not JSON"));
+}
+
 TEST_CASE("Module option flags: the drivers' keys, and the pipeline's with their stage prefix", "[pipeline][flags]") {
   vlm::GPTTrainOptions train;
   vlm::GPTOptions model;

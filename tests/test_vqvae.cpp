@@ -442,6 +442,6 @@ TEST_CASE("Colour images: the VQ-VAE, its codec and the reference classifier tak
   vlm::ImageClassifier clf(vlm::ImageClassifierOptions().image_channels(3).num_classes(3).channels(4).hidden(16));
   vlm::ClassifierTrainOptions co;
   co.max_epochs = 4, co.batch_size = 32, co.quiet = true;
-  CHECK(vlm::ClassifierTrainer(clf, co, train, validation).train().validation_accuracy > 0.9);
+  CHECK(vlm::ClassifierTrainer(clf, co, train, validation).train().val_accuracy > 0.9);
   CHECK(vlm::classifier_probabilities(clf, validation.images).sizes() == at::IntArrayRef({128, 3}));
 }

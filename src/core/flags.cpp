@@ -124,6 +124,12 @@ Flags& Flags::add_preset(const std::string& name, std::function<void()> apply, s
   return *this;
 }
 
+Flags& Flags::set_preset_loader(std::function<void(const std::string&)> load, std::string help) {
+  preset_loader_ = std::move(load);
+  preset_loader_help_ = std::move(help);
+  return *this;
+}
+
 Flags& Flags::add_choice(const std::string& key, std::string* field,
                          std::map<std::string, std::function<void()>> choices, std::string help) {
   std::string names;
@@ -189,12 +195,15 @@ bool Flags::parse(const std::vector<std::string>& args) {
   for (const auto& [key, value] : pairs) {
     if (key != "preset" || index_.count("preset")) continue;
     auto it = presets_.find(value);
-    if (it == presets_.end()) {
+    if (it != presets_.end()) {
+      it->second.first();
+    } else if (preset_loader_) {
+      preset_loader_(value);  // throws naming the value when it is neither a preset nor a preset file
+    } else {
       std::string known;
       for (const auto& [name, p] : presets_) known += (known.empty() ? "" : ", ") + name;
       VLM_FAIL(program_, ": unknown preset ", quote_excerpt(value), " (known: ", known.empty() ? "none" : known, ")");
     }
-    it->second.first();
     preset_ = value;
   }
   // Then choices, then everything else in order.
@@ -217,6 +226,7 @@ std::string Flags::usage() const {
   if (!presets_.empty()) {
     os << "\npresets (--preset=NAME, applied before other flags):\n";
     for (const auto& [name, p] : presets_) os << fmt::format("  {:<22} {}\n", name, p.second);
+    if (preset_loader_) os << fmt::format("  {:<22} {}\n", "FILE", preset_loader_help_);
   }
   os << "\nflags (current value in brackets):\n";
   for (const auto& e : entries_)

@@ -24,25 +24,7 @@ namespace {
 
 constexpr int64_t kGenerateRows = 256;
 
-// The reference CNN, in chunks of 64 images: its activations for 768 images at once (180 MB) made it 4x slower an
-// image.
-class ClassifierGrader : public Grader {
- public:
-  explicit ClassifierGrader(ImageClassifier model) : model_(std::move(model)) { model_->eval(); }
-  at::Tensor probabilities(const at::Tensor& items) const override {
-    return classifier_probabilities(model_, items, 64);
-  }
-  int64_t num_classes() const override { return model_->options.num_classes(); }
-
- private:
-  mutable ImageClassifier model_;
-};
-
 }  // namespace
-
-std::shared_ptr<const Grader> load_classifier_grader(const std::string& path, c10::Device device) {
-  return std::make_shared<ClassifierGrader>(load_image_classifier(path, device));
-}
 
 Engine::Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, GPT model, CharTokenizer tokenizer,
                std::shared_ptr<const Grader> grader, std::string name)
@@ -57,13 +39,23 @@ Engine::Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, G
   words_ = classes_.names(format_);
   const FieldSpec& field = format_.field(codec_field_);
   codec_->check_field(field, "Engine");
-  std::string why;
+  // What the format allows is checked here and said when it is asked for: a format that only reads (or only draws)
+  // still makes an Engine for what it can do.
   for (int64_t f : classes_.fields)
-    VLM_CHECK(format_.reading_template(f) >= 0, "Engine: no template writes the label '", format_.field(f).name,
-              "' after the '", field.name, "' field, so it cannot be classified");
-  VLM_CHECK(can_generate_per_class(format_, codec_field_, -1, &why) &&
-                label_combinations(format_).count() == classes_.count(),
-            "Engine: the format cannot generate the '", field.name, "' field from the labels: ", why);
+    if (format_.reading_template(f) < 0 && cannot_classify_.empty())
+      cannot_classify_ = "no template writes the label '" + format_.field(f).name + "' after the '" + field.name +
+                         "' field";
+  std::string why;
+  if (!can_generate_per_class(format_, codec_field_, -1, &why)) {
+    cannot_generate_ = why;
+  } else {  // a class is asked for: the drawing template must write every label field before the codec field
+    size_t written = 0;
+    for (const auto& s : format_.segments(format_.template_ending_with(codec_field_)))
+      written += s.is_field() && format_.field(s.field).is_label();
+    if (written != classes_.fields.size())
+      cannot_generate_ = "the template that writes '" + field.name + "' last writes " + std::to_string(written) +
+                         " of the " + std::to_string(classes_.fields.size()) + " label fields before it";
+  }
   VLM_CHECK(format_.vocabulary() == tokenizer_.chars(), "Engine: the format's characters \"", format_.vocabulary(),
             "\" are not the tokenizer's \"", tokenizer_.chars(), "\"");
   VLM_CHECK(model_->options.vocab_size() == tokenizer_.vocab_size() &&
@@ -148,12 +140,14 @@ std::vector<Record> Engine::records_for(const std::vector<std::string>& letters)
 }
 
 at::Tensor Engine::classify(const std::vector<std::string>& letters) {
+  VLM_CHECK(cannot_classify_.empty(), "classify: the engine '", name_, "' cannot classify: ", cannot_classify_);
   return classify_joint(model_, tokenizer_, format_, records_for(letters), {}, /*batch_size=*/1024).probs;
 }
 
 at::Tensor Engine::classify(const std::vector<std::string>& letters, const std::string& field) {
   const int64_t f = format_.field_index(field);
   VLM_CHECK(format_.field(f).is_label(), "classify: '", field, "' is not a label field");
+  VLM_CHECK(cannot_classify_.empty(), "classify: the engine '", name_, "' cannot classify: ", cannot_classify_);
   return classify_exact(model_, tokenizer_, format_, records_for(letters), {}, /*batch_size=*/1024, f).probs;
 }
 
@@ -188,6 +182,7 @@ GenerateResult Engine::generate(const std::string& word, int64_t n, double tempe
 }
 
 std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>& requests) {
+  VLM_CHECK(cannot_generate_.empty(), "generate: the engine '", name_, "' cannot generate: ", cannot_generate_);
   const int64_t V = tokenizer_.vocab_size();
   std::vector<std::string> prompts;
   for (const auto& q : requests) {

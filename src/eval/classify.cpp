@@ -81,7 +81,8 @@ at::Tensor word_log_probs(GPT& model, const CharTokenizer& tokenizer, const Sequ
   for (int64_t w = 0; w < C; ++w) {
     bool begins_another = false;
     for (const auto& other : spec.words)
-      begins_another |= other.size() > spec.words[w].size() && other.compare(0, spec.words[w].size(), spec.words[w]) == 0;
+      begins_another |=
+          other.size() > spec.words[w].size() && other.compare(0, spec.words[w].size(), spec.words[w]) == 0;
     auto ids = tokenizer.encode(begins_another ? spec.words[w] + delimiter : spec.words[w]);
     first_char[w] = ids[0];
     if (ids.size() == 1) continue;  // scored by the prompt's own next-token distribution

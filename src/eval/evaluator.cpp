@@ -12,6 +12,16 @@
 
 namespace vlm {
 
+EvaluationInputs evaluation_inputs(Engine& engine) {
+  EvaluationInputs in;
+  in.model = engine.model();
+  in.tokenizer = engine.tokenizer();
+  in.format = engine.format();
+  in.codec = &engine.codec();
+  in.grader = engine.shared_grader();
+  return in;
+}
+
 nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
   VLM_CHECK(in.model, "run_evaluation: no model");
   VLM_CHECK(!in.test_records.empty(), "run_evaluation: no test records");
@@ -74,7 +84,7 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
                                        in.model->wte->weight.device(), in.group);
   std::optional<ReferenceCeiling> ceiling;
   if (in.codec && in.grader && in.test_items.defined())
-    ceiling = reference_classifier_ceiling(*in.codec, in.grader, in.test_items, labels, in.group);
+    ceiling = reference_classifier_ceiling(*in.codec, *in.grader, in.test_items, labels, in.group);
   if (!main) return nullptr;
   std::optional<ScopedThreads> alone;
   if (sharded && in.threads_alone >= 0) alone.emplace(in.threads_alone, ThreadPool::kBlas);
@@ -122,7 +132,8 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
   if (o.naive_prompts > 0) summary["speed"] = speed.to_json();
 
   if (o.samples_per_class > 0 && can_generate) {
-    auto gen = generate_per_class(in.model, in.tokenizer, format, codec_field, conditioned, o.samples_per_class, gen_opts,
+    auto gen = generate_per_class(in.model, in.tokenizer, format, codec_field, conditioned, o.samples_per_class,
+                                  gen_opts,
                                   /*constrained=*/true);
     auto free_gen = generate_per_class(in.model, in.tokenizer, format, codec_field, conditioned, o.samples_per_class,
                                        gen_opts, /*constrained=*/false);
@@ -134,7 +145,7 @@ nlohmann::json run_evaluation(EvaluationInputs& in, const EvaluatorOptions& o) {
           !write_generation_grid(out("generated_unconstrained.png"), *in.codec, free_gen, o.grid_columns))
         skipped.push_back("generation grids (the codec draws no pictures)");
       if (in.grader) {
-        auto graded = grade_generation(*in.codec, in.grader, gen);
+        auto graded = grade_generation(*in.codec, *in.grader, gen);
         g.update(graded.to_json());
         write_graded_accuracy_svg(out("graded_accuracy.svg"), graded);
       } else {

@@ -35,7 +35,8 @@ std::vector<int64_t> conditioning_fields(const SequenceFormat& format, int64_t c
   if (label_field >= format.num_fields() || (label_field >= 0 && !format.field(label_field).is_label()))
     return why = "no label field to condition on", std::vector<int64_t>{};
   const int64_t t = format.template_ending_with(codec_field);
-  if (t < 0) return why = "no template writes field '" + format.field(codec_field).name + "' last", std::vector<int64_t>{};
+  if (t < 0)
+    return why = "no template writes field '" + format.field(codec_field).name + "' last", std::vector<int64_t>{};
   std::vector<int64_t> fields;
   for (const auto& s : format.segments(t)) {
     if (s.field == codec_field) break;
@@ -140,13 +141,7 @@ nlohmann::json GenerationMetrics::to_json() const {
   return j;
 }
 
-ReferenceGrader classifier_grader(ImageClassifier classifier) {
-  return [classifier](const at::Tensor& items) mutable {
-    return classifier_probabilities(classifier, items).argmax(1);
-  };
-}
-
-GradedGeneration grade_generation(const TokenCodec& codec, const ReferenceGrader& grader, const Generation& gen) {
+GradedGeneration grade_generation(const TokenCodec& codec, const Grader& grader, const Generation& gen) {
   VLM_CHECK(gen.values.size() == gen.words.size() && !gen.words.empty(),
             "grade_generation: a generation with one row of strings per class expected");
   GradedGeneration g;
@@ -157,7 +152,8 @@ GradedGeneration grade_generation(const TokenCodec& codec, const ReferenceGrader
     for (const auto& s : gen.values[w])
       if (!s.empty()) valid.push_back(s);
     int64_t ok = 0;
-    if (!valid.empty()) ok = grader(codec.decode(valid)).to(at::kCPU).eq(static_cast<int64_t>(w)).sum().item<int64_t>();
+    if (!valid.empty())
+      ok = grader.predict(codec.decode(valid)).to(at::kCPU).eq(static_cast<int64_t>(w)).sum().item<int64_t>();
     const int64_t n = static_cast<int64_t>(gen.values[w].size());
     g.recognised.push_back(ok);
     g.samples.push_back(n);
@@ -184,7 +180,7 @@ void write_graded_accuracy_svg(const std::string& path, const GradedGeneration& 
                                         "graded accuracy", 560, 360, 0.0, 1.0}));
 }
 
-ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const ReferenceGrader& grader,
+ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const Grader& grader,
                                               const at::Tensor& items, const at::Tensor& labels, ProcessGroup* group) {
   VLM_CHECK(items.defined() && labels.defined() && items.size(0) == labels.size(0),
             "reference_classifier_ceiling: items and labels must be given, one label per item");
@@ -193,7 +189,7 @@ ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const Ref
   auto mine = items.narrow(0, first, last - first);
   auto mine_labels = labels.to(at::kCPU, at::kLong).narrow(0, first, last - first);
   auto correct = [&](const at::Tensor& x) {
-    return x.size(0) == 0 ? 0.0 : grader(x).to(at::kCPU).eq(mine_labels).sum().item<double>();
+    return x.size(0) == 0 ? 0.0 : grader.predict(x).to(at::kCPU).eq(mine_labels).sum().item<double>();
   };
   std::vector<double> right = {correct(mine), last > first ? correct(codec.decode(codec.encode(mine))) : 0.0};
   if (group) right = group->all_reduce_sum(right);

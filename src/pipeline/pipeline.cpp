@@ -15,6 +15,7 @@
 #include "vlm/core/runtime.h"
 #include "vlm/dist/process_group.h"
 #include "vlm/pipeline/report.h"
+#include "pipeline/preset_files.h"
 #include "vlm/train/gpt_presets.h"
 
 namespace vlm {
@@ -28,10 +29,6 @@ PipelineOptions::PipelineOptions() { apply_preset("default"); }
 void PipelineOptions::apply_vq_variant(const std::string& variant) {
   vq_model = VQVAEOptions::preset(variant);
   vq_train = VQVAETrainOptions::preset(variant);
-  // The conv schedule is fitted to the default job's budget here (train_vqvae uses 15 epochs): 8 epochs spend the
-  // time that the main job's 2 data-parallel processes save. Chosen on validation MSE in that job, as the fewest
-  // epochs under 0.015: 0.0152 after 7 (the schedule ending there), 0.0147 after 8 (docs/distributed.md).
-  if (variant == "conv") vq_train.max_epochs = 8;
 }
 
 void PipelineOptions::apply_dataset(const std::string& name) {
@@ -42,71 +39,91 @@ void PipelineOptions::apply_dataset(const std::string& name) {
   gpt_model.block_size(d.block_size);  // the data set's lines (48 characters for two label fields)
 }
 
-void apply_unsupervised_tokenizer(VQVAETrainOptions& t) {
-  t.label_weight = 0;  // no caption head on labels: the tokenizer never sees one (the stage does not even pass them)
-  // Pseudo-captions instead: the caption head names one of 20 clusters of the deskewed pixel-neighbour graph
-  // (purity 0.971 against the labels). Chosen on the validation probe ladder against IIC (docs/results.md).
-  t.pseudo_weight = 0.05;
-  t.pseudo_clusters = 20;
-  t.pseudo_neighbours = 10;
-  // The letters unchanged, the drawing from them better: validation MSE 0.01600 after the 8 epochs, 0.01588 after one
-  // decoder epoch, 0.01570 after two (0.01578 at half the lr; 6 or 7 epochs and two decoder epochs: 0.01640, 0.01607).
-  t.decoder_epochs = 2;
-  t.mi_weight = 0;       // IIC on pixel-neighbour views, the first unsupervised preset: less class, worse MSE, slower
-  t.invariance_weight = 0;
-  t.invariant_recon = false;
+namespace {
+
+// A preset file: {"description", "base", "flags", "notes"}; keys in the order written (the flags apply in order).
+nlohmann::ordered_json read_preset(const std::string& name_or_file, std::string& where) {
+  const bool is_file = name_or_file.find('/') != std::string::npos ||
+                       (name_or_file.size() > 5 && name_or_file.compare(name_or_file.size() - 5, 5, ".json") == 0);
+  std::string text;
+  if (is_file) {
+    where = "preset file '" + name_or_file + "'";
+    VLM_CHECK(fs::is_regular_file(name_or_file), "--preset=", name_or_file, ": no such file (a preset is one of ",
+              fmt::format("{}", fmt::join(PipelineOptions::preset_names(), ", ")), ", or a JSON file of flags)");
+    text = read_text_file(name_or_file);
+  } else {
+    where = "preset '" + name_or_file + "'";
+    for (const auto& [name, body] : pipeline_detail::preset_files())
+      if (name == name_or_file) text = body;
+    VLM_CHECK(!text.empty(), "unknown preset '", name_or_file, "' (known: ",
+              fmt::format("{}", fmt::join(PipelineOptions::preset_names(), ", ")), "; or a FILE.json of flags)");
+  }
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    VLM_FAIL(where, ": not JSON: ", e.what());
+  }
+  VLM_CHECK(j.is_object() && j.contains("flags") && j["flags"].is_object(), where,
+            ": expected {\"description\": ..., \"base\": ..., \"flags\": {\"key\": value, ...}}");
+  for (const auto& [key, value] : j.items())
+    VLM_CHECK(key == "description" || key == "base" || key == "flags" || key == "notes", where, ": unknown key '", key,
+              "' (known: description, base, flags, notes)");
+  VLM_CHECK(!j.contains("base") || j["base"].is_string(), where, ": \"base\" must be a preset name or file");
+  return j;
 }
 
-void PipelineOptions::apply_preset(const std::string& name) {
-  VLM_CHECK(name == "default" || name == "unsupervised" || name == "tiny" || name == "seed", "unknown preset '", name,
-            "' (known: default, unsupervised, seed, tiny)");
-  preset = name;
-  clf_model = ImageClassifierOptions();
-  clf_train = ClassifierTrainOptions();
-  gpt_model = GPTOptions();
-  gpt_model.block_size(image_dataset(dataset).block_size);
-  gpt_train = GPTTrainOptions();
-  eval = EvaluatorOptions();
-  if (name == "seed") {
-    apply_vq_variant("mlp");  // Adam 2e-4, batch 128, patience 3, <= 50 epochs: the seed
-    apply_seed_preset(gpt_model, gpt_train);
-    gpt_snapshots = 10;  // the seed plotted 500, 1000, 2000, ..., 5000
-    return;
+// A flag's value as the command line would give it.
+std::string flag_text(const nlohmann::ordered_json& v, const std::string& where, const std::string& key) {
+  if (v.is_string()) return v.get<std::string>();
+  VLM_CHECK(v.is_number() || v.is_boolean(), where, ": flag '", key, "' must be a string, a number or a boolean, got ",
+            v.dump());
+  return v.dump();  // numbers round-trip exactly; booleans as true / false
+}
+
+}  // namespace
+
+std::vector<std::string> PipelineOptions::preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, body] : pipeline_detail::preset_files()) names.push_back(name);
+  return names;
+}
+
+std::string PipelineOptions::preset_description(const std::string& name_or_file) {
+  std::string where;
+  return read_preset(name_or_file, where).value("description", std::string());
+}
+
+void PipelineOptions::apply_preset(const std::string& name_or_file) {
+  std::string where;
+  const auto j = read_preset(name_or_file, where);
+  if (j.contains("base")) {
+    VLM_CHECK(j["base"].get<std::string>() != name_or_file, where, ": a preset cannot be its own base");
+    apply_preset(j["base"].get<std::string>());
+  } else {  // every group from its struct defaults
+    vq_model = VQVAEOptions();
+    vq_train = VQVAETrainOptions();
+    clf_model = ImageClassifierOptions();
+    clf_train = ClassifierTrainOptions();
+    gpt_model = GPTOptions();
+    gpt_train = GPTTrainOptions();
+    eval = EvaluatorOptions();
+    gpt_snapshots = PipelineOptions::kDefaultSnapshots;
   }
-  // default and tiny: the stronger tokenizer at the seed's 8 x 26 budget (docs/results.md)
-  apply_vq_variant("conv");
-  clf_train.max_epochs = 3;  // 0.9896 after 2 epochs, 0.9916 after 3: the grader must reach 0.99
-  apply_cpu_preset(gpt_model, gpt_train);
-  gpt_snapshots = 5;
-  // Evaluate (and checkpoint) where the snapshots are taken anyway: 5 evaluations instead of 8.
-  gpt_train.eval_interval = gpt_train.checkpoint_interval = gpt_train.max_iters / gpt_snapshots;
-  eval.samples_per_class = 100;
-  if (name == "unsupervised") apply_unsupervised_tokenizer(vq_train);
-  if (name == "tiny") {
-    // Seconds, not minutes: for tests and smoke runs on a few hundred images.
-    vq_model.hidden_dim(64).channels(8);
-    vq_train.max_epochs = 2;
-    vq_train.batch_size = 64;
-    clf_model.channels(4).hidden(16);
-    clf_train.max_epochs = 1;
-    clf_train.batch_size = 64;
-    gpt_model.n_layer(1).n_head(2).n_embd(16);
-    gpt_train.batch_size = 16;
-    gpt_train.max_iters = 20;
-    gpt_train.lr_decay_iters = 20;
-    gpt_train.warmup_iters = 2;
-    gpt_train.eval_interval = 10;
-    gpt_train.checkpoint_interval = 10;
-    gpt_train.eval_iters = 2;
-    gpt_train.eval_classify = 50;
-    gpt_train.log_interval = 5;
-    gpt_snapshots = 2;
-    eval.samples_per_class = 3;
-    eval.naive_prompts = 3;
-    eval.logo_examples = 100;
-    limit_train = limit_train ? limit_train : 600;
-    limit_test = limit_test ? limit_test : 100;
+  preset = name_or_file;
+  Flags flags(where, "");
+  register_flags(flags);
+  const auto& set = j["flags"];
+  for (const auto& [key, value] : set.items()) {
+    VLM_CHECK(key != "preset", where, ": a preset names its base with \"base\", not a \"preset\" flag");
+    try {
+      flags.set(key, flag_text(value, where, key));
+    } catch (const Error& e) {
+      VLM_FAIL(where, ": ", e.what());
+    }
   }
+  // The lines' length is the data set's unless the preset says otherwise (a GPT preset sets its own).
+  if (!set.contains("gpt.block_size")) gpt_model.block_size(image_dataset(dataset).block_size);
 }
 
 namespace {
@@ -136,6 +153,10 @@ void PipelineOptions::register_flags(Flags& f) {
   f.add("limit_train", &limit_train, "use only the first N training-file images (0 = all)");
   f.add("limit_test", &limit_test, "use only the first N test images (0 = all)");
   f.add("classifier_checkpoint", &classifier_checkpoint, "reuse this reference classifier instead of training one");
+  f.add_choice("gpt.preset", &gpt_preset,
+               {{"cpu", [this] { apply_cpu_preset(gpt_model, gpt_train); }},
+                {"seed", [this] { apply_seed_preset(gpt_model, gpt_train); }}},
+               "the GPT's sizes and schedule (vlm/train/gpt_presets.h), applied before the other gpt. flags");
   f.add_choice("vq.variant", &vq_model.variant(),
                {{"mlp", [this] { apply_vq_variant("mlp"); }}, {"conv", [this] { apply_vq_variant("conv"); }}},
                "tokenizer variant with its own sizes and schedule, applied before the other vq. flags");
@@ -147,15 +168,13 @@ void PipelineOptions::register_flags(Flags& f) {
   add_option_flags(f, gpt_model, "gpt.", false);
   add_option_flags(f, gpt_train, "gpt.", false);
   f.add("gpt.snapshots", &gpt_snapshots, "checkpoints kept along training for the accuracy chart");
+  f.add("gpt.log_interval", &gpt_train.log_interval, "console and metrics.jsonl line every N iterations");
   f.add("gpt.threads", &gpt_threads, "threads while training the GPT (0 = --threads)");
   add_option_flags(f, eval, "eval.", false);
-  for (const char* p : {"default", "unsupervised", "seed", "tiny"})
-    f.add_preset(p, [this, p] { apply_preset(p); },
-                 std::string(p) == "default" ? "minutes on 2 cores (conv tokenizer, cpu GPT)"
-                 : std::string(p) == "unsupervised"
-                     ? "the default job with a tokenizer that reads no label (as the seed's): IIC on random views"
-                 : std::string(p) == "seed"  ? "the seed's configuration (mlp tokenizer, 8x384 GPT, 5000 iterations)"
-                                             : "seconds: tiny models on 600 images (tests, smoke runs)");
+  for (const auto& name : preset_names())
+    f.add_preset(name, [this, name] { apply_preset(name); }, preset_description(name));
+  f.set_preset_loader([this](const std::string& file) { apply_preset(file); },
+                      "a JSON file of flags, as src/pipeline/presets/*.json (docs/lm_presets.md)");
 }
 
 void PipelineOptions::validate() const {

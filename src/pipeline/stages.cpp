@@ -11,6 +11,7 @@
 #include "vlm/data/records.h"
 #include "vlm/core/runtime.h"
 #include "vlm/dist/process_group.h"
+#include "vlm/engine/engine.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/io/png.h"
 #include "vlm/models/gpt_checkpoint.h"
@@ -30,9 +31,7 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
 // --- data: check and fingerprint the inputs ----------------------------------------------------------------------
 nlohmann::json data_options(const PipelineContext& ctx) {
   nlohmann::json inputs = nlohmann::json::object();
-  for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                           "t10k-labels-idx1-ubyte"})
-    inputs[stem] = file_checksum(find_idx_file(ctx.options.data_dir, stem));
+  for (const auto& [name, path] : ctx.dataset.inputs(ctx.options.data_dir)) inputs[name] = file_checksum(path);
   return {{"idx_files", inputs},
           {"dataset", ctx.dataset.name},
           {"classes", ctx.dataset.label_sizes()},
@@ -168,7 +167,7 @@ StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
     return trainer.train();
   }();
   const double test_acc = classifier_accuracy(model, ctx.combined(ctx.data.test));
-  nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.validation_accuracy},
+  nlohmann::json res = {{"test_accuracy", test_acc}, {"validation_accuracy", r.val_accuracy},
                         {"train_seconds", r.seconds}};
   save_image_classifier(out, model, res);
   fmt::print("  reference classifier: test accuracy {:.4f}\n", test_acc);
@@ -217,7 +216,7 @@ StageOutcome run_gpt(PipelineContext& ctx, Stage& stage) {
     VLM_CHECK(fs::exists(stage.path(snapshot_name(it))), "the GPT stage lacks its snapshot ", snapshot_name(it));
     snapshots.push_back(snapshot_name(it));
   }
-  nlohmann::json res = {{"iters", s.end_iter},
+  nlohmann::json res = {{"iters", s.steps},
                         {"val_loss", s.last_eval.val_loss},
                         {"val_accuracy", s.last_eval.val_accuracy},
                         {"best_val_loss", s.best_val_loss},
@@ -240,11 +239,9 @@ nlohmann::json eval_options(const PipelineContext& ctx) {
 StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
   const auto& o = ctx.options;
   const bool main = ctx.is_main();
-  auto loaded = load_gpt_checkpoint(ctx.path("gpt", "best.pt"), ctx.device);
-  EvaluationInputs in;
-  in.model = loaded.model;
-  in.tokenizer = loaded.tokenizer;
-  in.format = loaded.format;
+  // The finished run as one object (tokenizer, GPT, reference classifier), evaluated on the held-out records.
+  auto engine = Engine::load(o.run_dir, ctx.device);
+  EvaluationInputs in = evaluation_inputs(engine);
   in.model_path = ctx.path("gpt", "best.pt");
   in.test_records = in.format.read(ctx.path("tokens", "test.txt"));
   for (const auto& snap : Stage(o.run_dir, "gpt", {}).record()["results"].value("snapshots", std::vector<std::string>{}))
@@ -254,9 +251,6 @@ StageOutcome run_eval(PipelineContext& ctx, Stage& stage) {
   in.group = ctx.group;
   in.threads_alone = o.threads;
   in.test_items = ctx.data.test.images;
-  auto codec = load_codec(ctx.path("vqvae", "vqvae.pt"), ctx.device);
-  in.codec = codec.get();
-  in.grader = classifier_grader(load_image_classifier(ctx.path("classifier", "classifier.pt"), ctx.device));
   std::unordered_set<std::string> train_strings;
   if (main) {  // memorisation is measured on rank 0's generations
     const int64_t image = in.format.first_codec_field();

@@ -66,8 +66,8 @@ ClassifierTrainResult ClassifierTrainer::train() {
     log.train_loss = loss_sum / steps_per_epoch;
     log.validation_accuracy = val_.size() ? classifier_accuracy(model_, val_) : 0.0;
     log.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    result.validation_accuracy = log.validation_accuracy;
-    result.epochs_run = epoch;
+    result.val_accuracy = log.validation_accuracy;
+    result.steps = epoch;
     if (!opt_.quiet)
       fmt::print("epoch {}: train loss {:.4f}, validation accuracy {:.4f}\n", epoch, log.train_loss,
                  log.validation_accuracy);
@@ -82,9 +82,9 @@ ClassifierTrainResult ClassifierTrainer::train() {
     ensure_directory(opt_.out_dir);
     const std::string path = opt_.out_dir + "/classifier.pt";
     save_image_classifier(path, model_,
-                          {{"validation_accuracy", result.validation_accuracy}, {"epochs", result.epochs_run}});
+                          result.common_json());
     write_text_atomically(opt_.out_dir + "/epochs.jsonl", jsonl);
-    if (hooks_.on_checkpoint) hooks_.on_checkpoint(result.epochs_run, path);
+    if (hooks_.on_checkpoint) hooks_.on_checkpoint(result.steps, path);
   }
   return result;
 }

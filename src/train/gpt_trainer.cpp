@@ -83,12 +83,14 @@ nlohmann::json GPTPhaseTimes::to_json(int64_t iters) const {
 }
 
 nlohmann::json GPTTrainResult::to_json() const {
-  return {{"kind", "summary"},         {"start_iter", start_iter},
-          {"end_iter", end_iter},      {"seconds", seconds},
-          {"ms_per_iter", ms_per_iter}, {"tokens_per_s", tokens_per_second},
-          {"peak_gflops", peak.gflops}, {"peak_source", peak.source},
-          {"mfu", mfu},                {"phases", phases.to_json(end_iter - start_iter)},
-          {"best_val_loss", best_val_loss}, {"last_eval", last_eval.to_json()}};
+  auto j = common_json();  // seconds, steps, val_loss, val_accuracy: as every trainer's
+  j.update({{"kind", "summary"},         {"start_iter", start_iter},
+            {"end_iter", steps},         {"ms_per_iter", ms_per_iter},
+            {"tokens_per_s", tokens_per_second}, {"peak_gflops", peak.gflops},
+            {"peak_source", peak.source}, {"mfu", mfu},
+            {"phases", phases.to_json(steps - start_iter)},
+            {"best_val_loss", best_val_loss}, {"last_eval", last_eval.to_json()}});
+  return j;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -454,7 +456,9 @@ GPTTrainResult GPTTrainer::train() {
     checkpoint(s);
   }
 
-  s.end_iter = iter_;
+  s.steps = iter_;
+  s.val_loss = s.last_eval.val_loss;
+  if (s.last_eval.val_accuracy >= 0) s.val_accuracy = s.last_eval.val_accuracy;
   s.best_val_loss = best_val_loss_;
   s.seconds = seconds_since(wall0);
   const int64_t steps = iter_ - s.start_iter;

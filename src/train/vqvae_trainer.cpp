@@ -753,6 +753,8 @@ VQVAETrainResult VQVAETrainer::train() {
   model_->eval();
   VQVAETrainResult result = st.result;
   result.seconds = st.seconds;
+  result.steps = st.epoch;
+  if (!result.history.empty()) result.val_loss = result.history.back().val_loss;
   return result;
 }
 

@@ -34,6 +34,8 @@ class Flags {
 
   /// A preset sets several fields at once; `--preset=NAME` is applied before any other flag.
   Flags& add_preset(const std::string& name, std::function<void()> apply, std::string help = "");
+  /// What --preset=VALUE does when VALUE is not a named preset (e.g. read a preset file); without one, an error.
+  Flags& set_preset_loader(std::function<void(const std::string&)> load, std::string help);
   /// A choice among named groups of defaults (e.g. --vq.variant=mlp|conv, each with its own sizes): applied after
   /// --preset and before every other flag, so that explicit flags override what the choice set. `*field` holds the
   /// name chosen; an unknown name is an error listing the known ones.
@@ -75,6 +77,8 @@ class Flags {
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::pair<std::function<void()>, std::string>> presets_;
+  std::function<void(const std::string&)> preset_loader_;
+  std::string preset_loader_help_;
   std::map<std::string, bool> given_;
   std::vector<std::string> positional_;
   bool allow_positional_ = false;

@@ -4,7 +4,8 @@
 // generator seeded with the split and i, uniformly and independently of the digit, and the grey image is multiplied
 // by the colour's RGB value. Lines read  image:ABCDEFGH, colour:red, number:7.  (vlm::image_dataset("colored")).
 //
-//   vlm::TrainTest coloured = vlm::colored_mnist(vlm::load_mnist("data/mnist"));  // images (N, 3, 28, 28), labels (N, 2)
+//   vlm::TrainTest coloured = vlm::colored_mnist(vlm::load_mnist("data/mnist"));
+//   // images (N, 3, 28, 28), labels (N, 2): colour, digit
 #include <array>
 #include <cstdint>
 #include <string>

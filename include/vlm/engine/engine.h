@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vlm/data/mnist.h"
+#include "vlm/eval/grader.h"
 #include "vlm/models/gpt.h"
 #include "vlm/text/char_tokenizer.h"
 #include "vlm/text/sequence_format.h"
@@ -38,18 +39,6 @@
 #include "vlm/train/gpt_trainer.h"
 
 namespace vlm {
-
-/// A reference model, independent of the GPT, that says which class an item shows: what grades generation.
-class Grader {
- public:
-  virtual ~Grader() = default;
-  /// items (N, ...) as the codec decodes them -> (N, num_classes()) probabilities.
-  virtual at::Tensor probabilities(const at::Tensor& items) const = 0;
-  virtual int64_t num_classes() const = 0;
-};
-
-/// Loads the reference classifier a run trained (vlm/models/image_classifier.h) as a Grader.
-std::shared_ptr<const Grader> load_classifier_grader(const std::string& path, c10::Device device = c10::kCPU);
 
 /// One generate request: `n` items of class `label` (an index into Engine::words()).
 struct GenerateRequest {
@@ -67,8 +56,10 @@ struct GenerateResult {
 
 class Engine {
  public:
-  /// The format's first codec field holds the codec's letters and its first label field the classes; the model's
-  /// vocabulary is the tokenizer's (all checked, naming what differs).
+  /// The format's first codec field holds the codec's letters and its label fields the classes; the model's
+  /// vocabulary is the tokenizer's (all checked, naming what differs). A format that cannot classify (no template
+  /// writes the labels after the letters) or cannot generate (none writes every label before them) still makes an
+  /// engine; classify() or generate() then throws saying why.
   Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, GPT model, CharTokenizer tokenizer,
          std::shared_ptr<const Grader> grader = nullptr, std::string name = "");
 
@@ -88,6 +79,8 @@ class Engine {
   GPT& model() { return model_; }
   const CharTokenizer& tokenizer() const { return tokenizer_; }
   const Grader* grader() const { return grader_.get(); }
+  std::shared_ptr<const Grader> shared_grader() const { return grader_; }
+  std::shared_ptr<const TokenCodec> shared_codec() const { return codec_; }
   const std::string& name() const { return name_; }
   int64_t codec_field() const { return codec_field_; }
   int64_t label_field() const { return label_field_; }  ///< the first label field
@@ -132,6 +125,7 @@ class Engine {
     GPTImpl::KVCache cache;
   };
   std::vector<Record> records_for(const std::vector<std::string>& letters) const;
+  std::string cannot_classify_, cannot_generate_;  ///< why the format does not allow it ("" = it does)
   std::map<std::string, PromptState> prompt_cache_;  ///< one per class at most
   std::shared_ptr<const TokenCodec> codec_;
   SequenceFormat format_;

@@ -48,8 +48,8 @@ struct ExactClassification {
 
 /// Classifies the records' `label_field` (-1: the format's first label field) from the codec fields before it in its
 /// reading template (SequenceFormat::reading_template); label fields that template writes before it are not read
-/// from the records but summed over (colour before number: p(number) = sum over colours of p(colour, number)). Prompts of equal length
-/// share a batch of up to `batch_size`; with `labels` (N) int64 class indices (an undefined tensor = none) also
+/// from the records but summed over (colour before number: p(number) = sum over colours of p(colour, number)).
+/// Prompts of equal length share a batch of up to `batch_size`; with `labels` (N) int64 class indices (an undefined tensor = none) also
 /// computes the metrics. The model is put in eval mode for the call and its previous mode restored. With a `group`,
 /// sharded across its ranks (above); `seconds` is then the wall time of the whole, gather included.
 ExactClassification classify_exact(GPT& model, const CharTokenizer& tokenizer, const SequenceFormat& format,

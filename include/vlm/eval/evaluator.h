@@ -10,6 +10,7 @@
 // reference_classifier_ceiling (vlm/eval/generation_metrics.h); token_usage (vlm/eval/token_figures.h); and the
 // timings, speed_report (vlm/eval/speed_report.h).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vlm/core/options.h"
+#include "vlm/engine/engine.h"
 #include "vlm/eval/classify.h"
 #include "vlm/eval/generation_metrics.h"
 #include "vlm/eval/metrics.h"
@@ -78,7 +80,7 @@ struct EvaluationInputs {
   int64_t codec_field = -1;          ///< the field generated and decoded (-1: the first codec field)
   std::vector<std::string> series;   ///< checkpoints for the accuracy-over-training chart (may be empty)
   const TokenCodec* codec = nullptr;  ///< decodes generated strings into items
-  ReferenceGrader grader;            ///< grades decoded items (the domain's reference classifier)
+  std::shared_ptr<const Grader> grader;  ///< grades decoded items (the domain's reference classifier)
   at::Tensor test_items;             ///< (N, ...) the real test items: the codec's ceiling under the grader
   const std::unordered_set<std::string>* train_strings = nullptr;  ///< codec strings of training lines
   /// Data-parallel: every rank of the group calls run_evaluation with the same inputs; what runs over every test
@@ -88,6 +90,10 @@ struct EvaluationInputs {
   ProcessGroup* group = nullptr;
   int threads_alone = -1;  ///< rank 0's threads once it works alone (OpenBLAS's pool; 0 = all cores, -1 = unchanged)
 };
+
+/// The inputs an Engine holds (model, tokenizer, format, codec, grader); the test records and the rest are the
+/// caller's. The engine must outlive the evaluation (the codec is borrowed).
+EvaluationInputs evaluation_inputs(Engine& engine);
 
 /// Runs every evaluation (speed_report when naive_prompts > 0 or samples_per_class > 0), writes figures (PNG/SVG) and
 /// summary.json into options.out_dir, returns the summary (null on a data-parallel rank other than 0).

@@ -6,11 +6,11 @@
 //   auto gen  = vlm::generate_per_class(model, tok, format, image, number, 100, options, /*constrained=*/true);
 //   auto free = vlm::generate_per_class(model, tok, format, image, number, 100, options, /*constrained=*/false);
 //   auto m    = vlm::generation_metrics(gen, free, options, &train_strings);   // invalid rates, distinct, memorised
-//   auto g    = vlm::grade_generation(*codec, grader, gen);    // decode + reference classifier, per class
-//   auto c    = vlm::reference_classifier_ceiling(*codec, grader, test_items, test_labels);
+//   auto g    = vlm::grade_generation(*codec, *grader, gen);   // decode + reference classifier, per class
+//   auto c    = vlm::reference_classifier_ceiling(*codec, *grader, test_items, test_labels);
 //
-// A grader is any reference classifier of the domain: items (N, ...) -> classes (N). The model runs on its own
-// device; results are on the CPU.
+// A grader is any reference classifier of the domain (vlm/eval/grader.h): items (N, ...) -> (N, C) probabilities.
+// The model runs on its own device; results are on the CPU.
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -21,7 +21,7 @@
 #include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
-#include "vlm/models/image_classifier.h"
+#include "vlm/eval/grader.h"
 #include "vlm/models/gpt.h"
 #include "vlm/sample/sampler.h"
 #include "vlm/text/char_tokenizer.h"
@@ -75,10 +75,6 @@ GenerationMetrics generation_metrics(const Generation& constrained, const Genera
                                      const SamplerOptions& options,
                                      const std::unordered_set<std::string>* train = nullptr);
 
-/// A reference classifier of the domain: items (N, ...) -> predicted classes (N) int64.
-using ReferenceGrader = std::function<at::Tensor(const at::Tensor& items)>;
-/// The reference CNN (vlm/models/image_classifier.h) as a grader.
-ReferenceGrader classifier_grader(ImageClassifier classifier);
 
 /// Generated strings decoded by the codec and graded by the reference classifier: the fraction recognised as the
 /// class asked for (an invalid string counts as not recognised).
@@ -90,7 +86,7 @@ struct GradedGeneration {
   std::vector<int64_t> samples;      ///< counts per class
   nlohmann::json to_json() const;    ///< {"graded_accuracy", "graded_accuracy_per_class": {word: accuracy}}
 };
-GradedGeneration grade_generation(const TokenCodec& codec, const ReferenceGrader& grader, const Generation& gen);
+GradedGeneration grade_generation(const TokenCodec& codec, const Grader& grader, const Generation& gen);
 void write_graded_accuracy_svg(const std::string& path, const GradedGeneration& graded);
 
 /// The ceiling the codec allows: the reference classifier on real test items and on their codec round trips. With a
@@ -99,7 +95,7 @@ struct ReferenceCeiling {
   double accuracy_real_test = 0, accuracy_codec_reconstructions = 0;
   nlohmann::json to_json() const;
 };
-ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const ReferenceGrader& grader,
+ReferenceCeiling reference_classifier_ceiling(const TokenCodec& codec, const Grader& grader,
                                               const at::Tensor& items, const at::Tensor& labels,
                                               ProcessGroup* group = nullptr);
 

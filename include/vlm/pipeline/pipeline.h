@@ -28,7 +28,7 @@
 #include "vlm/core/flags.h"
 #include "vlm/core/options.h"
 #include "vlm/data/datasets.h"
-#include "vlm/data/mnist.h"
+#include "vlm/data/labeled_images.h"
 #include "vlm/eval/evaluator.h"
 #include "vlm/models/image_classifier.h"
 #include "vlm/models/gpt.h"
@@ -41,10 +41,6 @@
 namespace vlm {
 
 class ProcessGroup;
-
-/// The unsupervised preset's tokenizer training: no caption head, the semantic objectives on random views instead
-/// (chosen on validation, docs/results.md).
-void apply_unsupervised_tokenizer(VQVAETrainOptions& options);
 
 struct PipelineOptions {
   std::string preset = "default";
@@ -69,7 +65,9 @@ struct PipelineOptions {
   ClassifierTrainOptions clf_train;
   GPTOptions gpt_model;
   GPTTrainOptions gpt_train;
-  int64_t gpt_snapshots = 5;
+  static constexpr int64_t kDefaultSnapshots = 5;
+  int64_t gpt_snapshots = kDefaultSnapshots;
+  std::string gpt_preset = "cpu";  ///< the GPT's group of defaults (vlm/train/gpt_presets.h): cpu or seed
   /// Threads while training the VQ-VAE and the GPT (0 = --threads). Each stage splits its threads between LibTorch
   /// and OpenBLAS the way measured fastest for it (vlm::ThreadPool): the VQ-VAE, the GPT and the evaluation give them
   /// to OpenBLAS, the reference CNN to LibTorch.
@@ -77,16 +75,23 @@ struct PipelineOptions {
   int vq_threads = 0;
   EvaluatorOptions eval;
 
+  /// The "default" preset.
   PipelineOptions();
-  /// "default" (minutes on 2 cores), "unsupervised" (the default job with a tokenizer that reads no label, as the
-  /// seed's did), "seed" (the seed's configuration), "tiny" (seconds; tests and smoke runs).
-  void apply_preset(const std::string& name);
+  /// A preset is a file of flags (src/pipeline/presets/NAME.json, built into the library, or any FILE.json of the same
+  /// shape): {"description", "base": another preset applied first, "flags": {"key": value, ...} applied in order,
+  /// "notes"}. Every field starts from its struct default, then the base, then the flags; the data set's block size
+  /// is kept unless the preset sets gpt.block_size. "default" (minutes on 2 cores), "unsupervised" (a tokenizer that
+  /// reads no label, as the seed's), "seed" (the seed's configuration), "tiny" (seconds; tests and smoke runs).
+  void apply_preset(const std::string& name_or_file);
+  /// The built-in presets' names, and the description a preset file gives.
+  static std::vector<std::string> preset_names();
+  static std::string preset_description(const std::string& name_or_file);
   /// The tokenizer variant with its own defaults (sizes and schedule): "mlp" (the seed's) or "conv".
   void apply_vq_variant(const std::string& variant);
   /// The data set's defaults: --data_dir and --run_dir.
   void apply_dataset(const std::string& name);
-  /// Registers every field as --key=value (prefixes vq., clf., gpt., eval.) and the presets; --vq.variant is a
-  /// choice applied before the other flags (Flags::add_choice).
+  /// Registers every field as --key=value (prefixes vq., clf., gpt., eval.) and the presets (names and files);
+  /// --vq.variant and --gpt.preset are choices applied before the other flags (Flags::add_choice).
   void register_flags(Flags& flags);
   /// Throws naming the flag for values no stage accepts (unknown --force_stages, negative limits, ...).
   void validate() const;

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vlm/core/options.h"
-#include "vlm/data/mnist.h"
+#include "vlm/data/labeled_images.h"
 #include "vlm/models/image_classifier.h"
 #include "vlm/train/trainer.h"
 
@@ -45,11 +45,7 @@ struct ClassifierEpochLog {
   nlohmann::json to_json() const;
 };
 
-struct ClassifierTrainResult {
-  double seconds = 0;
-  double validation_accuracy = 0;
-  int64_t epochs_run = 0;
-};
+struct ClassifierTrainResult : TrainResult {};  // steps: epochs; val_accuracy after the last
 
 class ClassifierTrainer {
  public:

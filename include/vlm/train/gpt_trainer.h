@@ -137,12 +137,11 @@ struct GPTPhaseTimes {
   nlohmann::json to_json(int64_t iters) const;
 };
 
-struct GPTTrainResult {
-  int64_t start_iter = 0, end_iter = 0;
+struct GPTTrainResult : TrainResult {  // steps: the iteration it ended at
+  int64_t start_iter = 0;
   GPTEvalResult last_eval;
   double best_val_loss = 0;
   GPTPhaseTimes phases;
-  double seconds = 0;             ///< wall time of train()
   double ms_per_iter = 0;         ///< training steps only
   double tokens_per_second = 0;   ///< trained positions (B * T) per second of training steps
   PeakFlops peak;                 ///< the MFU reference

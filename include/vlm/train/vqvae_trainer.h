@@ -15,7 +15,7 @@
 // restored into `model` at the end.
 //
 // Crash safety: with an `out_dir`, the whole training state (weights, optimizer, best epoch's weights, history,
-// random generator) is written to state.pt atomically after every epoch; init_from = "resume" continues from it, so a killed run loses
+// random generator) is written to state.pt atomically after every epoch; init_from "resume" continues from it, so a killed run loses
 // at most the epoch in progress and ends as the uninterrupted run would have.
 //
 // Data-parallel (set_process_group): `batch_size` is the global batch; each rank trains on its contiguous share of
@@ -33,7 +33,7 @@
 #include "vlm/core/options.h"
 #include "vlm/data/augment.h"
 #include "vlm/data/image_clusters.h"
-#include "vlm/data/mnist.h"
+#include "vlm/data/labeled_images.h"
 #include "vlm/eval/token_probe.h"
 #include "vlm/models/vqvae.h"
 #include "vlm/tokenizer/image_token_codec.h"
@@ -183,11 +183,10 @@ struct VQVAEEpochLog {
   static VQVAEEpochLog from_json(const nlohmann::json& j);  ///< the inverse of to_json
 };
 
-struct VQVAETrainResult {
+struct VQVAETrainResult : TrainResult {  // steps: epochs trained (decoder epochs included)
   std::vector<VQVAEEpochLog> history;
   int64_t best_epoch = 0;
   double best_val_loss = 0;  ///< the monitored value (val_loss or val_recon) at best_epoch
-  double seconds = 0;  ///< wall time of the whole loop
   bool early_stopped = false;
 };
 
