@@ -1,5 +1,7 @@
 // GEMM throughput: OpenBLAS on the kernels of this CPU vs on its generic ones vs the reference BLAS in one process,
-// plus LibTorch's at::mm (whatever libblas.so.3 resolves to). Each BLAS is dlopen'ed by path and checked against a naive product before it is timed.
+// plus LibTorch's at::mm (whatever libblas.so.3 resolves to). Each BLAS is dlopen'ed by path and checked against a
+// naive product before it is timed. And the GPT's own products (at::linear at the default model's shapes) in FP32 and
+// in BF16, the BF16 result checked against FP32's before it is timed (issue 24: is BF16 faster through LibTorch 1.13?).
 //
 //   build/benchmarks/bench_gemm [--benchmark_filter=...]
 //   VLM_OPENBLAS=/path/libblas.so.3 VLM_REFBLAS=/path/libblas.so.3 override the library paths.
@@ -118,6 +120,32 @@ void BM_Gemm_LibTorch(benchmark::State& state) {
       benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.SetLabel(vlm::blas_info().name);
 }
+
+// y = x W^T at the default GPT's shapes: rows = batch 64 x T 32, (k, n) = attention in (128, 384), attention out
+// (128, 128), MLP up (128, 512), MLP down (512, 128); one thread, as each of the 2 data-parallel processes.
+void BM_Linear(benchmark::State& state, at::ScalarType dtype) {
+  at::NoGradGuard no_grad;
+  vlm::set_threads(1, vlm::ThreadPool::kBoth);
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  at::manual_seed(3);
+  auto x = at::randn({m, k}), w = at::randn({n, k}) / std::sqrt(static_cast<double>(k));
+  auto xd = x.to(dtype), wd = w.to(dtype);
+  auto ref = at::linear(x.to(at::kDouble), w.to(at::kDouble));
+  const double rel = ((at::linear(xd, wd).to(at::kDouble) - ref).norm() / ref.norm()).item<double>();
+  // BF16 keeps 8 bits of mantissa: about 2^-8 relative per element, less for the sum.
+  VLM_CHECK(rel < (dtype == at::kBFloat16 ? 1e-2 : 1e-5), "at::linear in ", c10::toString(dtype),
+            " is off by a relative ", rel);
+  for (auto _ : state) benchmark::DoNotOptimize(at::linear(xd, wd).data_ptr());
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * k * n, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+  state.SetLabel(fmt::format("relative error {:.1e}", rel));
+}
+BENCHMARK_CAPTURE(BM_Linear, fp32, at::kFloat)
+    ->Args({2048, 128, 384})->Args({2048, 128, 128})->Args({2048, 128, 512})->Args({2048, 512, 128})
+    ->ArgNames({"m", "k", "n"})->UseRealTime();
+BENCHMARK_CAPTURE(BM_Linear, bf16, at::kBFloat16)
+    ->Args({2048, 128, 384})->Args({2048, 128, 128})->Args({2048, 128, 512})->Args({2048, 512, 128})
+    ->ArgNames({"m", "k", "n"})->UseRealTime();
 
 BENCHMARK(BM_Gemm_OpenBLAS)->ArgsProduct({{256, 512, 1024}, {1, 2}})->ArgNames({"n", "threads"})->UseRealTime();
 BENCHMARK(BM_Gemm_OpenBLAS_Generic)->ArgsProduct({{256, 512, 1024}, {1, 2}})->ArgNames({"n", "threads"})->UseRealTime();
