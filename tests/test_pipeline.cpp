@@ -270,6 +270,9 @@ TEST_CASE("Presets are files of flags: the built-in ones hold the main job's val
                     Catch::Contains("unknown preset 'huge'"));
   CHECK_THROWS_WITH(e.apply_preset(dir.file("none.json")), Catch::Contains("no such file"));
   CHECK_THROWS_WITH(e.apply_preset(write("e.json", "{not json")), Catch::Contains("not JSON"));
+  const std::string loop = dir.file("loop.json");
+  vlm::write_text_atomically(loop, R"({"base": ")" + loop + R"(", "flags": {}})");
+  CHECK_THROWS_WITH(e.apply_preset(loop), Catch::Contains("more than 8 deep"));
 }
 
 TEST_CASE("Module option flags: the drivers' keys, and the pipeline's with their stage prefix", "[pipeline][flags]") {

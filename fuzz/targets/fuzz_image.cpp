@@ -9,7 +9,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vlm::ImageLimits limits;
   limits.max_pixels = int64_t(1) << 20;  // stay far below the fuzzer's memory limit
   try {
-    vlm::GrayImage img = vlm::decode_image_gray(data, size, "fuzz.png", limits);
+    vlm::DecodedImage img = vlm::decode_image_gray(data, size, "fuzz.png", limits);
     if (static_cast<int64_t>(img.pixels.size()) != int64_t(img.width) * img.height) __builtin_trap();
     if (int64_t(img.width) * img.height > limits.max_pixels) __builtin_trap();
   } catch (const vlm::Error&) {

@@ -49,9 +49,7 @@ Engine::Engine(std::shared_ptr<const TokenCodec> codec, SequenceFormat format, G
   if (!can_generate_per_class(format_, codec_field_, -1, &why)) {
     cannot_generate_ = why;
   } else {  // a class is asked for: the drawing template must write every label field before the codec field
-    size_t written = 0;
-    for (const auto& s : format_.segments(format_.template_ending_with(codec_field_)))
-      written += s.is_field() && format_.field(s.field).is_label();
+    const size_t written = format_.fields_before(format_.template_ending_with(codec_field_), codec_field_).size();
     if (written != classes_.fields.size())
       cannot_generate_ = "the template that writes '" + field.name + "' last writes " + std::to_string(written) +
                          " of the " + std::to_string(classes_.fields.size()) + " label fields before it";
@@ -162,16 +160,16 @@ std::vector<double> Engine::field_accuracies(const LabeledImages& data) {
   VLM_CHECK(data.size() > 0, "field_accuracies: no items");
   VLM_CHECK(data.label_columns() == static_cast<int64_t>(classes_.fields.size()), "field_accuracies: the items have ",
             data.label_columns(), " label columns, the engine ", classes_.fields.size(), " label fields");
-  auto predicted = predict(data.images).contiguous();
-  std::vector<double> hits(classes_.fields.size(), 0.0);
-  std::vector<at::Tensor> truth;
-  for (int64_t k = 0; k < data.label_columns(); ++k) truth.push_back(data.label_column(k).to(at::kLong).contiguous());
-  for (int64_t i = 0; i < data.size(); ++i) {
-    const auto c = classes_.classes(predicted[i].item<int64_t>());
-    for (size_t k = 0; k < c.size(); ++k) hits[k] += c[k] == truth[k][i].item<int64_t>();
+  // The predicted combination's digits in mixed radix, the last field the least significant.
+  auto rest = predict(data.images).to(at::kLong);  // (N)
+  std::vector<double> out(classes_.fields.size());
+  for (size_t k = out.size(); k-- > 0;) {
+    const int64_t size = classes_.sizes[k];
+    out[k] = rest.remainder(size).eq(data.label_column(static_cast<int64_t>(k)).to(at::kLong))
+                 .to(at::kDouble).mean().item<double>();
+    rest = rest.div(size, "floor");
   }
-  for (auto& h : hits) h /= static_cast<double>(data.size());
-  return hits;
+  return out;
 }
 
 GenerateResult Engine::generate(const std::string& word, int64_t n, double temperature, int64_t top_k, uint64_t seed) {

@@ -35,10 +35,9 @@ std::pair<int64_t, int64_t> classification_template(const SequenceFormat& format
 // The label fields written before `field` in `tmpl`, then `field`: what is scored, in the template's order.
 std::vector<int64_t> label_chain(const SequenceFormat& format, int64_t tmpl, int64_t field) {
   std::vector<int64_t> chain;
-  for (const auto& s : format.segments(tmpl)) {
-    if (s.is_field() && format.field(s.field).is_label()) chain.push_back(s.field);
-    if (s.field == field) break;
-  }
+  for (int64_t f : format.fields_before(tmpl, field))
+    if (format.field(f).is_label()) chain.push_back(f);
+  chain.push_back(field);
   return chain;
 }
 
@@ -276,10 +275,7 @@ SampledClassification classify_sampled(GPT& model, const CharTokenizer& tokenize
   for (const auto& r : records) prompts.push_back(format.prompt(r, tmpl, ask));
   // The rest of the line ends with the character after the template's last field (its final '.'): the model never
   // learned to write padding (its loss ignores it).
-  int64_t last_field = -1;
-  for (const auto& s : format.segments(tmpl))
-    if (s.is_field()) last_field = s.field;
-  const char delimiter = format.delimiter_after(tmpl, chain.size() == 1 ? field : last_field);
+  const char delimiter = format.delimiter_after(tmpl, chain.size() == 1 ? field : format.field_order(tmpl).back());
   Sampler sampler(model, tokenizer, options.stop(delimiter));
   auto completions = sampler.complete(prompts);
   SampledClassification out;

@@ -37,16 +37,12 @@ std::vector<int64_t> conditioning_fields(const SequenceFormat& format, int64_t c
   const int64_t t = format.template_ending_with(codec_field);
   if (t < 0)
     return why = "no template writes field '" + format.field(codec_field).name + "' last", std::vector<int64_t>{};
-  std::vector<int64_t> fields;
-  for (const auto& s : format.segments(t)) {
-    if (s.field == codec_field) break;
-    if (!s.is_field()) continue;
-    if (!format.field(s.field).is_label() || (label_field >= 0 && s.field != label_field))
+  const auto fields = format.fields_before(t, codec_field);
+  for (int64_t f : fields)
+    if (!format.field(f).is_label() || (label_field >= 0 && f != label_field))
       return why = "the template that writes '" + format.field(codec_field).name + "' last also writes '" +
-                   format.field(s.field).name + "' before it",
+                   format.field(f).name + "' before it",
              std::vector<int64_t>{};
-    fields.push_back(s.field);
-  }
   if (fields.empty()) why = "the template that writes '" + format.field(codec_field).name + "' last has no label before it";
   return fields;
 }

@@ -80,11 +80,11 @@ void check_png_chunks(const uint8_t* data, size_t size, const std::string& name)
 
 }  // namespace
 
-GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
+DecodedImage decode_image_gray(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits) {
   return decode_image(data, size, name, 1, limits);
 }
 
-GrayImage decode_image(const uint8_t* data, size_t size, const std::string& name, int want,
+DecodedImage decode_image(const uint8_t* data, size_t size, const std::string& name, int want,
                        const ImageLimits& limits) {
   VLM_CHECK(want == 1 || want == 3, "decode_image: channels must be 1 or 3, got ", want);
   VLM_CHECK(size > 0, "cannot read image '", name, "': the file is empty (PNG, BMP or PGM expected)");
@@ -106,7 +106,7 @@ GrayImage decode_image(const uint8_t* data, size_t size, const std::string& name
   int dw = 0, dh = 0;
   unsigned char* px = stbi_load_from_memory(data, len, &dw, &dh, &channels, want);  // converted to `want`
   VLM_CHECK(px, "cannot read image '", name, "': ", stbi_failure_reason(), " (a damaged ", w, "x", h, " image?)");
-  GrayImage out;
+  DecodedImage out;
   if (dw != w || dh != h) {
     stbi_image_free(px);
     VLM_FAIL("cannot read image '", name, "': header says ", w, "x", h, " but ", dw, "x", dh, " pixels decoded");
@@ -120,11 +120,11 @@ GrayImage decode_image(const uint8_t* data, size_t size, const std::string& name
   return out;
 }
 
-GrayImage read_image_gray_pixels(const std::string& path, const ImageLimits& limits) {
+DecodedImage read_image_gray_pixels(const std::string& path, const ImageLimits& limits) {
   return read_image_pixels(path, 1, limits);
 }
 
-GrayImage read_image_pixels(const std::string& path, int channels, const ImageLimits& limits) {
+DecodedImage read_image_pixels(const std::string& path, int channels, const ImageLimits& limits) {
   const std::string bytes = read_text_file(path, limits.max_file_bytes);
   return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, channels, limits);
 }

@@ -98,7 +98,13 @@ void PipelineOptions::apply_preset(const std::string& name_or_file) {
   std::string where;
   const auto j = read_preset(name_or_file, where);
   if (j.contains("base")) {
-    VLM_CHECK(j["base"].get<std::string>() != name_or_file, where, ": a preset cannot be its own base");
+    // A chain of bases ends in a preset without one; a file that leads back to itself never would.
+    thread_local int depth = 0;
+    VLM_CHECK(depth < 8, where, ": its chain of \"base\" presets is more than 8 deep (does it lead back to itself?)");
+    ++depth;
+    struct Leave {
+      ~Leave() { --depth; }
+    } leave;
     apply_preset(j["base"].get<std::string>());
   } else {  // every group from its struct defaults
     vq_model = VQVAEOptions();
@@ -138,8 +144,7 @@ std::string dataset_help() {
 void PipelineOptions::register_flags(Flags& f) {
   std::map<std::string, std::function<void()>> datasets;
   for (const auto& name : image_dataset_names()) datasets[name] = [this, name] { apply_dataset(name); };
-  f.add_choice("dataset", &dataset, datasets,
-               dataset_help());
+  f.add_choice("dataset", &dataset, datasets, dataset_help());
   f.add("run_dir", &run_dir, "run directory (stage outputs, report.md, summary.json)");
   f.add("data_dir", &data_dir, "directory with the four MNIST-format IDX files (raw or .gz)");
   f.add("format", &format, "sequence format file (JSON, docs/formats.md); default: the data set's two templates");

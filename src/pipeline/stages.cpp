@@ -134,14 +134,19 @@ StageOutcome run_tokens(PipelineContext& ctx, Stage& stage) {
 }
 
 // --- classifier: the reference CNN that grades generated images ------------------------------------------------------
-nlohmann::json classifier_options(const PipelineContext& ctx) {
-  const auto& o = ctx.options;
-  if (!o.classifier_checkpoint.empty()) return {{"reuse", file_checksum(o.classifier_checkpoint)}};
-  auto m = o.clf_model;
+ImageClassifierOptions clf_model_of(const PipelineContext& ctx) {
+  ImageClassifierOptions m = ctx.options.clf_model;
   m.image_size(ctx.data.train.height())
       .image_channels(ctx.data.train.channels())
       .num_classes(ctx.dataset.num_classes());
-  return {{"seed", o.seed}, {"model", options_config_json(m)}, {"train", options_config_json(o.clf_train)}};
+  return m;
+}
+
+nlohmann::json classifier_options(const PipelineContext& ctx) {
+  const auto& o = ctx.options;
+  if (!o.classifier_checkpoint.empty()) return {{"reuse", file_checksum(o.classifier_checkpoint)}};
+  return {{"seed", o.seed}, {"model", options_config_json(clf_model_of(ctx))},
+          {"train", options_config_json(o.clf_train)}};
 }
 
 StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
@@ -153,15 +158,11 @@ StageOutcome run_classifier(PipelineContext& ctx, Stage& stage) {
     return {{{"test_accuracy", classifier_accuracy(model, ctx.combined(ctx.data.test))}}, {}};
   }
   seed_everything(o.seed);
-  ImageClassifierOptions mo = o.clf_model;
-  mo.image_size(ctx.data.train.height())
-      .image_channels(ctx.data.train.channels())
-      .num_classes(ctx.dataset.num_classes());
-  ImageClassifier model(mo);
-  ClassifierTrainOptions to = o.clf_train;
-  to.out_dir = stage.dir();  // classifier.pt (written again below with the test figures) and epochs.jsonl
-  // One class per combination of the label fields ("red 7"): what graded generation asks of a generated image.
-  ClassifierTrainer trainer(model, to, ctx.combined(ctx.split.train), ctx.combined(ctx.split.validation), ctx.device);
+  ImageClassifier model(clf_model_of(ctx));
+  // One class per combination of the label fields ("red 7"): what graded generation asks of a generated image. No
+  // out_dir: the stage writes classifier.pt once, below, with the test figures.
+  ClassifierTrainer trainer(model, o.clf_train, ctx.combined(ctx.split.train), ctx.combined(ctx.split.validation),
+                            ctx.device);
   auto r = [&] {
     ScopedThreads threads(o.threads, ThreadPool::kTorch);
     return trainer.train();

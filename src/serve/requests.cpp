@@ -74,7 +74,7 @@ std::vector<float> decode_png_request(const std::string& bytes, const RequestLim
   il.max_file_bytes = limits.max_image_bytes;
   il.max_width = il.max_height = 4096;
   il.max_pixels = 4096 * 4096;
-  GrayImage img;
+  DecodedImage img;
   try {
     img = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "request body",
                        static_cast<int>(limits.image_channels), il);

@@ -371,35 +371,36 @@ void SequenceFormat::write(const std::string& path, const std::vector<Record>& r
   write_text_atomically(path, text);
 }
 
+std::vector<int64_t> SequenceFormat::field_order(int64_t tmpl) const {
+  std::vector<int64_t> out;
+  for (const auto& s : segments(tmpl))
+    if (s.is_field()) out.push_back(s.field);
+  return out;
+}
+
+std::vector<int64_t> SequenceFormat::fields_before(int64_t tmpl, int64_t f) const {
+  auto order = field_order(tmpl);
+  const auto at = std::find(order.begin(), order.end(), f);
+  VLM_CHECK(at != order.end(), "sequence format: template ", tmpl, " has no field ", f);
+  return {order.begin(), at};
+}
+
 int64_t SequenceFormat::template_ending_with(int64_t f) const {
   field(f);
-  for (int64_t t = 0; t < num_templates(); ++t) {
-    const auto& segs = templates_[t];
-    for (auto it = segs.rbegin(); it != segs.rend(); ++it)
-      if (it->is_field()) {
-        if (it->field == f) return t;
-        break;
-      }
-  }
+  for (int64_t t = 0; t < num_templates(); ++t)
+    if (field_order(t).back() == f) return t;
   return -1;
 }
 
 int64_t SequenceFormat::reading_template(int64_t f) const {
   VLM_CHECK(field(f).is_label(), "reading_template: field '", field(f).name, "' is not a label field");
+  const int64_t codecs = num_fields() - static_cast<int64_t>(label_fields().size());
   int64_t best = -1, fewest = 0;
   for (int64_t t = 0; t < num_templates(); ++t) {
-    int64_t labels_before = 0;
-    bool codecs_before = true;
-    bool seen = false;
-    for (const auto& s : templates_[t]) {
-      if (!s.is_field()) continue;
-      if (s.field == f) {
-        seen = true;
-        continue;
-      }
-      if (seen) codecs_before &= !fields_[s.field].is_codec();
-      else labels_before += fields_[s.field].is_label();
-    }
+    const auto before = fields_before(t, f);  // every template holds every field
+    const int64_t labels_before =
+        std::count_if(before.begin(), before.end(), [&](int64_t g) { return fields_[g].is_label(); });
+    const bool codecs_before = static_cast<int64_t>(before.size()) - labels_before == codecs;
     if (codecs_before && (best < 0 || labels_before < fewest)) best = t, fewest = labels_before;
   }
   return best;

@@ -16,7 +16,7 @@ struct ImageLimits {
   int64_t max_file_bytes = int64_t(256) << 20;     ///< larger files are refused before being read
 };
 
-struct GrayImage {
+struct DecodedImage {
   int width = 0, height = 0;
   int channels = 1;             ///< 1 (grey) or 3 (RGB), as asked of decode_image
   int source_channels = 0;      ///< what the file holds: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA
@@ -25,14 +25,15 @@ struct GrayImage {
 
 /// Decodes a PNG, BMP or PGM/PPM from memory to 8-bit grayscale. Throws vlm::Error naming `name` when the data is not
 /// such an image, is damaged, or exceeds `limits`.
-GrayImage decode_image_gray(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits = {});
+DecodedImage decode_image_gray(const uint8_t* data, size_t size, const std::string& name,
+                              const ImageLimits& limits = {});
 
 /// The same, converted to `channels` (1: grey by luminance, 3: RGB).
-GrayImage decode_image(const uint8_t* data, size_t size, const std::string& name, int channels,
+DecodedImage decode_image(const uint8_t* data, size_t size, const std::string& name, int channels,
                        const ImageLimits& limits = {});
 
 /// Reads and decodes a file (its size is checked against limits.max_file_bytes before reading).
-GrayImage read_image_gray_pixels(const std::string& path, const ImageLimits& limits = {});
-GrayImage read_image_pixels(const std::string& path, int channels, const ImageLimits& limits = {});
+DecodedImage read_image_gray_pixels(const std::string& path, const ImageLimits& limits = {});
+DecodedImage read_image_pixels(const std::string& path, int channels, const ImageLimits& limits = {});
 
 }  // namespace vlm

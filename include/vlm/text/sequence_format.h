@@ -127,6 +127,10 @@ class SequenceFormat {
   /// Writes records padded to the block size, one per line, atomically.
   void write(const std::string& path, const std::vector<Record>& records) const;
 
+  /// The fields template `tmpl` writes, in its order.
+  std::vector<int64_t> field_order(int64_t tmpl) const;
+  /// The fields template `tmpl` writes before `field`, in its order.
+  std::vector<int64_t> fields_before(int64_t tmpl, int64_t field) const;
   /// A template in which `field` comes after every other field (the one to generate it with), -1 if none.
   int64_t template_ending_with(int64_t field) const;
   /// The template to classify label `field` from the codec fields: one that writes every codec field before it, with
